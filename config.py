@@ -1,0 +1,147 @@
+"""Configuration from the environment, parsed once at start-up.
+
+Every setting is read here and nowhere else. A bad value stops the app with a
+`ConfigError` naming the variable and what is wrong with it, so a trust's IT lead sees
+the problem at start-up, not at 3 a.m. when the first page fails to go out.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_IDLE_MINUTES = 30
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _database_url(env: dict[str, str], instance_path: Path) -> str:
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        return f"sqlite:///{instance_path / 'goldenhour.sqlite3'}"
+    if raw.startswith("postgres://"):  # Heroku-style alias
+        raw = "postgresql://" + raw[len("postgres://") :]
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            "DATABASE_URL is not a database URL; expected e.g. "
+            "postgresql://user:password@127.0.0.1:5432/goldenhour or sqlite:////path/file.db"
+        ) from None
+    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError(
+            f"DATABASE_URL uses {url.get_backend_name()!r}; goldenhour runs on sqlite or postgresql"
+        )
+    if url.get_backend_name() == "postgresql":
+        if url.drivername in {"postgresql", "postgresql+psycopg2"}:
+            url = url.set(drivername="postgresql+psycopg")
+        if not url.database:
+            raise ConfigError("DATABASE_URL names no database (add /goldenhour at the end)")
+    return url.render_as_string(hide_password=False)
+
+
+def _secret_key(env: dict[str, str], instance_path: Path, production: bool) -> str:
+    key = env.get("SECRET_KEY", "")
+    if key:
+        if production and len(key) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        return key
+    if production:
+        raise ConfigError("SECRET_KEY is required when GOLDENHOUR_ENV=production")
+    # Development: one random key, kept so sessions survive a restart.
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def _public_base_url(env: dict[str, str]) -> str:
+    raw = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").strip().rstrip("/")
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(
+            f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+            f"https://goldenhour.example.nhs.uk, not {raw!r}"
+        )
+    return raw
+
+
+def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "instance") -> dict:
+    """Build the Flask config mapping from environment variables.
+
+    Raises ConfigError naming the first bad variable.
+    """
+    env = dict(os.environ if env is None else env)
+    instance = Path(instance_path)
+    environment = env.get("GOLDENHOUR_ENV", "development").strip().lower()
+    if environment not in {"development", "production", "test"}:
+        raise ConfigError(
+            f"GOLDENHOUR_ENV must be development, production or test, not {environment!r}"
+        )
+    production = environment == "production"
+    public_base_url = _public_base_url(env)
+    database_url = _database_url(env, instance)
+    config = {
+        "GOLDENHOUR_ENV": environment,
+        "SECRET_KEY": _secret_key(env, instance, production),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "PUBLIC_BASE_URL": public_base_url,
+        "NETWORK_CODE": env.get("GOLDENHOUR_NETWORK_CODE", "EM").strip().upper() or "EM",
+        "IDLE_TIMEOUT_MINUTES": _int(env, "IDLE_TIMEOUT_MINUTES", DEFAULT_IDLE_MINUTES, 1),
+        "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5, 1),
+        "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 15, 1),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
+        "SESSION_COOKIE_NAME": "goldenhour_session",
+        "REMEMBER_COOKIE_DURATION": 0,
+        "WTF_CSRF_TIME_LIMIT": None,  # the session's idle timeout bounds it instead
+        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
+        "SCHEDULER_IN_PROCESS": _bool(env, "SCHEDULER_IN_PROCESS", not production),
+    }
+    return config
+
+
+def engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        # busy timeout: a writer waits for the lock instead of failing at once.
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}

@@ -1,0 +1,153 @@
+"""Fixtures: an app on a real, throw-away database (SQLite and PostgreSQL), clients
+that carry the CSRF token like a browser does, and factories for people."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+
+import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+pytest_plugins = [
+    "tests.services.postgres",
+]
+
+TEST_PASSWORD = "correct horse battery"
+
+
+class BrowserClient(FlaskClient):
+    """A test client that sends the CSRF token with form and JSON posts, as a page would.
+
+    `post(..., csrf=False)` sends nothing, to prove a forged post is refused.
+
+    Each request runs in a fresh context, as it would in a server: it gets its own
+    app context, `g` and database session, not the test's. The test's own session
+    ends its transaction first (a SQLite write lock held by the test would otherwise
+    block the request) and sees fresh rows afterwards.
+    """
+
+    csrf_token: str | None = None
+
+    def open(self, *args, csrf: bool = True, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method not in {"GET", "HEAD", "OPTIONS"}:
+            token = self.fetch_csrf_token()
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", token)
+            kwargs["headers"] = headers
+        if has_app_context():
+            from extensions import db
+
+            db.session.commit()
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+    def fetch_csrf_token(self) -> str:
+        if self.csrf_token is None:
+            page = self.open("/login", method="GET").get_data(as_text=True)
+            match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or \
+                re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert match, "no CSRF token on the sign-in page"
+            self.csrf_token = match.group(1)
+        return self.csrf_token
+
+    def login(self, email: str, password: str = TEST_PASSWORD):
+        self.csrf_token = None
+        response = self.post("/login", data={"email": email, "password": password})
+        self.csrf_token = None  # the session was renewed: take a new token
+        return response
+
+    def logout(self):
+        return self.post("/logout")
+
+
+def _truncate_all(db) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in reversed(db.metadata.sorted_tables))
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema_url(request):
+    """One database per worker with the schema created once; tests truncate after use."""
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database("gh_app")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'goldenhour.sqlite3'}"
+    return request.getfixturevalue("_postgres_schema_url")
+
+
+def make_app(database_url: str, instance_path, **overrides):
+    from app import create_app
+
+    config = {
+        "TESTING": True,
+        "GOLDENHOUR_ENV": "test",
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        "SCHEDULER_IN_PROCESS": False,
+        "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+    }
+    config.update(overrides)
+    app = create_app(config)
+    app.instance_path = str(instance_path)
+    app.test_client_class = BrowserClient
+    return app
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    from extensions import db
+
+    app = make_app(database_url, tmp_path)
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        if db.engine.dialect.name == "postgresql":
+            _truncate_all(db)
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app) -> BrowserClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def network(app):
+    """The demo network (hospitals, hubs, travel times, users, rota) in the database."""
+    from workflow.seed import seed_demo
+
+    seed_demo()
+    return app
+
+
+@pytest.fixture
+def make_user(app):
+    """Factory: make_user(roles=["referrer"], hospital="PIL", specialties=[...]) -> User."""
+    from workflow.accounts import create_user
+
+    counter = iter(range(1, 10_000))
+
+    def make(roles=("referrer",), hospital=None, specialties=(), email=None, **kw):
+        n = next(counter)
+        return create_user(
+            email=email or f"user{n}@test.nhs.uk", name=kw.pop("name", f"Test User {n}"),
+            password=kw.pop("password", TEST_PASSWORD), roles=list(roles),
+            hospital_code=hospital, specialties=list(specialties), **kw,
+        )
+
+    return make

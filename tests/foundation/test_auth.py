@@ -1,0 +1,150 @@
+import re
+from datetime import timedelta
+
+import time_machine
+from sqlalchemy import select
+
+from extensions import db
+from models import AccessLog, LoginSession
+from tests.conftest import TEST_PASSWORD
+
+
+def _log_rows(action):
+    return db.session.scalars(select(AccessLog).where(AccessLog.action == action)
+                              .order_by(AccessLog.id)).all()
+
+
+def test_a_user_signs_in_and_sees_the_home_page(client, make_user):
+    make_user(roles=["referrer"], hospital=None, email="rhys@pil.nhs.uk", name="Rhys")
+    response = client.login("rhys@pil.nhs.uk")
+    assert response.status_code == 302
+    page = client.get("/").get_data(as_text=True)
+    assert "Hello, Rhys" in page
+    row = _log_rows("login")[-1]
+    assert (row.outcome, row.email, row.role, row.address) == ("ok", "rhys@pil.nhs.uk",
+                                                              "referrer", "127.0.0.1")
+
+
+def test_a_wrong_password_is_refused_with_its_own_message(client, make_user):
+    make_user(email="a@pil.nhs.uk")
+    response = client.login("a@pil.nhs.uk", "wrong password!")
+    assert response.status_code == 401
+    assert "That password is not right" in response.get_data(as_text=True)
+    assert _log_rows("login")[-1].outcome == "failure"
+
+
+def test_an_unknown_user_is_told_so(client, app):
+    response = client.login("nobody@pil.nhs.uk", "whatever-password")
+    assert response.status_code == 401
+    assert "No account uses that email address" in response.get_data(as_text=True)
+
+
+def test_a_deactivated_user_cannot_sign_in(client, make_user):
+    from workflow.accounts import set_active
+
+    user = make_user(email="gone@pil.nhs.uk")
+    set_active(user, False)
+    response = client.login("gone@pil.nhs.uk")
+    assert "deactivated" in response.get_data(as_text=True)
+
+
+def test_sign_in_is_paused_after_repeated_failures(client, make_user):
+    make_user(email="target@pil.nhs.uk")
+    for _ in range(5):
+        client.login("target@pil.nhs.uk", "guess-guess-guess")
+    response = client.login("target@pil.nhs.uk")  # even the right password now waits
+    assert response.status_code == 401
+    assert "Too many failed sign-ins" in response.get_data(as_text=True)
+    assert _log_rows("login")[-1].outcome == "denied"
+    with time_machine.travel(timedelta(minutes=16)):
+        assert client.login("target@pil.nhs.uk").status_code == 302
+
+
+def test_sign_in_gives_a_new_session(client, make_user):
+    make_user(email="fix@pil.nhs.uk")
+    client.get("/login")
+    before = client.get_cookie("goldenhour_session").value
+    client.login("fix@pil.nhs.uk")
+    after = client.get_cookie("goldenhour_session").value
+    assert before != after
+    sessions = db.session.scalars(select(LoginSession)).all()
+    assert len(sessions) == 1 and sessions[0].ended_at is None
+
+
+def test_a_cookie_replayed_after_sign_out_is_refused(client, make_user, app):
+    make_user(email="replay@pil.nhs.uk")
+    client.login("replay@pil.nhs.uk")
+    stolen = client.get_cookie("goldenhour_session").value
+    assert client.get("/").status_code == 200
+    client.logout()
+    replayer = app.test_client()
+    replayer.set_cookie("goldenhour_session", stolen)
+    response = replayer.get("/")
+    assert response.status_code == 302 and "/login" in response.location
+
+
+def test_an_idle_session_expires_and_says_why(client, make_user):
+    make_user(email="idle@pil.nhs.uk")
+    client.login("idle@pil.nhs.uk")
+    with time_machine.travel(timedelta(minutes=31)):
+        response = client.get("/")
+        assert response.status_code == 302
+        page = client.get(response.location).get_data(as_text=True)
+    assert "without activity" in page
+
+
+def test_an_active_session_does_not_expire(client, make_user):
+    make_user(email="busy@pil.nhs.uk")
+    client.login("busy@pil.nhs.uk")
+    for minutes in (20, 40, 60):
+        with time_machine.travel(timedelta(minutes=minutes)):
+            assert client.get("/").status_code == 200
+
+
+def test_a_post_without_csrf_token_is_refused_with_a_message(client, make_user):
+    make_user(email="csrf@pil.nhs.uk")
+    response = client.post("/login", data={"email": "csrf@pil.nhs.uk",
+                                           "password": TEST_PASSWORD}, csrf=False)
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+
+
+def test_every_non_get_form_route_refuses_a_post_without_csrf(app, client, make_user):
+    make_user(roles=["admin"], email="admin@test.nhs.uk")
+    client.login("admin@test.nhs.uk")
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if "POST" not in rule.methods or rule.rule.startswith(("/api/", "/webhooks/")):
+            continue
+        url = re.sub(r"<(?:\w+:)?\w+>", "1", rule.rule)
+        response = client.post(url, data={}, csrf=False)
+        assert response.status_code == 400, f"{rule.rule} accepted a post without CSRF"
+        checked += 1
+    assert checked >= 5
+
+
+def test_the_session_cookie_is_httponly_and_samesite(client, make_user):
+    make_user(email="cookie@pil.nhs.uk")
+    response = client.login("cookie@pil.nhs.uk")
+    header = [h for h in response.headers.getlist("Set-Cookie") if "goldenhour_session" in h][0]
+    assert "HttpOnly" in header and "SameSite=Lax" in header
+
+
+def test_next_parameter_cannot_send_the_user_off_site(client, make_user):
+    make_user(email="next@pil.nhs.uk")
+    client.csrf_token = None
+    response = client.post("/login?next=https://evil.example/", data={
+        "email": "next@pil.nhs.uk", "password": TEST_PASSWORD})
+    assert response.location == "/"
+
+
+def test_an_api_token_authenticates_and_can_be_revoked(app, make_user):
+    from workflow.accounts import issue_token, revoke_tokens
+
+    make_user(roles=["admin"], email="api@test.nhs.uk")
+    token = issue_token("api@test.nhs.uk")
+    api = app.test_client()
+    assert api.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert api.get("/", headers={"Authorization": "Bearer gh_forged"}).status_code == 302
+    assert revoke_tokens("api@test.nhs.uk") == 1
+    assert api.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 302

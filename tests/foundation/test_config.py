@@ -1,0 +1,80 @@
+import pytest
+
+from config import ConfigError, load_config
+
+
+def test_it_defaults_to_a_sqlite_file_under_instance(tmp_path):
+    config = load_config({}, tmp_path)
+    assert config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'goldenhour.sqlite3'}"
+
+
+def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
+    first = load_config({}, tmp_path)["SECRET_KEY"]
+    assert len(first) >= 32
+    assert load_config({}, tmp_path)["SECRET_KEY"] == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY is required"):
+        load_config({"GOLDENHOUR_ENV": "production"}, tmp_path)
+
+
+def test_production_refuses_a_short_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_config({"GOLDENHOUR_ENV": "production", "SECRET_KEY": "short"}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("not a url", "DATABASE_URL is not a database URL"),
+        ("mysql://u@h/db", "goldenhour runs on sqlite or postgresql"),
+        ("postgresql://u@127.0.0.1:5432", "names no database"),
+    ],
+)
+def test_a_malformed_database_url_is_named(tmp_path, url, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({"DATABASE_URL": url}, tmp_path)
+
+
+def test_postgres_urls_use_the_psycopg3_driver(tmp_path):
+    config = load_config({"DATABASE_URL": "postgres://gh:pw@127.0.0.1/goldenhour"}, tmp_path)
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://gh:pw@")
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"PUBLIC_BASE_URL": "goldenhour.nhs.uk"}, "PUBLIC_BASE_URL must be an absolute"),
+        ({"IDLE_TIMEOUT_MINUTES": "soon"}, "IDLE_TIMEOUT_MINUTES must be a whole number"),
+        ({"IDLE_TIMEOUT_MINUTES": "0"}, "at least 1"),
+        ({"SCHEDULER_IN_PROCESS": "maybe"}, "SCHEDULER_IN_PROCESS must be true or false"),
+        ({"GOLDENHOUR_ENV": "staging"}, "GOLDENHOUR_ENV must be"),
+    ],
+)
+def test_each_bad_setting_is_named(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env, tmp_path)
+
+
+def test_the_session_cookie_is_secure_behind_https(tmp_path):
+    config = load_config({"PUBLIC_BASE_URL": "https://gh.example.nhs.uk"}, tmp_path)
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SESSION_COOKIE_HTTPONLY"] is True
+    assert config["SESSION_COOKIE_SAMESITE"] == "Lax"
+    assert load_config({}, tmp_path)["SESSION_COOKIE_SECURE"] is False
+
+
+def test_create_app_stops_with_the_config_error(monkeypatch):
+    from app import create_app
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://nope/db")
+    with pytest.raises(ConfigError, match="sqlite or postgresql"):
+        create_app()
+
+
+def test_the_health_check_answers(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json["checks"]["database"] == "ok"

@@ -1,0 +1,35 @@
+"""Blueprints. Routes are thin: parse input, call one workflow function, render."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_login import current_user
+
+from workflow import policy
+from workflow.times import format_local
+
+# (endpoint, label, permission): the navigation, shown only to those allowed.
+NAV_ITEMS: list[tuple[str, str, str]] = [
+    ("admin.index", "Admin", "admin.manage"),
+]
+
+
+def register(app: Flask) -> None:
+    from views import admin, auth, errors, home
+    from views.cli import register_cli
+
+    auth.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(admin.bp)
+    register_cli(app)
+
+    app.add_template_filter(format_local, "local")
+
+    @app.context_processor
+    def _template_helpers():
+        return {
+            "can": lambda permission: policy.allowed(current_user, permission),
+            "nav_items": NAV_ITEMS,
+        }

@@ -1,0 +1,18 @@
+"""Command-line tools for admins: `flask users ...`, `flask seed-demo`, `flask images ...`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    from views.cli.seed import seed_demo_command
+    from views.cli.users import users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo_command)
+    try:
+        from views.cli.images import images_cli
+    except ImportError:  # the images CLI arrives with the imaging module
+        return
+    app.cli.add_command(images_cli)

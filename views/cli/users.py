@@ -1,0 +1,69 @@
+"""`flask users create|token|revoke-tokens|list`."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from extensions import db
+from models import Role, User
+from workflow import accounts
+from workflow.errors import NotFound, ValidationFailed
+
+users_cli = AppGroup("users", help="Manage user accounts and API tokens.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", "roles", multiple=True, required=True,
+              type=click.Choice([r.value for r in Role]), help="Repeat for several roles.")
+@click.option("--hospital", default=None, help="Hospital code, e.g. QMC.")
+@click.option("--specialty", "specialties", multiple=True, help="Repeat for several.")
+@click.option("--phone", default="")
+@click.password_option()
+def create(email, name, roles, hospital, specialties, phone, password):
+    """Create a user."""
+    try:
+        user = accounts.create_user(email=email, name=name, password=password, roles=list(roles),
+                                    hospital_code=hospital, specialties=list(specialties),
+                                    phone=phone)
+    except ValidationFailed as exc:
+        for field, message in exc.errors.items():
+            click.echo(f"{field}: {message}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"Created {user.email} ({', '.join(sorted(user.roles))}).")
+
+
+@users_cli.command("token")
+@click.argument("email")
+@click.option("--label", default="", help="What the token is for.")
+def token(email, label):
+    """Print a new API token for EMAIL (shown once; stored hashed)."""
+    try:
+        click.echo(accounts.issue_token(email, label))
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+@users_cli.command("revoke-tokens")
+@click.argument("email")
+def revoke_tokens(email):
+    """Revoke every API token of EMAIL."""
+    try:
+        count = accounts.revoke_tokens(email)
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"Revoked {count} token(s).")
+
+
+@users_cli.command("list")
+def list_users():
+    """List users with their roles and hospital."""
+    for user in db.session.scalars(select(User).order_by(User.email)):
+        hospital = user.hospital.code if user.hospital else "-"
+        state = "" if user.active else " (deactivated)"
+        click.echo(f"{user.email}\t{','.join(sorted(user.roles))}\t{hospital}{state}")

@@ -1,0 +1,1 @@
+"""The domain: referrals, paging, clocks, accounts. Free of Flask request objects."""

@@ -1,0 +1,262 @@
+"""Accounts: passwords, sign-in with throttling, server-side login sessions, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from extensions import db
+from models import AccessLog, ApiToken, Hospital, LoginSession, Role, Specialty, User
+from workflow import access_log
+from workflow.errors import NotFound, ValidationFailed
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class SignInRefused(Exception):
+    """Sign-in failed; the message is safe and specific enough to show the user."""
+
+
+def hash_password(password: str) -> str:
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+    return generate_password_hash(password, method=method)
+
+
+def check_new_password(password: str) -> None:
+    """Raise ValidationFailed when ``password`` is too weak to set."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed(
+            {"password": f"Use at least {MIN_PASSWORD_LENGTH} characters."}
+        )
+
+
+def create_user(
+    *,
+    email: str,
+    name: str,
+    password: str,
+    roles: list[str],
+    hospital_code: str | None = None,
+    specialties: list[str] = (),
+    phone: str = "",
+) -> User:
+    """Create and commit a user.
+
+    Raises ValidationFailed naming each bad field (email taken, unknown role,
+    hospital or specialty, weak password).
+    """
+    errors: dict[str, str] = {}
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        errors["email"] = "Enter an email address like name@hospital.nhs.uk."
+    elif db.session.scalar(select(User).where(User.email == email)):
+        errors["email"] = "A user with this email address already exists."
+    if not name.strip():
+        errors["name"] = "Enter the user's name."
+    try:
+        check_new_password(password)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    bad_roles = sorted(set(roles) - {str(r) for r in Role})
+    if bad_roles or not roles:
+        errors["roles"] = (
+            f"Unknown role {', '.join(bad_roles)}; choose from {', '.join(r.value for r in Role)}."
+            if bad_roles
+            else "Give the user at least one role."
+        )
+    hospital = None
+    if hospital_code:
+        hospital = db.session.scalar(select(Hospital).where(Hospital.code == hospital_code))
+        if hospital is None:
+            errors["hospital"] = f"No hospital has the code {hospital_code!r}."
+    found = list(db.session.scalars(select(Specialty).where(Specialty.code.in_(specialties))))
+    unknown = sorted(set(specialties) - {s.code for s in found})
+    if unknown:
+        errors["specialties"] = f"Unknown specialty {', '.join(unknown)}."
+    if errors:
+        raise ValidationFailed(errors)
+    user = User(
+        email=email,
+        name=name.strip(),
+        phone=phone.strip(),
+        password_hash=hash_password(password),
+        hospital=hospital,
+        specialties=found,
+    )
+    user.roles = roles
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def _recent_failures(column, value: str, since: datetime) -> int:
+    return db.session.scalar(
+        select(func.count(AccessLog.id)).where(
+            AccessLog.action == "login",
+            AccessLog.outcome == "failure",
+            column == value,
+            AccessLog.at >= since,
+        )
+    )
+
+
+def authenticate(email: str, password: str, address: str) -> User:
+    """Check a sign-in and log it (success or failure).
+
+    Raises SignInRefused with a specific message: throttled, unknown account,
+    deactivated account, or wrong password.
+    """
+    email = (email or "").strip().lower()
+    config = current_app.config
+    limit = config["LOGIN_MAX_FAILURES"]
+    window = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"])
+    since = datetime.now(UTC) - window
+    if (
+        _recent_failures(AccessLog.email, email, since) >= limit
+        or _recent_failures(AccessLog.address, address, since) >= limit * 4
+    ):
+        access_log.record("login", "denied", email=email, address=address, detail="throttled")
+        raise SignInRefused(
+            f"Too many failed sign-ins. Wait {config['LOGIN_LOCKOUT_MINUTES']} minutes "
+            "and try again, or ask your network admin to reset your password."
+        )
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        access_log.record("login", "failure", email=email, address=address, detail="unknown user")
+        raise SignInRefused("No account uses that email address. Check the spelling.")
+    if not user.active:
+        access_log.record("login", "failure", email=email, address=address, detail="deactivated")
+        raise SignInRefused("This account has been deactivated. Ask your network admin.")
+    if not check_password_hash(user.password_hash, password or ""):
+        access_log.record("login", "failure", email=email, address=address, detail="bad password")
+        raise SignInRefused(
+            f"That password is not right. After {limit} failed attempts sign-in is paused "
+            f"for {config['LOGIN_LOCKOUT_MINUTES']} minutes."
+        )
+    return user
+
+
+def start_session(user: User, address: str) -> LoginSession:
+    """Open a server-side login session for ``user`` and log the sign-in."""
+    row = LoginSession(id=secrets.token_urlsafe(32), user_id=user.id, address=address[:64])
+    db.session.add(row)
+    access_log.record("login", "ok", user=user, address=address, commit=False)
+    db.session.commit()
+    return row
+
+
+def touch_session(session_id: str | None, user_id: int, idle: timedelta) -> bool:
+    """Refresh an open session; False (and the session ended) when it is closed or idle."""
+    if not session_id:
+        return False
+    now = datetime.now(UTC)
+    row = db.session.get(LoginSession, session_id)
+    if row is None or row.user_id != user_id or row.ended_at is not None:
+        return False
+    if now - row.last_seen_at > idle:
+        row.ended_at = now
+        db.session.commit()
+        return False
+    # Write at most once a minute: a page load should not always be a write.
+    if now - row.last_seen_at > timedelta(seconds=60):
+        row.last_seen_at = now
+        db.session.commit()
+    return True
+
+
+def end_session(session_id: str | None, user: User | None, address: str) -> None:
+    """Close a login session so its cookie can never be used again; log the sign-out."""
+    if session_id:
+        db.session.execute(
+            update(LoginSession)
+            .where(LoginSession.id == session_id, LoginSession.ended_at.is_(None))
+            .values(ended_at=datetime.now(UTC))
+        )
+    if user is not None:
+        access_log.record("logout", "ok", user=user, address=address, commit=False)
+    db.session.commit()
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(email: str, label: str = "") -> str:
+    """Create an API token for the user with ``email``; return it (shown once).
+
+    Raises NotFound when no active user has that email.
+    """
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.active:
+        raise NotFound(f"no active user with email {email!r}")
+    token = "gh_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_hash=_token_digest(token), label=label))
+    db.session.commit()
+    return token
+
+
+def revoke_tokens(email: str) -> int:
+    """Revoke every live API token of the user with ``email``; return how many.
+
+    Raises NotFound when no user has that email.
+    """
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"no user with email {email!r}")
+    result = db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def user_for_token(token: str) -> User | None:
+    """The active user owning a live API token, or None."""
+    row = db.session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)
+        )
+    )
+    if row is None or not row.user.active:
+        return None
+    return row.user
+
+
+def set_password(user: User, password: str) -> None:
+    """Set a new password and end the user's open sessions.
+
+    Raises ValidationFailed when the password is too weak.
+    """
+    check_new_password(password)
+    user.password_hash = hash_password(password)
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=datetime.now(UTC))
+    )
+    db.session.commit()
+
+
+def set_active(user: User, active: bool) -> None:
+    """Activate or deactivate a user; deactivating ends their sessions and tokens."""
+    user.active = active
+    if not active:
+        now = datetime.now(UTC)
+        db.session.execute(
+            update(LoginSession)
+            .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+            .values(ended_at=now)
+        )
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    db.session.commit()
