@@ -1,0 +1,46 @@
+# goldenhour: `make run` for a demo on this machine, `make test` for the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask
+PRISM := tools/prism/node_modules/.bin/prism
+PORT ?= 5000
+export FLASK_APP := app.py
+
+.PHONY: run test test-deps bench lint clean
+
+$(VENV)/.run-installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.run-installed
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+$(PRISM): tools/prism/package.json
+	npm install --silent --no-audit --no-fund --no-package-lock --prefix tools/prism
+	@touch $@
+
+run: $(VENV)/.run-installed
+	@scripts/system-deps.sh run
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo --quiet
+	@$(PY) scripts/run_demo.py --port $(PORT)
+
+test-deps: $(VENV)/.test-installed $(PRISM)
+	@scripts/system-deps.sh test
+
+test: test-deps
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+bench: test-deps
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) tools/prism/node_modules .pytest_cache

@@ -1,0 +1,31 @@
+"""`make run`: start goldenhour on 127.0.0.1 for a demo and print how to sign in."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from app import create_app  # noqa: E402
+from workflow.seed import DEMO_PASSWORD, demo_logins  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args()
+    os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{args.port}")
+    app = create_app()
+    url = f"http://127.0.0.1:{args.port}/"
+    print("\n  goldenhour is starting at " + url)
+    print(f"  Demo logins (password for all: {DEMO_PASSWORD}):")
+    for email, what in demo_logins():
+        print(f"    {email:<40} {what}")
+    print("  Stop with Ctrl-C.\n", flush=True)
+    app.run(host="127.0.0.1", port=args.port, debug=False, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()
