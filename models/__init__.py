@@ -3,10 +3,15 @@
 from models.audit import AccessLog
 from models.network import HubService, Hospital, PacsEndpoint, Specialty, TravelTime, Trust
 from models.people import ApiToken, LoginSession, Role, RotaShift, User, UserRole
+from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 
 __all__ = [
     "AccessLog",
     "ApiToken",
+    "Decision",
+    "LinkedStudy",
+    "Referral",
+    "ReferralEvent",
     "Hospital",
     "HubService",
     "LoginSession",

@@ -15,7 +15,7 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
 
 
 def register(app: Flask) -> None:
-    from views import admin, auth, errors, home
+    from views import admin, api, auth, errors, home
     from views.cli import register_cli
 
     auth.init_app(app)
@@ -23,6 +23,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
     register_cli(app)
 
     app.add_template_filter(format_local, "local")

@@ -1,0 +1,59 @@
+"""The whole story through the API: raise, page sent, accept, ask, answer, decide, transfer."""
+
+from workflow import referrals
+from workflow.accounts import issue_token
+
+
+def stroke_payload(**over):
+    payload = {
+        "specialty": "stroke", "referring_hospital": "PIL",
+        "patient": {"nhs_number": "943 476 5919", "family_name": "Smith", "given_name": "Ann",
+                    "birth_date": "1950-01-01", "sex": "female"},
+        "onset_at": "2026-11-29T01:00", "onset_certainty": "precise",
+        "arrived_at": "2026-11-29T01:40", "question": "Large vessel occlusion? Thrombectomy?",
+        "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",
+                     "thrombolysis_given": False, "imaging": ["CT", "CTA"]},
+    }
+    payload.update(over)
+    return payload
+
+
+def bearer(email):
+    return {"Authorization": f"Bearer {issue_token(email)}"}
+
+
+def test_a_stroke_referral_goes_from_raise_to_transfer(network, client, time_machine):
+    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=True)
+    referrer = bearer("referrer@pil.demo.nhs.uk")
+    specialist = bearer("stroke.night@qmc.demo.nhs.uk")
+    created = client.post("/api/v1/referrals", json=stroke_payload(), headers=referrer)
+    assert created.status_code == 201, created.json
+    rid = created.json["id"]
+    assert created.json["state"] == "submitted"
+    assert created.json["reference"] == f"EM-2026-{rid:06d}"
+    assert created.json["hub"] == "QMC"
+    referrals.system_event(rid, "page_sent")
+
+    def act(action, headers, body=None, status=200):
+        response = client.post(f"/api/v1/referrals/{rid}/{action}", json=body or {},
+                               headers=headers)
+        assert response.status_code == status, response.json
+        return response.json
+
+    assert act("acknowledge", specialist)["state"] == "under_review"
+    act("acknowledge", specialist, status=409)
+    assert act("request-info", specialist, {"question": "Any anticoagulant?"})["state"] == \
+        "info_requested"
+    assert act("provide-info", referrer, {"text": "None."})["state"] == "under_review"
+    act("decide", specialist, {"outcome": "transfer"}, status=422)
+    decided = act("decide", specialist, {"outcome": "transfer", "destination_hospital": "QMC",
+                                         "rationale": "M1 occlusion, thrombectomy"})
+    assert decided["decision"]["destination_hospital"] == "QMC"
+    assert act("depart", referrer)["state"] == "in_transfer"
+    closed = act("arrive", specialist)
+    assert closed["state"] == "closed"
+    assert [e["kind"] for e in closed["events"]] == [
+        "raise", "page_sent", "acknowledge", "request_info", "provide_info", "decide",
+        "depart", "arrive"]
+    assert closed["clocks"]["door_in_door_out"] is not None
+    act("cancel", referrer, {"reason": "too late"}, status=409)

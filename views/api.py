@@ -1,0 +1,118 @@
+"""JSON API under /api/v1. Bearer token or session (with CSRF) authentication."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from extensions import csrf, db
+from models import Hospital, Referral, Specialty
+from views.access import client_address
+from views.openapi import openapi_document
+from views.present import referral_json, referral_summary
+from workflow import access, access_log, referrals
+from workflow.errors import DomainError, NotAllowed, ValidationFailed
+from workflow.states import State
+from workflow.times import now
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+
+@bp.before_request
+def _csrf_for_sessions():
+    """Bearer-token clients are not browsers: CSRF applies only to cookie sessions."""
+    if not request.headers.get("Authorization", "").startswith("Bearer "):
+        csrf.protect()
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ValidationFailed({"": "Send a JSON object with Content-Type: application/json."})
+    return body
+
+
+def _log(action: str, outcome: str, referral_id: int | None = None, detail: str = "") -> None:
+    access_log.record(action, outcome, user=current_user, address=client_address(),
+                      referral_id=referral_id, detail=detail)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return openapi_document()
+
+
+@bp.post("/referrals")
+@login_required
+def create_referral():
+    try:
+        referral = referrals.raise_referral(current_user, _json_body())
+    except DomainError as exc:
+        db.session.rollback()
+        _log("referral.raise", "denied" if isinstance(exc, NotAllowed) else "failure",
+             detail=type(exc).__name__)
+        raise
+    _log("referral.raise", "ok", referral.id)
+    return referral_json(referral, current_user, now()), 201
+
+
+def _filter_value(name: str, allowed: set[str]) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in allowed:
+        raise ValidationFailed({name: f"{value!r} is not one of {', '.join(sorted(allowed))}."})
+    return value
+
+
+@bp.get("/referrals")
+@login_required
+def list_referrals():
+    state = _filter_value("state", {s.value for s in State})
+    specialty = _filter_value("specialty", set(db.session.scalars(select(Specialty.code))))
+    hospital = _filter_value("hospital", set(db.session.scalars(select(Hospital.code))))
+    query = access.visible(current_user, select(Referral))
+    if state:
+        query = query.where(Referral.state == state)
+    if specialty:
+        query = query.join(Specialty, Referral.specialty_id == Specialty.id) \
+            .where(Specialty.code == specialty)
+    if hospital:
+        query = query.join(Hospital, Referral.referring_hospital_id == Hospital.id) \
+            .where(Hospital.code == hospital)
+    rows = db.session.scalars(query.order_by(Referral.created_at.desc()).limit(200)).all()
+    _log("referral.list", "ok", detail=request.query_string.decode()[:200])
+    return {"referrals": [referral_summary(r) for r in rows]}
+
+
+def _visible(referral_id: int, action: str) -> Referral:
+    try:
+        return access.get_visible(current_user, referral_id)
+    except NotAllowed:
+        _log(action, "denied", referral_id)
+        raise
+
+
+@bp.get("/referrals/<int:referral_id>")
+@login_required
+def get_referral(referral_id: int):
+    referral = _visible(referral_id, "referral.view")
+    body = referral_json(referral, current_user, now())
+    _log("referral.view", "ok", referral_id)
+    return body
+
+
+@bp.post("/referrals/<int:referral_id>/<action>")
+@login_required
+def act(referral_id: int, action: str):
+    payload = request.get_json(silent=True) or {}
+    _visible(referral_id, f"referral.{action}"[:64])
+    try:
+        referral = referrals.perform(action, referral_id, current_user, payload)
+    except DomainError as exc:
+        db.session.rollback()
+        _log(f"referral.{action}"[:64], "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        raise
+    _log(f"referral.{action}"[:64], "ok", referral_id)
+    return referral_json(referral, current_user, now())

@@ -1,0 +1,197 @@
+"""The OpenAPI 3 document for /api/v1, built from the same constants the code uses."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from views.present import ACTION_PATHS
+from workflow.referral_input import ONSET_CERTAINTY, SEXES
+from workflow.states import Outcome, State
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _referral(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Referral"}}}}
+
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "string"},
+                       "errors": {"type": "object", "additionalProperties": {"type": "string"}}},
+    },
+    "Patient": {
+        "type": "object",
+        "required": ["nhs_number", "family_name", "given_name", "birth_date", "sex"],
+        "properties": {
+            "nhs_number": {"type": "string", "description": "10 digits, modulus 11 check"},
+            "family_name": {"type": "string", "maxLength": 100},
+            "given_name": {"type": "string", "maxLength": 100},
+            "birth_date": {"type": "string", "format": "date"},
+            "sex": {"type": "string", "enum": list(SEXES)},
+            "local_number": {"type": "string", "maxLength": 32},
+        },
+    },
+    "ReferralInput": {
+        "type": "object",
+        "required": ["specialty", "referring_hospital", "patient", "onset_certainty",
+                     "arrived_at", "question", "clinical"],
+        "properties": {
+            "specialty": {"type": "string",
+                          "enum": ["stroke", "major_trauma", "spinal", "vascular",
+                                   "neurosurgery"]},
+            "referring_hospital": {"type": "string", "description": "hospital code"},
+            "hub": {"type": "string", "description": "hub hospital code (default: nearest)"},
+            "patient": {"$ref": "#/components/schemas/Patient"},
+            "onset_at": {"type": "string", "format": "date-time",
+                         "description": "onset or last known well; local UK time if no offset"},
+            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY)},
+            "arrived_at": {"type": "string", "format": "date-time"},
+            "question": {"type": "string", "maxLength": 4000},
+            "urgency": {"type": "string", "enum": ["emergency", "urgent"]},
+            "clinical": {"type": "object", "description":
+                         "specialty fields: stroke nihss, pre_stroke_mrs, anticoagulant, "
+                         "anticoagulant_last_dose_at, thrombolysis_given, thrombolysis_at, "
+                         "imaging[]; major_trauma age, time_of_injury, mechanism, injuries, "
+                         "gcs, heart_rate, systolic_bp, resp_rate, spo2, treatment, "
+                         "eta_minutes, requirements; spinal level, neurology, asia_grade; "
+                         "vascular diagnosis, haemodynamics, systolic_bp; neurosurgery "
+                         "diagnosis, gcs, pupils"},
+        },
+    },
+    "Event": {
+        "type": "object",
+        "required": ["seq", "kind", "at", "actor", "from_state", "to_state", "data"],
+        "properties": {
+            "seq": {"type": "integer"}, "kind": {"type": "string"},
+            "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
+            "actor_id": {"type": ["integer", "null"]}, "from_state": NULLABLE_STRING,
+            "to_state": {"type": "string"}, "reason": {"type": "string"},
+            "data": {"type": "object"},
+        },
+    },
+    "ReferralSummary": {
+        "type": "object",
+        "required": ["id", "reference", "state", "specialty", "referring_hospital", "hub"],
+        "properties": {
+            "id": {"type": "integer"}, "reference": {"type": "string"},
+            "state": {"type": "string", "enum": [s.value for s in State]},
+            "specialty": {"type": "string"}, "urgency": {"type": "string"},
+            "referring_hospital": {"type": "string"}, "hub": {"type": "string"},
+            "assigned_specialist": NULLABLE_STRING,
+            "created_at": {"type": "string", "format": "date-time"},
+            "outcome": {"type": ["string", "null"]},
+        },
+    },
+    "Referral": {
+        "allOf": [{"$ref": "#/components/schemas/ReferralSummary"}, {
+            "type": "object",
+            "required": ["patient", "events", "clocks", "decision", "studies",
+                         "allowed_actions"],
+            "properties": {
+                "version": {"type": "integer"},
+                "patient": {"$ref": "#/components/schemas/Patient"},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                "clocks": {"type": "object"},
+                "decision": {"type": ["object", "null"]},
+                "studies": {"type": "array", "items": {"type": "object"}},
+                "allowed_actions": {"type": "array", "items": {"type": "string"}},
+            },
+        }],
+    },
+    "ActionInput": {
+        "type": "object",
+        "description": "decide: outcome, destination_hospital, destination_unit, "
+                       "transfer_urgency, advice, rationale; request-info: question; "
+                       "provide-info, addendum, messages: text; cancel: reason; "
+                       "hand-over: to (user id or email), note; depart/arrive/close: note",
+        "properties": {
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "destination_hospital": {"type": "string"}, "destination_unit": {"type": "string"},
+            "transfer_urgency": {"type": "string"}, "advice": {"type": "string"},
+            "rationale": {"type": "string"}, "question": {"type": "string"},
+            "text": {"type": "string"}, "reason": {"type": "string"},
+            "note": {"type": "string"}, "to": {"type": ["string", "integer"]},
+        },
+    },
+}
+
+COMMON = {
+    "400": _error("malformed request (e.g. missing CSRF token on a cookie session)"),
+    "401": _error("not signed in: send Authorization: Bearer <token>"),
+    "403": _error("your role or hospital does not allow this"),
+}
+
+
+@cache
+def openapi_document() -> dict:
+    referral_id = {"name": "referral_id", "in": "path", "required": True,
+                   "schema": {"type": "integer"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "goldenhour API", "version": "1",
+                 "description": "Urgent referrals between the network's hospitals."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                       "schemas": SCHEMAS},
+        "paths": {
+            "/api/v1/referrals": {
+                "post": {
+                    "summary": "Raise a referral", "operationId": "raiseReferral",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ReferralInput"}}}},
+                    "responses": {"201": _referral("the new referral"), **COMMON,
+                                  "422": _error("every bad field, by path")},
+                },
+                "get": {
+                    "summary": "Referrals you may see, newest first (at most 200)",
+                    "operationId": "listReferrals",
+                    "parameters": [
+                        {"name": "state", "in": "query",
+                         "schema": {"type": "string", "enum": [s.value for s in State]}},
+                        {"name": "specialty", "in": "query", "schema": {"type": "string"}},
+                        {"name": "hospital", "in": "query", "schema": {"type": "string"},
+                         "description": "referring hospital code"},
+                    ],
+                    "responses": {"200": {"description": "referrals", "content": {
+                        "application/json": {"schema": {
+                            "type": "object", "required": ["referrals"],
+                            "properties": {"referrals": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/ReferralSummary"}}}}}}},
+                        **COMMON, "422": _error("an unknown filter value")},
+                },
+            },
+            "/api/v1/referrals/{referral_id}": {
+                "get": {
+                    "summary": "One referral with its events, clocks, decision and studies",
+                    "operationId": "getReferral", "parameters": [referral_id],
+                    "responses": {"200": _referral("the referral"), **COMMON,
+                                  "404": _error("no such referral")},
+                },
+            },
+            "/api/v1/referrals/{referral_id}/{action}": {
+                "post": {
+                    "summary": "Act on a referral", "operationId": "actOnReferral",
+                    "parameters": [referral_id, {
+                        "name": "action", "in": "path", "required": True,
+                        "schema": {"type": "string", "enum": sorted(set(ACTION_PATHS.values()))},
+                    }],
+                    "requestBody": {"required": False, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ActionInput"}}}},
+                    "responses": {"200": _referral("the referral after the action"), **COMMON,
+                                  "404": _error("no such referral"),
+                                  "409": _error("not allowed from this state, or someone "
+                                                "else acted first"),
+                                  "422": _error("every bad field, by path")},
+                },
+            },
+        },
+    }

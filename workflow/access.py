@@ -1,0 +1,71 @@
+"""Who may see a referral, and in which capacity a user acts on it."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, or_, select
+
+from extensions import db
+from models import HubService, Referral, Role, User
+from workflow import states
+from workflow.errors import NotAllowed, NotFound
+
+
+def actor_kinds(user: User | None, referral: Referral) -> frozenset[str]:
+    """The capacities in which ``user`` may act on ``referral`` (see workflow.states)."""
+    if user is None or not user.active:
+        return frozenset()
+    kinds = set()
+    if user.has_role(Role.REFERRER) and user.hospital_id == referral.referring_hospital_id:
+        kinds.add(states.REFERRER)
+    service = referral.hub_service
+    if user.has_role(Role.SPECIALIST) and user.hospital_id == service.hospital_id \
+            and service.specialty.code in user.specialty_codes:
+        kinds.add(states.HUB_SPECIALIST)
+    if referral.assigned_specialist_id == user.id and user.has_role(Role.SPECIALIST):
+        kinds.add(states.ASSIGNED)
+    if user.has_role(Role.DUTY_MANAGER) and user.hospital_id == service.hospital_id:
+        kinds.add(states.DUTY_MANAGER)
+    return frozenset(kinds)
+
+
+def can_view(user: User | None, referral: Referral) -> bool:
+    if user is None or not user.active:
+        return False
+    if user.has_role(Role.AUDIT_LEAD) or user.has_role(Role.ADMIN):
+        return True
+    return bool(actor_kinds(user, referral))
+
+
+def visible(user: User, query: Select) -> Select:
+    """Narrow a select of Referral to what ``user`` may see."""
+    if user.has_role(Role.AUDIT_LEAD) or user.has_role(Role.ADMIN):
+        return query
+    clauses = []
+    if user.has_role(Role.REFERRER) and user.hospital_id:
+        clauses.append(Referral.referring_hospital_id == user.hospital_id)
+    if user.has_role(Role.SPECIALIST) and user.hospital_id:
+        specialty_ids = [s.id for s in user.specialties]
+        services = select(HubService.id).where(HubService.hospital_id == user.hospital_id,
+                                               HubService.specialty_id.in_(specialty_ids))
+        clauses.append(Referral.hub_service_id.in_(services))
+        clauses.append(Referral.assigned_specialist_id == user.id)
+    if user.has_role(Role.DUTY_MANAGER) and user.hospital_id:
+        services = select(HubService.id).where(HubService.hospital_id == user.hospital_id)
+        clauses.append(Referral.hub_service_id.in_(services))
+    if not clauses:
+        return query.where(False)
+    return query.where(or_(*clauses))
+
+
+def get_visible(user: User, referral_id: int) -> Referral:
+    """The referral with ``referral_id`` if ``user`` may see it.
+
+    Raises NotFound when there is no such referral, NotAllowed when it is outside the
+    user's rights (the caller logs the refusal).
+    """
+    referral = db.session.get(Referral, referral_id)
+    if referral is None:
+        raise NotFound(f"no referral {referral_id}")
+    if not can_view(user, referral):
+        raise NotAllowed("this referral is outside your hospital or service")
+    return referral

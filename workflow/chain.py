@@ -1,0 +1,89 @@
+"""Tamper evidence: each referral event stores SHA-256(previous hash + its own content).
+
+Editing, deleting, reordering or inserting an event row breaks the chain at that
+row; `verify_referral()` names the first bad one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from extensions import db
+from models import ReferralEvent
+
+GENESIS = "0" * 64
+
+
+def _at(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(event: ReferralEvent) -> str:
+    """The event's content as canonical JSON (sorted keys, no spaces, UTC times)."""
+    return json.dumps(
+        {
+            "referral_id": event.referral_id,
+            "seq": event.seq,
+            "kind": event.kind,
+            "at": _at(event.at),
+            "actor_id": event.actor_id,
+            "from_state": event.from_state,
+            "to_state": event.to_state,
+            "reason": event.reason,
+            "data": event.data,
+        },
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+    )
+
+
+def seal(event: ReferralEvent, prev_hash: str) -> None:
+    """Set the event's prev_hash and hash (call before it is first flushed)."""
+    event.prev_hash = prev_hash
+    event.hash = hashlib.sha256((prev_hash + canonical(event)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    referral_id: int
+    seq: int | None
+    event_id: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"event {self.event_id} (seq {self.seq})" if self.event_id else "its events"
+        return f"referral {self.referral_id}: {where}: {self.message}"
+
+
+def verify_events(referral_id: int, events: list[ReferralEvent]) -> ChainProblem | None:
+    """Check one referral's events in id order; return the first problem or None."""
+    prev = GENESIS
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            return ChainProblem(referral_id, event.seq, event.id,
+                                f"expected seq {expected_seq}: an event was deleted, "
+                                "inserted or reordered")
+        if event.prev_hash != prev:
+            return ChainProblem(referral_id, event.seq, event.id,
+                                "does not follow the event before it (deleted, inserted or "
+                                "reordered)")
+        recomputed = hashlib.sha256((prev + canonical(event)).encode()).hexdigest()
+        if recomputed != event.hash:
+            return ChainProblem(referral_id, event.seq, event.id,
+                                "its content was changed after it was written")
+        prev = event.hash
+    return None
+
+
+def verify_referral(referral_id: int) -> ChainProblem | None:
+    events = list(db.session.scalars(
+        select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.id)
+    ))
+    if not events:
+        return ChainProblem(referral_id, None, None, "has no events at all")
+    return verify_events(referral_id, events)
