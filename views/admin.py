@@ -9,8 +9,16 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from sqlalchemy import select
-from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms import (
+    EmailField,
+    HiddenField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from extensions import db
@@ -34,8 +42,10 @@ class UserForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired("Enter a name."), Length(max=200)])
     phone = StringField("Mobile (E.164, e.g. +447700900123)",
                         validators=[Optional(), Length(max=32)])
-    hospital = SelectField("Hospital", validators=[Optional()])
-    roles = MultiCheckbox("Roles", choices=[(r.value, r.value.replace("_", " ")) for r in Role])
+    # The workflow names an unknown hospital code; WTForms would only say "Not a valid choice".
+    hospital = SelectField("Hospital", validators=[Optional()], validate_choice=False)
+    roles = MultiCheckbox("Roles", choices=[SelectChoice(r.value, r.value.replace("_", " "))
+                                            for r in Role])
     specialties = MultiCheckbox("Specialties")
     password = PasswordField("Initial password", validators=[DataRequired("Set a password."),
                                                              Length(max=200)])
@@ -48,6 +58,13 @@ class PasswordForm(FlaskForm):
 
 class EmptyForm(FlaskForm):
     """A form with nothing but its CSRF token, for buttons that change state."""
+
+
+class ActiveForm(FlaskForm):
+    """Deactivate (0) or reactivate (1): the state the admin asked for, not a toggle, so a
+    second click from a stale page cannot undo the first."""
+
+    active = HiddenField(validators=[AnyOf(["0", "1"])])
 
 
 class RotaImportForm(FlaskForm):
@@ -118,11 +135,13 @@ def _user_or_404(user_id: int) -> User:
 @bp.route("/users/<int:user_id>/active", methods=["POST"])
 @requires("admin.manage")
 def set_active(user_id: int):
-    form = EmptyForm()
+    form = ActiveForm()
     user = _user_or_404(user_id)
     if form.validate_on_submit():
-        make_active = not user.active
+        make_active = form.active.data == "1"
         if user.id == current_user.id and not make_active:
+            access_log.record("admin.user_deactivate", "denied", user=current_user,
+                              address=client_address(), detail=f"{user.email}: own account")
             flash("You cannot deactivate your own account.")
         else:
             accounts.set_active(user, make_active)
