@@ -111,9 +111,15 @@ def import_csv(text: str) -> int:
     if bad:
         db.session.rollback()
         raise RotaImportError(bad)
-    added = 0
+    added, seen = 0, set()
     with db.session.no_autoflush:
         for shift in shifts:
+            # A shift listed twice in one file: the pending first copy is not flushed, so
+            # the query below cannot see it.
+            key = (shift.user.id, shift.hub_service.id, shift.tier, shift.starts_at)
+            if key in seen:
+                continue
+            seen.add(key)
             exists = db.session.scalar(
                 select(RotaShift.id).where(
                     RotaShift.user_id == shift.user.id,
