@@ -6,6 +6,7 @@ so running `flask seed-demo` twice (or every morning, to extend the rota) is saf
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -66,7 +67,7 @@ PEOPLE = [
     ("duty.manager@qmc.demo.nhs.uk", "Dana Duty", ["duty_manager"], "QMC", [], "+447700900003"),
     ("referrer@pil.demo.nhs.uk", "Dr Rhys Referrer", ["referrer"], "PIL", [], "+447700900010"),
     ("referrer@lch.demo.nhs.uk", "Dr Laura Lincoln", ["referrer"], "LCH", [], "+447700900011"),
-    ("referrer@kmh.demo.nhs.uk", "Dr Ken Mills", ["referrer"], "KMH", [], "+447700900012"),
+    ("referrer@gdh.demo.nhs.uk", "Dr Grace Grantham", ["referrer"], "GDH", [], "+447700900012"),
     ("referrer@kgh.demo.nhs.uk", "Dr Kate Kettering", ["referrer"], "KGH", [], "+447700900013"),
 ]
 SERVICE_STAFF = {  # specialty: (hub, short name)
@@ -138,6 +139,9 @@ def _rota(days: int = 7) -> None:
     """Day (08-20) and night (20-08) shifts: tier 1 registrars, tier 2 consultant."""
     today = now().astimezone(LONDON).date()
     first = datetime(today.year, today.month, today.day, 8, tzinfo=LONDON) - timedelta(hours=12)
+    # Blocks until the week from *now* is covered: a fixed count of blocks from this
+    # morning's 08:00 would leave the last hours uncovered when the seed runs after 08:00.
+    horizon = now() + timedelta(days=days)
     users = {u.email: u for u in db.session.scalars(select(User))}
     for specialty, (hub, _short) in SERVICE_STAFF.items():
         service = db.session.scalar(
@@ -146,10 +150,12 @@ def _rota(days: int = 7) -> None:
         )
         slug = specialty.replace("_", "")
         domain = f"{hub.lower()}.demo.nhs.uk"
-        for block in range(days * 2 + 1):
+        for block in itertools.count():
             # Wall-clock 08:00/20:00 in London, whatever the clock change does.
             local_start = (first + timedelta(hours=12 * block)).replace(tzinfo=None)
             starts = local_start.replace(tzinfo=LONDON)
+            if starts >= horizon:
+                break
             ends = (local_start + timedelta(hours=12)).replace(tzinfo=LONDON)
             registrar = "night" if starts.hour == 20 else "day"
             for tier, label in ((1, registrar), (2, "consultant")):
