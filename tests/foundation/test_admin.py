@@ -5,21 +5,32 @@ import pytest
 from sqlalchemy import func, select
 
 from extensions import db
-from models import AccessLog, LoginSession, User
+from models import AccessLog, Hospital, HubService, LoginSession, User
 from tests.conftest import TEST_PASSWORD
 
 NON_ADMIN_ROLES = ["referrer", "specialist", "audit_lead", "duty_manager"]
 FRIENDLY_403 = "Your role or hospital does not give you access to this page."
 
 
+# Which table each URL argument of an admin route names. A new route with a new argument
+# fails here until its table is added, so that it is checked with a row that exists.
+ROW_FOR_ARGUMENT = {"user_id": User, "service_id": HubService, "hospital_id": Hospital}
+
+
+def _existing_id(match) -> str:
+    name = match.group(1)
+    assert name in ROW_FOR_ARGUMENT, f"add the URL argument {name!r} to ROW_FOR_ARGUMENT"
+    model = ROW_FOR_ARGUMENT[name]
+    return str(db.session.scalar(select(model.id).order_by(model.id)) or 1)
+
+
 def _admin_routes(app):
-    """(method, url, endpoint) for every admin route; ids point at an existing user."""
-    target = db.session.scalar(select(User.id).order_by(User.id))
+    """(method, url, endpoint) for every admin route; ids point at existing rows."""
     routes = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("admin."):
             continue
-        url = re.sub(r"<(?:\w+:)?\w+>", str(target), rule.rule)
+        url = re.sub(r"<(?:\w+:)?(\w+)>", _existing_id, rule.rule)
         method = "GET" if "GET" in rule.methods else "POST"
         routes.append((method, url, rule.endpoint))
     return routes
@@ -79,7 +90,7 @@ def test_every_admin_route_refuses_a_non_admin_with_a_page_and_a_log_row(app, cl
     assert db.session.get(User, user.id).active
 
 
-def test_an_admin_can_open_every_admin_page(app, client, admin):
+def test_an_admin_can_open_every_admin_page(app, client, network, admin):
     gets = [(url, endpoint) for method, url, endpoint in _admin_routes(app) if method == "GET"]
     assert len(gets) >= 5
     for url, endpoint in gets:
