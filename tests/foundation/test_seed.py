@@ -8,13 +8,13 @@ import time_machine
 from sqlalchemy import func, select
 
 from extensions import db
-from models import Hospital, HubService, Role, Trust, TravelTime, User
+from models import Hospital, HubService, Role, TravelTime, Trust, User
 from workflow import rota
 from workflow.seed import DEMO_PASSWORD
 from workflow.times import now
 
-# A Tuesday evening in BST: the next 7 days cross the clock change of Sunday 25 October.
-LATE_EVENING_BEFORE_CLOCK_CHANGE = datetime(2026, 10, 20, 21, 30, tzinfo=UTC)
+# A Tuesday in BST: the next 7 days cross the clocks going back on Sunday 25 October.
+TUESDAY_BEFORE_CLOCK_CHANGE = datetime(2026, 10, 20, 21, 30, tzinfo=UTC)
 
 
 def _seed(runner):
@@ -93,7 +93,7 @@ def test_someone_is_on_call_at_every_hour_of_the_next_week(runner):
 
 @pytest.mark.parametrize("hour", [0, 9, 21])
 def test_the_week_is_covered_whatever_the_time_of_day_the_seed_runs(runner, hour):
-    with time_machine.travel(LATE_EVENING_BEFORE_CLOCK_CHANGE.replace(hour=hour), tick=False):
+    with time_machine.travel(TUESDAY_BEFORE_CLOCK_CHANGE.replace(hour=hour), tick=False):
         _seed(runner)
         _assert_rota_covers_the_next_week()
 
