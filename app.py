@@ -63,10 +63,15 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     import models  # noqa: F401 - register the tables with the metadata
+    import workflow.escalation  # noqa: F401 - paging starts when a referral is raised
     from views import register
 
     register(app)
     _configure_logging(app)
+    if app.config["SCHEDULER_IN_PROCESS"] and not app.config.get("TESTING"):
+        from workflow import scheduler
+
+        scheduler.start_in_process(app)
     return app
 
 

@@ -136,8 +136,44 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "WTF_CSRF_TIME_LIMIT": None,  # the session's idle timeout bounds it instead
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
         "SCHEDULER_IN_PROCESS": _bool(env, "SCHEDULER_IN_PROCESS", not production),
+        "SWEEP_INTERVAL_SECONDS": _int(env, "SWEEP_INTERVAL_SECONDS", 2, 1),
+        **_twilio(env),
+        **_smtp(env),
     }
     return config
+
+
+def _twilio(env: dict[str, str]) -> dict:
+    names = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM_NUMBER")
+    values = {n: env.get(n, "").strip() for n in names}
+    given = [n for n in names if values[n]]
+    if given and len(given) != len(names):
+        missing = ", ".join(n for n in names if not values[n])
+        raise ConfigError(f"Twilio is half configured: set {missing} too (or none of them)")
+    base = env.get("TWILIO_API_BASE", "https://api.twilio.com").strip().rstrip("/")
+    if urlsplit(base).scheme not in {"http", "https"}:
+        raise ConfigError(f"TWILIO_API_BASE must be an http(s) URL, not {base!r}")
+    return {
+        **values,
+        "TWILIO_API_BASE": base,
+        "TWILIO_TIMEOUT_SECONDS": _int(env, "TWILIO_TIMEOUT_SECONDS", 5, 1),
+    }
+
+
+def _smtp(env: dict[str, str]) -> dict:
+    host = env.get("SMTP_HOST", "").strip()
+    sender = env.get("SMTP_FROM", "").strip()
+    if host and not sender:
+        raise ConfigError("SMTP_FROM is required when SMTP_HOST is set")
+    return {
+        "SMTP_HOST": host,
+        "SMTP_PORT": _int(env, "SMTP_PORT", 587, 1),
+        "SMTP_USER": env.get("SMTP_USER", ""),
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD", ""),
+        "SMTP_FROM": sender,
+        "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", True),
+        "SMTP_TIMEOUT_SECONDS": _int(env, "SMTP_TIMEOUT_SECONDS", 10, 1),
+    }
 
 
 def engine_options(database_url: str) -> dict:

@@ -2,6 +2,14 @@
 
 from models.audit import AccessLog
 from models.network import HubService, Hospital, PacsEndpoint, Specialty, TravelTime, Trust
+from models.paging import (
+    Delivery,
+    Escalation,
+    EscalationPolicy,
+    Page,
+    SchedulerHeartbeat,
+    WebhookReceipt,
+)
 from models.people import ApiToken, LoginSession, Role, RotaShift, User, UserRole
 from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 
@@ -9,6 +17,12 @@ __all__ = [
     "AccessLog",
     "ApiToken",
     "Decision",
+    "Delivery",
+    "Escalation",
+    "EscalationPolicy",
+    "Page",
+    "SchedulerHeartbeat",
+    "WebhookReceipt",
     "LinkedStudy",
     "Referral",
     "ReferralEvent",

@@ -10,12 +10,15 @@ from workflow.times import format_local
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.
 NAV_ITEMS: list[tuple[str, str, str]] = [
+    ("referrals.new", "New referral", "referral.raise"),
+    ("referrals.mine", "My referrals", "referral.raise"),
+    ("referrals.worklist", "Worklist", "worklist.view"),
     ("admin.index", "Admin", "admin.manage"),
 ]
 
 
 def register(app: Flask) -> None:
-    from views import admin, api, auth, errors, home
+    from views import admin, api, auth, errors, home, referrals
     from views.cli import register_cli
 
     auth.init_app(app)
@@ -24,6 +27,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(referrals.bp)
     register_cli(app)
 
     app.add_template_filter(format_local, "local")

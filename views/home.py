@@ -19,7 +19,8 @@ def index():
 
 @bp.route("/health")
 def health():
-    """For load balancers and monitoring: 200 when the database answers, else 503."""
+    """For load balancers and monitoring: 503 when the database is down; "degraded"
+    when the paging scheduler has not swept for 30 s (pages are not going out)."""
     checks = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -28,5 +29,13 @@ def health():
         checks["database"] = f"down: {type(exc).__name__}"
     finally:
         db.session.rollback()
-    healthy = all(v == "ok" for v in checks.values())
-    return {"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503
+    if checks["database"] != "ok":
+        return {"status": "down", "checks": checks}, 503
+    from workflow.scheduler import heartbeat_status
+
+    beat = heartbeat_status()
+    checks["scheduler"] = beat["state"]
+    checks["scheduler_last_sweep_seconds_ago"] = beat["age_seconds"]
+    healthy = beat["state"] == "ok"
+    # A stale scheduler means pages are not going out: say so loudly, but keep serving.
+    return {"status": "ok" if healthy else "degraded", "checks": checks}, 200

@@ -47,6 +47,20 @@ def after_event(hook):
     return hook
 
 
+_after_commit_hooks: list = []
+
+
+def after_commit(hook):
+    """Register ``hook(kind)``: runs after a raise or transition has committed."""
+    _after_commit_hooks.append(hook)
+    return hook
+
+
+def _committed(kind: str) -> None:
+    for hook in _after_commit_hooks:
+        hook(kind)
+
+
 def _hub_for(specialty: Specialty, referring: Hospital, hub_code: str | None) -> HubService:
     query = select(HubService).where(HubService.specialty_id == specialty.id)
     if hub_code:
@@ -133,13 +147,16 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     for hook in _after_event_hooks:
         hook(referral, event)
     db.session.commit()
+    _committed("raise")
     return referral
 
 
 def transition(referral_id: int, event: str, actor: User | None, *, reason: str = "",
                data: dict | None = None, updates: dict | None = None,
-               now: datetime | None = None, before_commit=None) -> Referral:
-    """Apply ``event`` to a referral as ``actor`` (None: the system) and commit.
+               now: datetime | None = None, before_commit=None,
+               commit: bool = True) -> Referral:
+    """Apply ``event`` to a referral as ``actor`` (None: the system) and commit
+    (``commit=False``: the caller's transaction commits it).
 
     Raises NotFound, NotAllowed (the actor's capacity does not permit the move),
     IllegalTransition (not from this state) or Conflict (someone else changed the
@@ -167,6 +184,8 @@ def transition(referral_id: int, event: str, actor: User | None, *, reason: str 
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
+        if not commit:
+            raise Conflict("the referral changed while the scheduler was working on it")
         db.session.rollback()
         current = db.session.get(Referral, referral_id)
         raise Conflict(f"someone else changed this referral first; it is now "
@@ -177,7 +196,9 @@ def transition(referral_id: int, event: str, actor: User | None, *, reason: str 
         before_commit(referral, record)
     for hook in _after_event_hooks:
         hook(referral, record)
-    db.session.commit()
+    if commit:
+        db.session.commit()
+        _committed(event)
     return referral
 
 

@@ -6,10 +6,12 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
+    from views.cli.scheduler import scheduler_cli
     from views.cli.seed import seed_demo_command
     from views.cli.users import users_cli
 
     app.cli.add_command(users_cli)
+    app.cli.add_command(scheduler_cli)
     app.cli.add_command(seed_demo_command)
     try:
         from views.cli.images import images_cli

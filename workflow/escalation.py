@@ -1,0 +1,215 @@
+"""Escalation: from a hub service's policy to due pages, step by step.
+
+When a referral is raised its service's policy is copied onto it (an `Escalation`)
+and the first step is written as a due `Page`. The sweep (workflow/sweep.py) sends
+due pages and, in the same transaction that claims a step, schedules the next one,
+so a crash after the claim can never stop the escalation. Acknowledging cancels
+every page still due. Pages carry no patient identifiers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
+from workflow import referrals, rota
+from workflow.errors import ValidationFailed
+from workflow.states import State
+from workflow.times import now as utcnow
+
+CHANNELS = ("sms", "voice", "email", "in_app")
+WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")
+DEFAULT_STEPS: list[dict[str, Any]] = [
+    {"who": "tier1", "channels": ["sms", "voice"], "wait_minutes": 5, "repeat": 0},
+    {"who": "tier2", "channels": ["sms", "voice"], "wait_minutes": 5, "repeat": 0},
+    {"who": "duty_manager", "channels": ["sms", "voice", "email"], "wait_minutes": 5,
+     "repeat": 0},
+]
+# Out-of-band pages use negative steps so they never collide with escalation steps.
+STEP_HANDOVER = -1
+STEP_NOTICE = -2
+STEP_ALARM = -3
+PAGEABLE = (State.SUBMITTED, State.AWAITING_SPECIALIST)
+
+
+def check_steps(steps: Any) -> list[dict]:
+    """Validate a policy's steps. Raises ValidationFailed naming each bad step field."""
+    errors: dict[str, str] = {}
+    if not isinstance(steps, list) or not steps:
+        raise ValidationFailed({"steps": "A policy needs at least one step."})
+    clean = []
+    for i, step in enumerate(steps):
+        path = f"steps[{i}]"
+        if not isinstance(step, dict):
+            errors[path] = "Each step is an object with who, channels, wait_minutes, repeat."
+            continue
+        who = step.get("who")
+        if not (who in WHO_FIXED or (isinstance(who, str) and who.startswith("user:")
+                                     and who[5:].isdigit())):
+            errors[f"{path}.who"] = f"who must be one of {', '.join(WHO_FIXED)} or user:<id>."
+        channels = step.get("channels")
+        if not isinstance(channels, list) or not channels or \
+                any(c not in CHANNELS for c in channels):
+            errors[f"{path}.channels"] = f"channels must be a list from {', '.join(CHANNELS)}."
+        wait = step.get("wait_minutes")
+        if not isinstance(wait, int) or isinstance(wait, bool) or not 1 <= wait <= 120:
+            errors[f"{path}.wait_minutes"] = "wait_minutes must be a whole number from 1 to 120."
+        repeat = step.get("repeat", 0)
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= 5:
+            errors[f"{path}.repeat"] = "repeat must be a whole number from 0 to 5."
+        clean.append({"who": who, "channels": channels, "wait_minutes": wait,
+                      "repeat": repeat})
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def policy_steps(hub_service_id: int) -> list[dict]:
+    policy = db.session.scalar(select(EscalationPolicy)
+                               .where(EscalationPolicy.hub_service_id == hub_service_id))
+    return list(policy.steps) if policy else [dict(s) for s in DEFAULT_STEPS]
+
+
+def page_text(referral: Referral, kind: str = "escalation") -> str:
+    """What a page says: service, referring hospital, urgency. Never who the patient is."""
+    service = referral.specialty.name
+    hospital = referral.referring_hospital.name
+    if kind == "notice":
+        return ""
+    prefix = "URGENT" if referral.urgency == "emergency" else "Urgent"
+    if kind == "alarm":
+        return (f"UNANSWERED {service} referral from {hospital}: every escalation step "
+                f"was paged and nobody accepted. Open goldenhour now.")
+    return f"{prefix} {service} referral from {hospital}. Open the link or reply 1 to accept."
+
+
+def _add_page(referral: Referral, *, kind: str, step: int, attempt: int, who: str,
+              channels: list[str], due_at: datetime, wait_minutes: int = 0,
+              text: str | None = None) -> Page:
+    page = Page(referral_id=referral.id, kind=kind, step=step, attempt=attempt, who=who,
+                channels=list(channels), wait_minutes=wait_minutes, due_at=due_at,
+                text=page_text(referral, kind) if text is None else text)
+    db.session.add(page)
+    return page
+
+
+def start(referral: Referral) -> None:
+    """Snapshot the policy and write the first step as due now (inside the raise txn)."""
+    steps = policy_steps(referral.hub_service_id)
+    db.session.add(Escalation(referral_id=referral.id, steps=steps))
+    first = steps[0]
+    _add_page(referral, kind="escalation", step=0, attempt=0, who=first["who"],
+              channels=first["channels"], wait_minutes=first["wait_minutes"],
+              due_at=referral.created_at)
+
+
+def schedule_after(page: Page, steps: list[dict], at: datetime) -> Page | None:
+    """Write the page that follows ``page`` (a repeat, the next step, or exhaustion)."""
+    referral = db.session.get(Referral, page.referral_id)
+    due = at + timedelta(minutes=page.wait_minutes)
+    if page.kind != "escalation":
+        return None
+    current = steps[page.step]
+    if page.attempt < current.get("repeat", 0):
+        return _add_page(referral, kind="escalation", step=page.step, attempt=page.attempt + 1,
+                         who=current["who"], channels=current["channels"],
+                         wait_minutes=current["wait_minutes"], due_at=due)
+    if page.step + 1 < len(steps):
+        nxt = steps[page.step + 1]
+        return _add_page(referral, kind="escalation", step=page.step + 1, attempt=0,
+                         who=nxt["who"], channels=nxt["channels"],
+                         wait_minutes=nxt["wait_minutes"], due_at=due)
+    return _add_page(referral, kind="exhausted", step=len(steps), attempt=0, who="none",
+                     channels=[], due_at=due, text="")
+
+
+def recipients(page: Page, referral: Referral, at: datetime) -> list[User]:
+    """The people a page goes to at ``at`` (the rota decides tiers)."""
+    who = page.who
+    service = referral.hub_service
+    if who.startswith("tier"):
+        return rota.on_call(service, int(who[4:]), at)
+    if who == "duty_manager":
+        return [u for u in db.session.scalars(
+            select(User).where(User.hospital_id == service.hospital_id,
+                               User.active.is_(True)).order_by(User.id))
+            if u.has_role(Role.DUTY_MANAGER)]
+    if who.startswith("user:"):
+        user = db.session.get(User, int(who[5:]))
+        return [user] if user is not None and user.active else []
+    return []
+
+
+def move_on_now(referral_id: int, at: datetime) -> int:
+    """Bring the referral's next due escalation page forward to ``at`` (a page failed)."""
+    result = db.session.execute(
+        update(Page)
+        .where(Page.referral_id == referral_id, Page.status == "due", Page.step >= 0,
+               Page.due_at > at)
+        .values(due_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+@referrals.after_commit
+def _wake_sweep(kind: str) -> None:
+    if kind in ("raise", "acknowledge", "decide", "hand_over"):
+        from workflow import scheduler
+
+        scheduler.wake()
+
+
+@referrals.after_raise
+def _start_on_raise(referral: Referral) -> None:
+    start(referral)
+
+
+@referrals.after_event
+def _on_event(referral: Referral, event: ReferralEvent) -> None:
+    """Stop paging on acknowledge/cancel; page a colleague on hand-over; tell the referrer."""
+    at = event.at
+    if event.kind in ("acknowledge", "cancel"):
+        # Skip pages a sweep has locked: it is waiting for this referral's lock and
+        # will find it acknowledged. Waiting for them instead could deadlock.
+        due = select(Page.id).where(Page.referral_id == referral.id, Page.status == "due",
+                                    Page.step >= 0)
+        if db.engine.dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        ids = list(db.session.scalars(due))
+        if ids:
+            db.session.execute(
+                update(Page).where(Page.id.in_(ids)).values(status="cancelled")
+                .execution_options(synchronize_session=False))
+        db.session.execute(
+            update(Escalation).where(Escalation.referral_id == referral.id,
+                                     Escalation.stopped_at.is_(None))
+            .values(stopped_at=at, stopped_reason=event.kind)
+            .execution_options(synchronize_session=False))
+    if event.kind == "hand_over" and event.from_state in PAGEABLE + (State.UNANSWERED,):
+        _add_page(referral, kind="handover", step=STEP_HANDOVER, attempt=event.seq,
+                  who=f"user:{event.data['to_user_id']}", channels=["sms", "voice"], due_at=at)
+    if event.kind in ("acknowledge", "decide"):
+        what = ("accepted by " + (event.actor_label or "the specialist")
+                if event.kind == "acknowledge"
+                else f"decided: {event.data.get('outcome', '').replace('_', ' ')}")
+        _add_page(referral, kind="notice", step=STEP_NOTICE, attempt=event.seq,
+                  who=f"user:{referral.referrer_id}", channels=["sms", "in_app"], due_at=at,
+                  text=f"Your {referral.specialty.name} referral {referral.reference} was "
+                       f"{what}. Open goldenhour for details.")
+    if event.kind == "escalation_exhausted":
+        for who in ("duty_manager", f"user:{referral.referrer_id}"):
+            _add_page(referral, kind="alarm", step=STEP_ALARM,
+                      attempt=0 if who == "duty_manager" else 1, who=who,
+                      channels=["sms", "voice", "in_app"], due_at=at)
+
+
+def pages_for(referral_id: int) -> list[Page]:
+    return list(db.session.scalars(select(Page).where(Page.referral_id == referral_id)
+                                   .order_by(Page.due_at, Page.id)))
+
+

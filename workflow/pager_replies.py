@@ -1,0 +1,150 @@
+"""What comes back from a page: SMS replies, call keypresses, status callbacks, link taps.
+
+Every handler is idempotent: a Twilio webhook repeated (same MessageSid/CallSid and
+kind) changes nothing the second time, and a status never moves backwards.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from integrations.pager.webhooks import is_acknowledgement_reply, is_failure, status_rank
+from models import Delivery, Referral, User, WebhookReceipt
+from workflow import referrals, sweep
+from workflow.errors import Conflict, DomainError
+from workflow.states import State
+from workflow.times import now as utcnow
+
+ACCEPTABLE = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)
+
+
+def first_time(sid: str, kind: str) -> bool:
+    """Record (sid, kind); False when it was already recorded (a replay)."""
+    if not sid:
+        return True
+    db.session.add(WebhookReceipt(sid=sid[:64], kind=kind))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True
+
+
+def _phone_key(phone: str) -> str:
+    digits = re.sub(r"\D", "", phone or "")
+    return digits[-10:]
+
+
+def user_by_phone(phone: str) -> User | None:
+    key = _phone_key(phone)
+    if len(key) < 10:
+        return None
+    for user in db.session.scalars(select(User).where(User.active.is_(True))):
+        if _phone_key(user.phone) == key:
+            return user
+    return None
+
+
+def _latest_paged_referral(user: User) -> Referral | None:
+    return db.session.scalar(
+        select(Referral).join(Delivery, Delivery.referral_id == Referral.id)
+        .where(Delivery.recipient_id == user.id, Referral.state.in_(ACCEPTABLE))
+        .order_by(Delivery.id.desc()).limit(1))
+
+
+def _acknowledge(referral_id: int, user: User, via: str) -> str:
+    try:
+        referral = referrals.acknowledge(referral_id, user, via=via)
+    except Conflict as exc:
+        db.session.rollback()
+        return str(exc)
+    except DomainError as exc:
+        db.session.rollback()
+        return f"Could not accept: {exc}"
+    return f"Accepted {referral.reference}. Open goldenhour to review."
+
+
+def sms_reply(sid: str, from_phone: str, body: str) -> str | None:
+    """Handle an inbound SMS; return the text to reply with (None: say nothing)."""
+    if not first_time(sid, "sms-in"):
+        return None
+    if not is_acknowledgement_reply(body):
+        return "Reply 1 to accept the referral you were paged about."
+    user = user_by_phone(from_phone)
+    if user is None:
+        return "This number is not registered with goldenhour."
+    referral = _latest_paged_referral(user)
+    if referral is None:
+        return "Nothing is waiting for you to accept."
+    return _acknowledge(referral.id, user, "sms")
+
+
+def keypress(sid: str, delivery_id: int, digits: str) -> str:
+    """Handle the digits pressed on a page call; return what the call should say."""
+    if not first_time(sid, f"gather-{digits}"[:32]):
+        return "Thank you."
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.recipient is None:
+        return "This page is no longer valid."
+    if digits.strip() != "1":
+        return "No key 1 pressed. The page stays open."
+    return _acknowledge(delivery.referral_id, delivery.recipient, "voice")
+
+
+def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
+    """Record a provider status; move the escalation on at once on a failure.
+
+    Returns True when something changed. A status never moves backwards.
+    """
+    delivery = db.session.scalar(select(Delivery).where(Delivery.provider_id == sid))
+    if delivery is None or delivery.status in sweep.FAILED:
+        return False  # unknown, or already final
+    failed = is_failure(status, answered_by)
+    new_status = "machine" if failed and answered_by.startswith("machine") else status
+    if not failed and status_rank(new_status) <= status_rank(delivery.status):
+        return False  # a late or repeated callback: never move backwards
+    now = utcnow()
+    values = {"status": new_status, "answered_by": answered_by[:32], "updated_at": now}
+    if failed:
+        values["error"] = f"{delivery.channel} {new_status.replace('-', ' ')}"
+    changed = db.session.execute(
+        Delivery.__table__.update()
+        .where(Delivery.id == delivery.id, Delivery.status == delivery.status)
+        .values(**values)
+    ).rowcount
+    if changed != 1:  # a simultaneous replay got there first
+        db.session.rollback()
+        return False
+    if failed:
+        sweep.step_failed(delivery.page_id, now)
+    db.session.commit()
+    return True
+
+
+def link_acknowledge(delivery_id: int, user: User) -> str:
+    """Accept through the signed link in a page: the link is single use and personal.
+
+    Raises Conflict (used, or not yours) or what acknowledge raises.
+    """
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise Conflict("This page no longer exists.")
+    if delivery.recipient_id != user.id:
+        raise Conflict("This link was sent to someone else. Open the referral from your "
+                       "worklist.")
+    claimed = db.session.execute(
+        Delivery.__table__.update()
+        .where(Delivery.id == delivery_id, Delivery.link_used_at.is_(None))
+        .values(link_used_at=utcnow())
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise Conflict("This link has already been used.")
+    db.session.commit()
+    referral = referrals.acknowledge(delivery.referral_id, user, via="link")
+    return referral.reference

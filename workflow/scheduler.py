@@ -1,0 +1,120 @@
+"""Running the sweep: APScheduler in process (development) or as one dedicated process.
+
+The web app wakes the sweep right after a referral is committed instead of waiting
+for the next tick: in process by rescheduling the job, across processes with
+PostgreSQL NOTIFY, which the scheduler process LISTENs for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+from sqlalchemy import select, text
+
+from extensions import db
+from models import SchedulerHeartbeat
+from workflow.times import now as utcnow
+
+log = logging.getLogger(__name__)
+CHANNEL = "goldenhour_sweep"
+JOB_ID = "sweep"
+STALE_AFTER = timedelta(seconds=30)
+
+_in_process: BackgroundScheduler | None = None
+
+
+def _job(app: Flask) -> None:
+    from workflow import sweep
+
+    with app.app_context():
+        try:
+            result = sweep.run_once(app.extensions["goldenhour.channels"])
+        except Exception:  # noqa: BLE001 - one bad sweep must not stop the scheduler
+            log.exception("sweep failed")
+            db.session.remove()
+            return
+        if result.claimed or result.resent:
+            log.info("sweep: %s", result)
+
+
+def _add_job(scheduler, app: Flask) -> None:
+    interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
+    scheduler.add_job(_job, "interval", seconds=interval, args=[app], id=JOB_ID,
+                      max_instances=1, coalesce=True, next_run_time=datetime.now())
+
+
+def start_in_process(app: Flask) -> BackgroundScheduler:
+    """Start the sweep in a background thread of this process (development, `make run`)."""
+    global _in_process
+    scheduler = BackgroundScheduler(daemon=True)
+    _add_job(scheduler, app)
+    scheduler.start()
+    _in_process = scheduler
+    return scheduler
+
+
+def wake() -> None:
+    """Ask the sweep to run now. Call after the commit that made a page due."""
+    if _in_process is not None:
+        job = _in_process.get_job(JOB_ID)
+        if job is not None:
+            job.modify(next_run_time=datetime.now())
+        return
+    if db.engine.dialect.name == "postgresql":
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text(f"NOTIFY {CHANNEL}"))
+                conn.commit()
+        except Exception:  # noqa: BLE001 - the next tick will pick the page up anyway
+            log.warning("could not wake the sweep; it will run on its next tick")
+
+
+def _listen(app: Flask, scheduler: BlockingScheduler, stop: threading.Event) -> None:
+    import psycopg
+
+    url = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                for _ in conn.notifies(timeout=5, stop_after=None):
+                    job = scheduler.get_job(JOB_ID)
+                    if job is not None:
+                        job.modify(next_run_time=datetime.now())
+                    if stop.is_set():
+                        return
+        except Exception:  # noqa: BLE001 - database restarting: retry, the tick still runs
+            log.warning("LISTEN connection lost; retrying in 2 s")
+            stop.wait(2)
+
+
+def run_forever(app: Flask) -> None:
+    """The dedicated scheduler process (`flask scheduler run`)."""
+    scheduler = BlockingScheduler()
+    _add_job(scheduler, app)
+    stop = threading.Event()
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        threading.Thread(target=_listen, args=(app, scheduler, stop), daemon=True).start()
+    try:
+        scheduler.start()
+    finally:
+        stop.set()
+
+
+def heartbeat_status(now: datetime | None = None) -> dict:
+    """{"state": "ok" | "stale" | "never", "beat_at": iso | None, "age_seconds": int | None}."""
+    now = now or utcnow()
+    beat = db.session.scalar(select(SchedulerHeartbeat).where(SchedulerHeartbeat.name == "sweep"))
+    if beat is None:
+        return {"state": "never", "beat_at": None, "age_seconds": None}
+    age = (now - beat.beat_at).total_seconds()
+    return {"state": "ok" if age <= STALE_AFTER.total_seconds() else "stale",
+            "beat_at": beat.beat_at.isoformat(), "age_seconds": int(age),
+            "worker": beat.detail}
+
+

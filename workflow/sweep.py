@@ -1,0 +1,222 @@
+"""The scheduler's job: claim due pages, send them, escalate. Safe to run in many processes.
+
+A page is claimed by a conditional UPDATE (status due -> claimed, rowcount checked)
+after picking it with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite transactions
+are already exclusive). In the claim transaction the sweep also re-reads the
+referral under a lock — so an acknowledge that commits first always stops the page —
+writes the deliveries and schedules the next step. Sending happens after commit,
+outside any transaction, and each result is recorded in its own short transaction.
+A delivery left "sending" by a crashed sweep is sent again after a lease (a late
+duplicate is better than a missed page).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat, User
+from workflow import escalation, referrals
+from workflow.errors import Conflict
+from workflow.states import State
+from workflow.times import now as utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+FAILED = {"failed", "undelivered", "no-answer", "busy", "canceled", "machine"}
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class SweepResult:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    resent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def heartbeat(name: str = "sweep", at: datetime | None = None, detail: str = "") -> None:
+    at = at or utcnow()
+    row = db.session.get(SchedulerHeartbeat, name)
+    if row is None:
+        db.session.add(SchedulerHeartbeat(name=name, beat_at=at, detail=detail[:200]))
+    else:
+        row.beat_at, row.detail = at, detail[:200]
+    db.session.commit()
+
+
+def _pick_due_page(now: datetime) -> Page | None:
+    query = (select(Page).where(Page.status == "due", Page.due_at <= now)
+             .order_by(Page.due_at, Page.id).limit(1))
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return db.session.scalar(query)
+
+
+def _lock_referral(referral_id: int) -> Referral:
+    """Re-read the referral, locked against a concurrent acknowledge until we commit."""
+    query = select(Referral).where(Referral.id == referral_id) \
+        .execution_options(populate_existing=True)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return db.session.scalar(query)
+
+
+def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[int]]:
+    """Claim one due page and write its deliveries; return (page, delivery ids to send).
+
+    Returns (None, []) when nothing is due. Commits.
+    """
+    page = _pick_due_page(now)
+    if page is None:
+        db.session.rollback()
+        return None, []
+    referral = _lock_referral(page.referral_id)
+    claimed = db.session.execute(
+        update(Page).where(Page.id == page.id, Page.status == "due")
+        .values(status="claimed", claimed_at=now, claimed_by=worker[:64])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        return None, []
+    needs_open = page.kind in ("escalation", "exhausted", "handover")
+    if needs_open and referral.state not in escalation.PAGEABLE + (State.UNANSWERED,):
+        db.session.execute(update(Page).where(Page.id == page.id).values(status="cancelled"))
+        db.session.commit()
+        return page, []
+    if page.kind == "exhausted":
+        if referral.state == State.AWAITING_SPECIALIST:
+            referrals.transition(referral.id, "escalation_exhausted", None, now=now,
+                                 commit=False)
+        db.session.commit()
+        return page, []
+    if page.kind == "escalation" and page.step >= 0 and referral.state == State.UNANSWERED:
+        db.session.execute(update(Page).where(Page.id == page.id).values(status="cancelled"))
+        db.session.commit()
+        return page, []
+    if page.kind == "escalation" and referral.state == State.SUBMITTED:
+        referrals.transition(referral.id, "page_sent", None, now=now, commit=False,
+                             data={"step": page.step, "who": page.who})
+    people = escalation.recipients(page, referral, now)
+    deliveries = []
+    for person in people:
+        for channel in page.channels:
+            deliveries.append(Delivery(
+                page_id=page.id, referral_id=referral.id, recipient_id=person.id,
+                channel=channel, text=page.text, status="sending", claimed_at=now,
+                send_attempts=1, updated_at=now))
+    if not people:
+        deliveries.append(Delivery(
+            page_id=page.id, referral_id=referral.id, recipient_id=None, channel="none",
+            text=page.text, status="failed", updated_at=now, permanent_failure=True,
+            error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
+    db.session.add_all(deliveries)
+    if page.kind == "escalation":
+        steps = db.session.scalar(select(Escalation.steps)
+                                  .where(Escalation.referral_id == referral.id))
+        escalation.schedule_after(page, steps, now)
+        if not people:
+            db.session.flush()
+            escalation.move_on_now(referral.id, now)
+    db.session.commit()
+    return page, [d.id for d in deliveries if d.status == "sending"]
+
+
+def record_result(delivery_id: int, *, status: str, provider_id: str | None = None,
+                  error: str = "", permanent: bool = False, at: datetime | None = None) -> None:
+    """Store what the channel said; if every delivery of the step failed, move on now."""
+    at = at or utcnow()
+    delivery = db.session.get(Delivery, delivery_id)
+    delivery.status = status
+    delivery.provider_id = provider_id or delivery.provider_id
+    delivery.error = error[:500]
+    delivery.permanent_failure = permanent
+    delivery.updated_at = at
+    if status not in FAILED:
+        delivery.sent_at = at
+    db.session.flush()
+    if status in FAILED:
+        step_failed(delivery.page_id, at)
+    db.session.commit()
+
+
+def step_failed(page_id: int, at: datetime) -> bool:
+    """If no delivery of this page can still reach anyone, bring the next step forward."""
+    page = db.session.get(Page, page_id)
+    statuses = db.session.scalars(select(Delivery.status).where(Delivery.page_id == page_id))
+    if page.step >= 0 and all(s in FAILED for s in statuses):
+        escalation.move_on_now(page.referral_id, at)
+        return True
+    return False
+
+
+def _claim_stale(now: datetime) -> list[int]:
+    """Deliveries a crashed sweep left in 'sending': take them over for a resend."""
+    stale = list(db.session.scalars(
+        select(Delivery.id).where(Delivery.status == "sending",
+                                  Delivery.claimed_at < now - LEASE).limit(20)))
+    taken = []
+    for delivery_id in stale:
+        if db.session.execute(
+            update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending",
+                                   Delivery.claimed_at < now - LEASE)
+            .values(claimed_at=now, send_attempts=Delivery.send_attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1:
+            taken.append(delivery_id)
+    db.session.commit()
+    return taken
+
+
+def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100,
+             worker: str = WORKER) -> SweepResult:
+    """One sweep: claim and send up to ``limit`` due pages, resend stale deliveries."""
+    from workflow import delivery as sender
+
+    result = SweepResult()
+    now = now or utcnow()
+    heartbeat(at=now, detail=worker)
+    for delivery_id in _claim_stale(now):
+        result.resent += 1
+        _send(sender, channels, delivery_id, result)
+    for _ in range(limit):
+        try:
+            page, delivery_ids = claim_next(now, worker)
+        except Conflict as exc:
+            db.session.rollback()
+            result.errors.append(str(exc))
+            continue
+        if page is None:
+            break
+        result.claimed += 1
+        if not delivery_ids and page.status == "cancelled":
+            result.cancelled += 1
+        for delivery_id in delivery_ids:
+            _send(sender, channels, delivery_id, result)
+    db.session.remove()
+    return result
+
+
+def _send(sender, channels, delivery_id: int, result: SweepResult) -> None:
+    outcome = sender.send(delivery_id, channels)
+    if outcome.status in FAILED:
+        result.failed += 1
+    else:
+        result.sent += 1
+
+
+def recipient_of(delivery: Delivery) -> User | None:
+    return db.session.get(User, delivery.recipient_id) if delivery.recipient_id else None
+
+
