@@ -64,15 +64,22 @@ def create_app(config: dict | None = None) -> Flask:
 
     import models  # noqa: F401 - register the tables with the metadata
     import workflow.escalation  # noqa: F401 - paging starts when a referral is raised
+    from integrations.pager import build_channels
     from views import register
 
     register(app)
     _configure_logging(app)
-    if app.config["SCHEDULER_IN_PROCESS"] and not app.config.get("TESTING"):
+    app.extensions["goldenhour.channels"] = build_channels(app.config)
+    return app
+
+
+def serve(app: Flask, port: int) -> None:
+    """Development server; with SCHEDULER_IN_PROCESS the paging sweep runs alongside."""
+    if app.config["SCHEDULER_IN_PROCESS"]:
         from workflow import scheduler
 
         scheduler.start_in_process(app)
-    return app
+    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
 
 
 def _configure_logging(app: Flask) -> None:
@@ -83,4 +90,4 @@ def _configure_logging(app: Flask) -> None:
 
 
 if __name__ == "__main__":
-    create_app().run(host="127.0.0.1", port=int(os.environ.get("PORT", "5000")))
+    serve(create_app(), int(os.environ.get("PORT", "5000")))

@@ -8,7 +8,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from app import create_app  # noqa: E402
+from app import create_app, serve  # noqa: E402
 from workflow.seed import DEMO_PASSWORD, demo_logins  # noqa: E402
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     for email, what in demo_logins():
         print(f"    {email:<40} {what}")
     print("  Stop with Ctrl-C.\n", flush=True)
-    app.run(host="127.0.0.1", port=args.port, debug=False, use_reloader=False)
+    serve(app, args.port)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from sqlalchemy import text
 
 pytest_plugins = [
     "tests.services.postgres",
+    "tests.services.prism",
+    "tests.services.smtp",
 ]
 
 TEST_PASSWORD = "correct horse battery"
@@ -103,10 +105,16 @@ def make_app(database_url: str, instance_path, **overrides):
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_config() -> dict:
+    """Extra settings for the `app` fixture; override it in a test module."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_config):
     from extensions import db
 
-    app = make_app(database_url, tmp_path)
+    app = make_app(database_url, tmp_path, **app_config)
     with app.app_context():
         db.create_all()
         yield app

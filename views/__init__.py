@@ -10,6 +10,7 @@ from workflow.times import format_local
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.
 NAV_ITEMS: list[tuple[str, str, str]] = [
+    ("paging.inbox", "Pager", "pager.inbox"),
     ("referrals.new", "New referral", "referral.raise"),
     ("referrals.mine", "My referrals", "referral.raise"),
     ("referrals.worklist", "Worklist", "worklist.view"),
@@ -18,7 +19,7 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
 
 
 def register(app: Flask) -> None:
-    from views import admin, api, auth, errors, home, referrals
+    from views import admin, api, auth, errors, home, paging, referrals, webhooks
     from views.cli import register_cli
 
     auth.init_app(app)
@@ -27,6 +28,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(paging.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(referrals.bp)
     register_cli(app)
 

@@ -1,0 +1,1 @@
+"""One module per outside system; each has one error type and explicit timeouts."""

@@ -1,0 +1,45 @@
+"""Pager channels: each a small class with one notify(message) -> Receipt that raises
+TransportError. `build_channels(config)` picks real or console channels from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from integrations.pager.base import PageMessage, Receipt, TransportError
+from integrations.pager.console import ConsoleChannel
+
+__all__ = ["PageMessage", "Receipt", "TransportError", "build_channels"]
+
+
+def build_channels(config: Mapping) -> dict:
+    """Channels by name ("sms", "voice", "email", "console") from the app's settings.
+
+    Without Twilio or SMTP settings those channels are the console channel, which the
+    admin status page reports.
+    """
+    channels: dict = {"console": ConsoleChannel()}
+    if config.get("TWILIO_ACCOUNT_SID"):
+        from integrations.pager.twilio_client import TwilioSettings
+        from integrations.pager.twilio_sms import TwilioSmsChannel
+        from integrations.pager.twilio_voice import TwilioVoiceChannel
+
+        settings = TwilioSettings(
+            account_sid=config["TWILIO_ACCOUNT_SID"], auth_token=config["TWILIO_AUTH_TOKEN"],
+            from_number=config["TWILIO_FROM_NUMBER"], api_base=config["TWILIO_API_BASE"],
+            timeout=float(config.get("TWILIO_TIMEOUT_SECONDS", 5)))
+        channels["sms"] = TwilioSmsChannel(settings)
+        channels["voice"] = TwilioVoiceChannel(settings)
+    else:
+        channels["sms"] = ConsoleChannel("sms")
+        channels["voice"] = ConsoleChannel("voice")
+    if config.get("SMTP_HOST"):
+        from integrations.pager.email import EmailChannel, SmtpSettings
+
+        channels["email"] = EmailChannel(SmtpSettings(
+            host=config["SMTP_HOST"], port=int(config.get("SMTP_PORT", 587)),
+            user=config.get("SMTP_USER", ""), password=config.get("SMTP_PASSWORD", ""),
+            sender=config["SMTP_FROM"], starttls=bool(config.get("SMTP_STARTTLS", True)),
+            timeout=float(config.get("SMTP_TIMEOUT_SECONDS", 10))))
+    else:
+        channels["email"] = ConsoleChannel("email")
+    return channels
