@@ -1,0 +1,408 @@
+"""Referral pages: raise a referral, the referrer's list, the specialist's worklist, and
+the referral page with the actions the current user may take.
+
+Routes are thin: each parses the form into the API's payload shape, calls one workflow
+function and renders. The workflow checks everything again; the pages only choose what
+to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from extensions import db
+from models import Hospital, Referral, Role, Specialty, User
+from views.access import client_address, requires
+from views.present import ACTION_PATHS, allowed_actions
+from workflow import access, access_log, referral_input, referrals
+from workflow.clocks import referral_clocks
+from workflow.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from workflow.states import FINAL, Outcome, State
+from workflow.times import LONDON, format_local, now
+
+bp = Blueprint("referrals", __name__)
+
+STATE_LABELS = {
+    State.SUBMITTED: "Submitted",
+    State.AWAITING_SPECIALIST: "Paging specialist",
+    State.UNDER_REVIEW: "Accepted, under review",
+    State.INFO_REQUESTED: "Info requested",
+    State.DECIDED: "Decided",
+    State.IN_TRANSFER: "In transfer",
+    State.CLOSED: "Closed",
+    State.CANCELLED: "Cancelled",
+    State.UNANSWERED: "Unanswered",
+}
+OUTCOME_LABELS = {
+    Outcome.TRANSFER: "Transfer",
+    Outcome.TREAT_LOCALLY: "Treat locally",
+    Outcome.ADVICE_ONLY: "Advice only",
+    Outcome.NOT_ACCEPTED: "Not accepted",
+}
+CERTAINTY_LABELS = {
+    "precise": "Precise", "estimated": "Estimated", "unknown": "Unknown",
+    "during_sleep": "During sleep (last known well)",
+}
+EVENT_LABELS = {
+    "raise": "Referral raised", "page_sent": "Specialist paged", "acknowledge": "Accepted",
+    "request_info": "Information requested", "provide_info": "Information provided",
+    "decide": "Decision", "addendum": "Addendum", "cancel": "Cancelled",
+    "depart": "Departed", "arrive": "Arrived at hub", "close": "Closed",
+    "hand_over": "Handed over", "message": "Message", "studies_linked": "Images linked",
+    "escalation_exhausted": "Nobody answered the pages",
+}
+# Events that make up the conversation between referrer and specialist.
+THREAD_EVENTS = ("message", "request_info", "provide_info")
+# The order the action forms appear in: the likely next step first, cancel last.
+ACTION_ORDER = ("acknowledge", "decide", "request-info", "provide-info", "depart", "arrive",
+                "close", "addendum", "hand-over", "messages", "cancel")
+ACTION_DONE = {
+    "acknowledge": "You have accepted this referral.",
+    "request-info": "Your question has been sent to the referrer.",
+    "provide-info": "Your answer has been sent to the specialist.",
+    "decide": "The decision is recorded.",
+    "addendum": "The addendum is recorded.",
+    "cancel": "The referral is cancelled.",
+    "depart": "Departure recorded.",
+    "arrive": "Arrival recorded; the referral is closed.",
+    "close": "The referral is closed.",
+    "hand-over": "Handed over.",
+    "messages": "Message sent.",
+}
+AWAITING = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One specialty field on the form: ``key`` is its name under ``clinical``."""
+
+    key: str
+    label: str
+    kind: str  # number | text | textarea | datetime | select | checks | yesno
+    options: tuple[str, ...] = ()
+    required: bool = True
+    hint: str = ""
+    low: int | None = None
+    high: int | None = None
+    show_if: str = ""  # for static/js/show-if.js, e.g. "stroke.thrombolysis_given=yes"
+
+
+CLINICAL_FIELDS: dict[str, tuple[Field, ...]] = {
+    "stroke": (
+        Field("nihss", "NIHSS", "number", low=0, high=42, hint="0–42"),
+        Field("pre_stroke_mrs", "Pre-stroke mRS", "number", low=0, high=5, hint="0–5"),
+        Field("anticoagulant", "Anticoagulant", "select", referral_input.ANTICOAGULANTS),
+        Field("anticoagulant_last_dose_at", "Last anticoagulant dose", "datetime",
+              show_if="stroke.anticoagulant!=,none,unknown",
+              hint="Needed unless none or unknown."),
+        Field("thrombolysis_given", "Thrombolysis given?", "yesno"),
+        Field("thrombolysis_at", "Thrombolysis time", "datetime",
+              show_if="stroke.thrombolysis_given=yes"),
+        Field("imaging", "Imaging done", "checks", referral_input.IMAGING),
+    ),
+    "major_trauma": (
+        Field("age", "Age (A)", "number", low=0, high=125),
+        Field("time_of_injury", "Time of injury (T)", "datetime", required=False),
+        Field("mechanism", "Mechanism (M)", "textarea"),
+        Field("injuries", "Injuries (I)", "textarea"),
+        Field("gcs", "GCS (S)", "number", low=3, high=15, hint="3–15"),
+        Field("heart_rate", "Heart rate", "number", low=0, high=300, required=False),
+        Field("systolic_bp", "Systolic BP", "number", low=0, high=300, required=False),
+        Field("resp_rate", "Respiratory rate", "number", low=0, high=80, required=False),
+        Field("spo2", "SpO2 %", "number", low=0, high=100, required=False),
+        Field("treatment", "Treatment (T)", "textarea", required=False),
+        Field("eta_minutes", "ETA (minutes)", "number", low=0, high=600, required=False),
+        Field("requirements", "Requirements on arrival", "text", required=False),
+    ),
+    "spinal": (
+        Field("level", "Spinal level", "text", hint="e.g. C5, T12 or L1-L2"),
+        Field("neurology", "Neurology", "textarea"),
+        Field("asia_grade", "ASIA grade", "select", ("A", "B", "C", "D", "E"), required=False),
+    ),
+    "vascular": (
+        Field("diagnosis", "Diagnosis", "text"),
+        Field("haemodynamics", "Haemodynamics", "select", ("stable", "unstable")),
+        Field("systolic_bp", "Systolic BP", "number", low=0, high=300, required=False),
+    ),
+    "neurosurgery": (
+        Field("diagnosis", "Diagnosis", "text"),
+        Field("gcs", "GCS", "number", low=3, high=15, hint="3–15"),
+        Field("pupils", "Pupils", "text", required=False),
+    ),
+}
+PATIENT_KEYS = ("nhs_number", "family_name", "given_name", "birth_date", "sex", "local_number")
+
+
+@bp.app_template_global()
+def state_label(state: str) -> str:
+    return STATE_LABELS.get(state, state.replace("_", " ").capitalize())
+
+
+@bp.app_template_filter("duration")
+def duration(minutes: int | None) -> str:
+    """Minutes as a clinician reads them: "47 min", "3 h 05 min", "-12 min" when past."""
+    if minutes is None:
+        return "—"
+    sign, m = ("-", -minutes) if minutes < 0 else ("", minutes)
+    return f"{sign}{m} min" if m < 60 else f"{sign}{m // 60} h {m % 60:02d} min"
+
+
+def _log(action: str, outcome: str, referral_id: int | None = None, detail: str = "") -> None:
+    access_log.record(action, outcome, user=current_user, address=client_address(),
+                      referral_id=referral_id, detail=detail)
+
+
+def _names(model) -> dict[str, str]:
+    """code -> name of every Specialty or Hospital, by name."""
+    return {row.code: row.name for row in db.session.scalars(select(model).order_by(model.name))}
+
+
+def _local_input(value: datetime) -> str:
+    """A UTC time as a datetime-local value (UK wall clock, to the minute)."""
+    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M")
+
+
+# --- New referral ------------------------------------------------------------------
+
+
+def referral_payload(form: MultiDict) -> dict:
+    """The API payload for a new referral from the form's fields (``patient.*``, and
+    ``<specialty>.<key>`` for the chosen specialty's fields only)."""
+    specialty = form.get("specialty", "")
+    clinical = {}
+    for f in CLINICAL_FIELDS.get(specialty, ()):
+        name = f"{specialty}.{f.key}"
+        clinical[f.key] = form.getlist(name) if f.kind == "checks" else form.get(name, "")
+    return {
+        "specialty": specialty,
+        "referring_hospital": form.get("referring_hospital", ""),
+        "urgency": form.get("urgency", ""),
+        "patient": {k: form.get(f"patient.{k}", "") for k in PATIENT_KEYS},
+        "onset_certainty": form.get("onset_certainty", ""),
+        "onset_at": form.get("onset_at", ""),
+        "arrived_at": form.get("arrived_at", ""),
+        "question": form.get("question", ""),
+        "clinical": clinical,
+    }
+
+
+def _field_errors(errors: dict[str, str], specialty: str) -> dict[str, str]:
+    """Errors keyed by form field name: ``clinical.nihss`` -> ``stroke.nihss``."""
+    named = {}
+    for path, message in errors.items():
+        if path.startswith("clinical.") and specialty:
+            path = f"{specialty}.{path.removeprefix('clinical.')}"
+        named[path] = message
+    return named
+
+
+@bp.route("/referrals/new", methods=["GET", "POST"])
+@requires("referral.raise")
+def new():
+    errors, status = {}, 200
+    if request.method == "POST":
+        form = request.form
+        try:
+            referral = referrals.raise_referral(current_user, referral_payload(form))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            _log("referral.raise", "failure", detail="ValidationFailed")
+            errors, status = _field_errors(exc.errors, form.get("specialty", "")), 422
+        else:
+            _log("referral.raise", "ok", referral.id)
+            flash(f"Referral {referral.reference} raised. The specialist is being paged.")
+            return redirect(url_for("referrals.show", referral_id=referral.id))
+    else:
+        form = MultiDict({
+            "referring_hospital": current_user.hospital.code if current_user.hospital else "",
+            "urgency": "emergency",
+            # Estimated unless the referrer says otherwise: never claim a precision nobody
+            # checked, since the treatment windows are counted from this time.
+            "onset_certainty": "estimated",
+            "arrived_at": _local_input(now()),
+        })
+    return render_template(
+        "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
+        hospitals=_names(Hospital), fields=CLINICAL_FIELDS, sexes=referral_input.SEXES,
+        certainties=CERTAINTY_LABELS, max_time=_local_input(now()),
+    ), status
+
+
+# --- Lists ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    referral: Referral
+    minutes: int  # since referral
+    lysis_left: int | None  # minutes left in the thrombolysis window (stroke)
+
+
+def _rows(query) -> list[Row]:
+    at = now()
+    rows = []
+    for referral in db.session.scalars(query.limit(200)):
+        lysis_left = None
+        if referral.specialty.code == "stroke" and referral.state not in FINAL:
+            windows = referral_clocks(referral, at)["windows"]
+            lysis_left = windows[0]["minutes_left"] if windows else None
+        rows.append(Row(referral, int((at - referral.created_at).total_seconds() // 60),
+                        lysis_left))
+    return rows
+
+
+@bp.route("/referrals/mine")
+@requires("referral.raise")
+def mine():
+    query = (select(Referral).where(Referral.referring_hospital_id == current_user.hospital_id)
+             .order_by(Referral.created_at.desc(), Referral.id.desc()))
+    return render_template("referrals/mine.html", rows=_rows(query))
+
+
+@bp.route("/worklist")
+@requires("worklist.view")
+def worklist():
+    visible = access.visible(current_user, select(Referral))
+    oldest_first = (Referral.created_at, Referral.id)
+    sections = [
+        ("awaiting", "Awaiting a specialist",
+         visible.where(Referral.state.in_(AWAITING)).order_by(*oldest_first)),
+        ("mine", "Mine",
+         select(Referral).where(
+             Referral.assigned_specialist_id == current_user.id,
+             Referral.state.not_in([*FINAL, State.INFO_REQUESTED])).order_by(*oldest_first)),
+        ("info", "Info requested",
+         visible.where(Referral.state == State.INFO_REQUESTED).order_by(*oldest_first)),
+    ]
+    return render_template("referrals/worklist.html",
+                           sections=[(key, title, _rows(q)) for key, title, q in sections])
+
+
+# --- The referral page ------------------------------------------------------------------
+
+
+def _visible_or_refuse(referral_id: int, action: str) -> Referral:
+    """The referral if the user may see it. NotFound (404) when there is none;
+    NotAllowed (403 page) after writing a denied access-log row."""
+    try:
+        return access.get_visible(current_user, referral_id)
+    except NotAllowed:
+        _log(action, "denied", referral_id)
+        raise
+
+
+def _age(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def _clinical_rows(referral: Referral) -> list[tuple[str, str]]:
+    rows = []
+    for f in CLINICAL_FIELDS.get(referral.specialty.code, ()):
+        value = (referral.clinical or {}).get(f.key)
+        if value in (None, "", []):
+            continue
+        if f.kind == "datetime":
+            value = format_local(datetime.fromisoformat(value))
+        elif f.kind == "yesno":
+            value = "Yes" if value else "No"
+        elif f.kind == "checks":
+            value = ", ".join(value)
+        rows.append((f.label, str(value)))
+    return rows
+
+
+def _colleagues(referral: Referral) -> dict[str, str]:
+    """id -> name of the specialists of the referral's service it could be handed to."""
+    service = referral.hub_service
+    people = db.session.scalars(
+        select(User).join(User.specialties)
+        .where(Specialty.id == service.specialty_id, User.hospital_id == service.hospital_id,
+               User.active.is_(True))
+        .order_by(User.name)
+    )
+    return {str(u.id): u.name for u in people if u.has_role(Role.SPECIALIST)
+            and u.id not in (current_user.id, referral.assigned_specialist_id)}
+
+
+def _render_page(referral: Referral, *, status: int = 200, action: str = "",
+                 errors: dict | None = None, values: MultiDict | None = None,
+                 problem: str = ""):
+    at = now()
+    actions = [a for a in ACTION_ORDER if a in allowed_actions(current_user, referral)]
+    hub = referral.hub_service.hospital
+    defaults = {"decide": {"destination_hospital": hub.code, "transfer_urgency": "immediate"}}
+    clocks = referral_clocks(referral, at)
+    for window in clocks["windows"]:
+        closes = window["closes_at"]
+        window["closes_local"] = format_local(datetime.fromisoformat(closes), "%a %H:%M") \
+            if closes else "—"
+    nhs = referral.nhs_number
+    body = render_template(
+        "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
+        nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
+        age=_age(referral.birth_date, at.astimezone(LONDON).date()),
+        clinical=_clinical_rows(referral), certainty=CERTAINTY_LABELS,
+        thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
+        event_labels=EVENT_LABELS, outcomes=OUTCOME_LABELS,
+        urgencies=referral_input.TRANSFER_URGENCY,
+        hospitals=_names(Hospital) if "decide" in actions else {},
+        colleagues=_colleagues(referral) if "hand-over" in actions else {},
+        # Each action form shows its own values and errors only when it was the one sent.
+        values_for=lambda name: values if name == action else MultiDict(defaults.get(name, {})),
+        errors_for=lambda name: (errors or {}) if name == action else {},
+        action=action, problem=problem,
+    )
+    _log("referral.view", "ok", referral.id)
+    return body, status
+
+
+@bp.route("/referrals/<int:referral_id>")
+@login_required
+def show(referral_id: int):
+    return _render_page(_visible_or_refuse(referral_id, "referral.view"))
+
+
+@bp.route("/referrals/<int:referral_id>/status.json")
+@login_required
+def status(referral_id: int):
+    """The state only (no patient data), polled by the referral page."""
+    referral = _visible_or_refuse(referral_id, "referral.status")
+    return {
+        "id": referral.id, "state": referral.state, "label": state_label(referral.state),
+        "version": referral.version, "outcome": referral.outcome,
+        "assigned_specialist": referral.assigned_specialist.name
+        if referral.assigned_specialist else None,
+    }
+
+
+@bp.route("/referrals/<int:referral_id>/<action>", methods=["POST"])
+@login_required
+def act(referral_id: int, action: str):
+    """One action form (names as in the API: acknowledge, decide, hand-over...); abort(404)
+    for any other name."""
+    if action not in ACTION_PATHS.values():
+        abort(404)
+    _visible_or_refuse(referral_id, f"referral.{action}")
+    payload = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    try:
+        referral = referrals.perform(action, referral_id, current_user, payload)
+    except DomainError as exc:
+        db.session.rollback()
+        _log(f"referral.{action}", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        if isinstance(exc, ValidationFailed):
+            return _render_page(db.session.get(Referral, referral_id), status=422,
+                                action=action, errors=exc.errors, values=request.form)
+        if isinstance(exc, Conflict):
+            return _render_page(db.session.get(Referral, referral_id), status=409,
+                                problem=str(exc))
+        raise  # NotAllowed, NotFound: the error page
+    _log(f"referral.{action}", "ok", referral_id)
+    flash(ACTION_DONE[action])
+    return redirect(url_for("referrals.show", referral_id=referral.id))
