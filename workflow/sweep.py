@@ -204,7 +204,7 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
             result.cancelled += 1
         for delivery_id in delivery_ids:
             _send(sender, channels, delivery_id, result)
-    db.session.remove()
+    db.session.commit()
     return result
 
 
