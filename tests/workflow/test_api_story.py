@@ -1,25 +1,7 @@
 """The whole story through the API: raise, page sent, accept, ask, answer, decide, transfer."""
 
+from tests.workflow.helpers import bearer, stroke_payload
 from workflow import referrals
-from workflow.accounts import issue_token
-
-
-def stroke_payload(**over):
-    payload = {
-        "specialty": "stroke", "referring_hospital": "PIL",
-        "patient": {"nhs_number": "943 476 5919", "family_name": "Smith", "given_name": "Ann",
-                    "birth_date": "1950-01-01", "sex": "female"},
-        "onset_at": "2026-11-29T01:00", "onset_certainty": "precise",
-        "arrived_at": "2026-11-29T01:40", "question": "Large vessel occlusion? Thrombectomy?",
-        "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",
-                     "thrombolysis_given": False, "imaging": ["CT", "CTA"]},
-    }
-    payload.update(over)
-    return payload
-
-
-def bearer(email):
-    return {"Authorization": f"Bearer {issue_token(email)}"}
 
 
 def test_a_stroke_referral_goes_from_raise_to_transfer(network, client, time_machine):

@@ -1,0 +1,55 @@
+"""Shared helpers for the workflow tests: payloads, tokens, counts and people."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import ReferralEvent, User
+from workflow.accounts import issue_token
+
+# The demo clock: a night shift in late November (GMT), after the payload's arrival time.
+DEMO_NOW = "2026-11-29T03:00:00+00:00"
+
+REFERRER = "referrer@pil.demo.nhs.uk"
+OTHER_REFERRER = "referrer@lch.demo.nhs.uk"
+STROKE_SPECIALISTS = ("stroke.night@qmc.demo.nhs.uk", "stroke.day@qmc.demo.nhs.uk",
+                      "stroke.consultant@qmc.demo.nhs.uk")
+VASCULAR = "vascular.day@lri.demo.nhs.uk"
+DUTY_MANAGER = "duty.manager@qmc.demo.nhs.uk"
+AUDIT = "audit@em.demo.nhs.uk"
+ADMIN = "admin@em.demo.nhs.uk"
+
+
+def stroke_payload(**over):
+    payload = {
+        "specialty": "stroke", "referring_hospital": "PIL",
+        "patient": {"nhs_number": "943 476 5919", "family_name": "Smith", "given_name": "Ann",
+                    "birth_date": "1950-01-01", "sex": "female"},
+        "onset_at": "2026-11-29T01:00", "onset_certainty": "precise",
+        "arrived_at": "2026-11-29T01:40", "question": "Large vessel occlusion? Thrombectomy?",
+        "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",
+                     "thrombolysis_given": False, "imaging": ["CT", "CTA"]},
+    }
+    payload.update(over)
+    return payload
+
+
+def bearer(email):
+    return {"Authorization": f"Bearer {issue_token(email)}"}
+
+
+def user(email) -> User:
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def count(model) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def event_kinds(referral_id) -> list[str]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(ReferralEvent.kind)
+                                   .where(ReferralEvent.referral_id == referral_id)
+                                   .order_by(ReferralEvent.seq)))
