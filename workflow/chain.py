@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from extensions import db
-from models import ReferralEvent
+from models import Referral, ReferralEvent
 
 GENESIS = "0" * 64
 
@@ -32,6 +32,7 @@ def canonical(event: ReferralEvent) -> str:
             "kind": event.kind,
             "at": _at(event.at),
             "actor_id": event.actor_id,
+            "actor_label": event.actor_label,
             "from_state": event.from_state,
             "to_state": event.to_state,
             "reason": event.reason,
@@ -55,7 +56,10 @@ class ChainProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"event {self.event_id} (seq {self.seq})" if self.event_id else "its events"
+        if self.event_id:
+            where = f"event {self.event_id} (seq {self.seq})"
+        else:
+            where = f"event seq {self.seq}" if self.seq else "its events"
         return f"referral {self.referral_id}: {where}: {self.message}"
 
 
@@ -80,10 +84,30 @@ def verify_events(referral_id: int, events: list[ReferralEvent]) -> ChainProblem
 
 
 def verify_referral(referral_id: int) -> ChainProblem | None:
+    """The first problem with a referral's events (chain, count, final state), or None."""
     events = list(db.session.scalars(
         select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
         .order_by(ReferralEvent.id)
     ))
     if not events:
         return ChainProblem(referral_id, None, None, "has no events at all")
-    return verify_events(referral_id, events)
+    problem = verify_events(referral_id, events)
+    referral = db.session.get(Referral, referral_id)
+    if problem or referral is None:
+        return problem
+    # A chain is only as long as its rows: every transition bumps the referral's version
+    # once and writes one event, so the count catches a deleted or appended last event.
+    last = events[-1]
+    if last.seq > referral.version:
+        extra = events[referral.version]
+        return ChainProblem(referral_id, extra.seq, extra.id,
+                            f"the referral has made only {referral.version} moves: this "
+                            "event was inserted")
+    if last.seq < referral.version:
+        return ChainProblem(referral_id, last.seq + 1, None,
+                            f"missing: the referral has made {referral.version} moves but "
+                            f"its events end at seq {last.seq} (deleted)")
+    if last.to_state != referral.state:
+        return ChainProblem(referral_id, last.seq, last.id,
+                            f"ends in {last.to_state} but the referral is {referral.state}")
+    return None
