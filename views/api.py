@@ -22,8 +22,13 @@ csrf.exempt(bp)
 
 @bp.before_request
 def _csrf_for_sessions():
-    """Bearer-token clients are not browsers: CSRF applies only to cookie sessions."""
-    if not request.headers.get("Authorization", "").startswith("Bearer "):
+    """Bearer-token clients are not browsers: CSRF applies only to cookie sessions.
+
+    A caller with no session at all has nothing to forge; login_required answers
+    them with 401 rather than a CSRF 400.
+    """
+    if not request.headers.get("Authorization", "").startswith("Bearer ") \
+            and current_user.is_authenticated:
         csrf.protect()
 
 
