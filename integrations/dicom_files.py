@@ -1,0 +1,397 @@
+"""Reading one DICOM file safely: parse, check the limits, summarise, decode one frame.
+
+Files come from other hospitals' PACS and from uploads, so nothing in them is trusted:
+the 128-byte preamble is ignored (and can be blanked before storing), sizes are
+checked before any pixel buffer is allocated, and every failure becomes an
+`ImagingError` whose message says what is wrong with the file in words an admin or a
+clinician can act on. Rendering (windowing, PNG/JPEG) lives in `integrations.imaging`.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.pixels import get_decoder, pixel_array
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_DIMENSION = 4096
+MAX_FRAMES = 2000
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# Elements that a real DICOM object carries; a force-read of random bytes has none.
+_RECOGNISABLE = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows")
+
+
+class ImagingError(Exception):
+    """A DICOM file cannot be read, validated or rendered; the message says why."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StudyMeta:
+    """What the app needs to know about one instance to link, list and order it."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class: str
+    modality: str
+    study_description: str
+    series_description: str
+    study_date: date | None
+    patient_id: str
+    rows: int
+    columns: int
+    frames: int
+    instance_number: int | None
+    slice_location: float | None
+    image_position: tuple[float, float, float] | None
+    transfer_syntax: str
+    has_image: bool
+
+
+@contextmanager
+def quiet_pydicom():
+    """Silence pydicom's warnings about odd values in foreign files.
+
+    They are expected from other vendors' files and would otherwise turn into errors
+    under `-W error`; what matters is reported through `ImagingError` instead.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def guarded(function):
+    """Keep the module's promise at its public edge: only ImagingError escapes.
+
+    pydicom meets foreign bytes on many paths; a failure none of the specific checks
+    foresaw is logged with its traceback (so it can be given its own message) and
+    reported as an unreadable file.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            with quiet_pydicom():
+                return function(*args, **kwargs)
+        except ImagingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("unforeseen failure reading a DICOM file", exc_info=True)
+            raise ImagingError(f"the file could not be read ({_short(exc)})") from None
+
+    return wrapper
+
+
+def _read(data: bytes) -> tuple[Dataset, bool]:
+    """The dataset, and whether pydicom reached the end of the bytes mid-element."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    cut_short = any("end of file" in str(w.message).lower() for w in seen)
+    return ds, cut_short
+
+
+@guarded
+def read_dataset(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
+    """Parse ``data`` as one DICOM file (the preamble is ignored).
+
+    A file without file meta is accepted only when it holds uncompressed pixel data
+    whose encoding pydicom could infer; its transfer syntax is then filled in.
+
+    Raises ImagingError: empty, too large, not DICOM, or no readable header.
+    """
+    if not data:
+        raise ImagingError("empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImagingError(
+            f"file too large: {len(data) / 1e6:.0f} MB (limit {max_bytes / 1e6:.0f} MB)")
+    marked = data[128:132] == b"DICM"
+    try:
+        ds, cut_short = _read(data)
+        recognisable = any(_has(ds, k) for k in _RECOGNISABLE + PIXEL_KEYWORDS)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on foreign bytes
+        if marked:
+            raise ImagingError(f"damaged DICOM file ({_short(exc)})") from None
+        raise ImagingError("not a DICOM file") from None
+    if cut_short and (not recognisable or pixel_keyword(ds) is None):
+        raise ImagingError("the file ends before its data does (truncated file)")
+    if not recognisable:
+        raise ImagingError("damaged DICOM file (no readable header)" if marked
+                           else "not a DICOM file")
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        _infer_transfer_syntax(ds)
+    syntax = transfer_syntax(ds)
+    if not syntax.is_transfer_syntax:
+        raise ImagingError(f"unsupported compression: unknown transfer syntax {str(syntax)!r}")
+    return ds
+
+
+def _infer_transfer_syntax(ds: Dataset) -> None:
+    keyword = pixel_keyword(ds)
+    if keyword is None:
+        raise ImagingError("not a DICOM file (no file meta header and no image)")
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None or little is None or _element(ds, keyword).is_undefined_length:
+        raise ImagingError(
+            "no file meta header, and the image encoding cannot be worked out without it")
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = (
+        ImplicitVRLittleEndian if implicit else
+        ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+def without_preamble(data: bytes) -> bytes:
+    """``data`` with its 128-byte preamble blanked, so a polyglot file cannot be stored."""
+    if data[128:132] == b"DICM":
+        return bytes(128) + data[128:]
+    return data
+
+
+def pixel_keyword(ds: Dataset) -> str | None:
+    """The keyword of the dataset's pixel data element, or None when it holds no image."""
+    return next((k for k in PIXEL_KEYWORDS if _has(ds, k)), None)
+
+
+def transfer_syntax(ds: Dataset) -> UID:
+    return UID(str(_value(ds.file_meta, "TransferSyntaxUID", "")).strip())
+
+
+@guarded
+def object_kind(ds: Dataset) -> str:
+    """'RT Plan', 'Comprehensive SR', ... from the SOP Class, for messages."""
+    sop_class = UID(str(_value(ds, "SOPClassUID", "") or ""))
+    name = sop_class.name if sop_class else ""
+    if not name or name == str(sop_class):
+        return str(_value(ds, "Modality", "") or "unknown kind of object")
+    return name.removesuffix(" Storage").removesuffix(" Image")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    rows: int
+    columns: int
+    frames: int
+    samples: int
+    bits_allocated: int
+    photometric: str
+
+    @property
+    def frame_bytes(self) -> int:
+        if self.bits_allocated == 1:
+            return math.ceil(self.rows * self.columns * self.samples / 8)
+        per_pixel = self.samples * self.bits_allocated // 8
+        if self.photometric == "YBR_FULL_422":
+            per_pixel = 2 * self.bits_allocated // 8
+        return self.rows * self.columns * per_pixel
+
+
+@guarded
+def geometry(ds: Dataset) -> Geometry:
+    """Check the image header against the limits before anything is decoded.
+
+    Raises ImagingError: no image, invalid or out-of-limit dimensions, frame count,
+    bit depth, unsupported compression, or native pixel data shorter than the header says.
+    """
+    keyword = pixel_keyword(ds)
+    if keyword is None:
+        kind = object_kind(ds)
+        if "Image Storage" in UID(str(_value(ds, "SOPClassUID", "") or "")).name:
+            raise ImagingError(f"no pixel data in this {kind} image (truncated file?)")
+        raise ImagingError(f"no image in this file ({kind})")
+    rows, columns = _int(ds, "Rows", None), _int(ds, "Columns", None)
+    if not rows or not columns or rows < 0 or columns < 0:
+        raise ImagingError("the header gives no image size (Rows/Columns missing or zero)")
+    if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
+        raise ImagingError(f"image too large: {columns} x {rows} (limit {MAX_DIMENSION})")
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    if frames < 1 or frames > MAX_FRAMES:
+        raise ImagingError(f"too many frames: {frames} (limit {MAX_FRAMES})" if frames > 0
+                           else f"invalid Number of Frames in the header: {frames}")
+    samples = _int(ds, "SamplesPerPixel", 1)
+    if samples not in (1, 3):
+        raise ImagingError(f"unsupported Samples per Pixel: {samples}")
+    bits = {"PixelData": None, "FloatPixelData": 32, "DoubleFloatPixelData": 64}[keyword]
+    bits = bits or _int(ds, "BitsAllocated", None)
+    if bits not in (1, 8, 16, 32, 64):
+        raise ImagingError(f"unsupported Bits Allocated: {bits}")
+    photometric = str(_value(ds, "PhotometricInterpretation", "") or "").strip().upper()
+    shape = Geometry(rows, columns, frames, samples, bits, photometric)
+    syntax = transfer_syntax(ds)
+    if _element(ds, keyword).is_undefined_length or syntax.is_compressed:
+        _require_decoder(syntax)
+    else:
+        present = len(_element(ds, keyword).value or b"")
+        if present < shape.frame_bytes * frames:
+            raise ImagingError("pixel data is shorter than the image size says (truncated file)")
+    return shape
+
+
+def _require_decoder(syntax: UID) -> None:
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        decoder = None
+    if decoder is None or not decoder.is_available:
+        raise ImagingError(f"unsupported compression: {syntax.name}")
+
+
+@guarded
+def decode_frame(ds: Dataset, frame: int = 1) -> np.ndarray:
+    """Stored pixel values of one frame (1-based); colour comes back as RGB.
+
+    Raises ImagingError: no such frame, or the pixel data cannot be decoded.
+    """
+    shape = geometry(ds)
+    if not 1 <= frame <= shape.frames:
+        raise ImagingError(f"no frame {frame} in this image (it has {shape.frames})")
+    try:
+        with quiet_pydicom():
+            pixels = pixel_array(ds, index=frame - 1)
+    except Exception as exc:  # noqa: BLE001 - translate every decoder failure
+        raise _decode_error(ds, exc) from None
+    if pixels.shape[:2] != (shape.rows, shape.columns):
+        raise ImagingError(f"decoded image is {pixels.shape[1]} x {pixels.shape[0]}, "
+                           f"the header says {shape.columns} x {shape.rows}")
+    return pixels
+
+
+def _decode_error(ds: Dataset, exc: Exception) -> ImagingError:
+    text = str(exc)
+    if "less than expected" in text or "truncated" in text.lower():
+        return ImagingError("pixel data is shorter than the image size says (truncated file)")
+    syntax = transfer_syntax(ds)
+    if syntax.is_compressed:
+        return ImagingError(f"the compressed image is corrupt ({syntax.name} could not be "
+                            "decoded)")
+    return ImagingError(f"the image could not be decoded ({_short(exc)})")
+
+
+@guarded
+def summarise(ds: Dataset) -> StudyMeta:
+    """UIDs, description, date, size and slice position of one instance.
+
+    Raises ImagingError: a value in the header cannot be read.
+    """
+    has_image = pixel_keyword(ds) is not None
+    shape = geometry(ds) if has_image else None
+    position = _floats(ds, "ImagePositionPatient") or _frame_position(ds)
+    return StudyMeta(
+        study_uid=_text(ds, "StudyInstanceUID"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        sop_uid=_text(ds, "SOPInstanceUID"),
+        sop_class=_text(ds, "SOPClassUID"),
+        modality=_text(ds, "Modality"),
+        study_description=_text(ds, "StudyDescription"),
+        series_description=_text(ds, "SeriesDescription"),
+        study_date=_date(_text(ds, "StudyDate")),
+        patient_id=_text(ds, "PatientID"),
+        rows=shape.rows if shape else 0,
+        columns=shape.columns if shape else 0,
+        frames=shape.frames if shape else 0,
+        instance_number=_int(ds, "InstanceNumber", None),
+        slice_location=_float(ds, "SliceLocation"),
+        image_position=tuple(position[:3]) if position and len(position) >= 3 else None,
+        transfer_syntax=str(transfer_syntax(ds)),
+        has_image=has_image,
+    )
+
+
+def _frame_position(ds: Dataset) -> list[float] | None:
+    groups = _value(ds, "PerFrameFunctionalGroupsSequence", None)
+    if not groups:
+        return None
+    planes = _value(groups[0], "PlanePositionSequence", None)
+    return _floats(planes[0], "ImagePositionPatient") if planes else None
+
+
+# Header access that turns pydicom's conversion failures into ImagingError.
+
+def _element(ds: Dataset, keyword: str):
+    try:
+        with quiet_pydicom():
+            return ds[keyword]
+    except Exception as exc:  # noqa: BLE001 - a raw value pydicom cannot convert
+        raise ImagingError(f"invalid {_label(keyword)} in the header ({_short(exc)})") from None
+
+
+def _has(ds: Dataset, keyword: str) -> bool:
+    return keyword in ds
+
+
+def _value(ds: Dataset, keyword: str, default):
+    if keyword not in ds:
+        return default
+    value = _element(ds, keyword).value
+    return default if value is None or value == "" else value
+
+
+def _int(ds: Dataset, keyword: str, default):
+    value = _value(ds, keyword, default)
+    if value is default:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ImagingError(f"invalid {_label(keyword)} in the header: {str(value)!r}") from None
+
+
+def _float(ds: Dataset, keyword: str) -> float | None:
+    value = _value(ds, keyword, None)
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        raise ImagingError(f"invalid {_label(keyword)} in the header: {str(value)!r}") from None
+
+
+def _floats(ds: Dataset, keyword: str) -> list[float] | None:
+    value = _value(ds, keyword, None)
+    if value is None:
+        return None
+    try:
+        values = value if hasattr(value, "__iter__") and not isinstance(value, str) else [value]
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ImagingError(f"invalid {_label(keyword)} in the header: {str(value)!r}") from None
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    return str(_value(ds, keyword, "")).strip()
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date(int(text[0:4]), int(text[4:6]), int(text[6:8])) if len(text) >= 8 else None
+    except ValueError:
+        return None
+
+
+def _label(keyword: str) -> str:
+    """'NumberOfFrames' -> 'Number of Frames' for messages."""
+    from pydicom.datadict import dictionary_description, tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    return dictionary_description(tag) if tag is not None else keyword
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]
