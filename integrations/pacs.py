@@ -1,0 +1,462 @@
+"""A DICOMweb client for one hospital's PACS: QIDO-RS search, WADO-RS fetch, STOW-RS store.
+
+Every call has a (connect, read) timeout, retries a few times only on named transient
+failures, and turns every failure into one `PacsError` whose message names the
+hospital and says what an admin can do about it. Results are plain dataclasses.
+
+    pacs = DicomWebClient("https://pacs.pilgrim.nhs.uk/dicom-web", name="Pilgrim",
+                          auth=("user", "secret"))
+    studies = pacs.search_studies(patient_id="4857773456")
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+import uuid
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pydicom
+import requests
+from pydicom.dataset import Dataset
+
+# 500 is in the list because a PACS behind a load balancer often reports a transient
+# overload as a bare 500; 501 and the 4xx family never get better by asking again.
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+MAX_INSTANCE_BYTES = 200 * 1024 * 1024
+_STUDY_FIELDS = ("00081030", "00080061", "00201206", "00201208", "00100010", "00100020",
+                 "00080050", "00080020", "00080030")
+_SERIES_FIELDS = ("0008103E", "00200011", "00201209", "00080060")
+_INSTANCE_FIELDS = ("00200013", "00280008", "00080016")
+# STOW-RS Failure Reason (0008,1197) codes, PS3.18 table I.2-1, in words for an admin.
+_FAILURE_REASONS = {
+    0x0110: "the PACS could not process it",
+    0x0122: "the PACS does not accept this kind of object (SOP class not supported)",
+    0xA700: "the PACS is out of storage space",
+    0xA900: "the data set does not match its SOP class",
+    0xC000: "the PACS cannot understand the file",
+    0xC122: "the transfer syntax is not supported by the PACS",
+}
+
+
+class PacsError(Exception):
+    """A PACS call failed; ``permanent`` is True when retrying later will not help."""
+
+    def __init__(self, message: str, *, hospital: str, permanent: bool = False,
+                 status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hospital = hospital
+        self.permanent = permanent
+        self.status = status
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    study_uid: str
+    study_date: date | None
+    study_time: str
+    description: str
+    modalities: tuple[str, ...]
+    series_count: int | None
+    instance_count: int | None
+    patient_id: str
+    patient_name: str
+    accession_number: str
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    study_uid: str
+    series_uid: str
+    modality: str
+    description: str
+    number: int | None
+    instance_count: int | None
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    sop_class: str
+    number: int | None
+    frames: int | None
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What the PACS did with one file of a STOW-RS request."""
+
+    label: str
+    stored: bool
+    sop_uid: str
+    reason: str = ""
+
+
+class DicomWebClient:
+    """One hospital's DICOMweb endpoint.
+
+    ``auth``: None, a (username, password) pair for basic auth, or a bearer token string.
+    ``timeout``: seconds, or a (connect, read) pair. ``retries``: extra attempts on
+    connection errors and the statuses in RETRY_STATUSES, ``backoff`` seconds apart
+    (doubling).
+    """
+
+    def __init__(self, base_url: str, *, name: str, auth: tuple[str, str] | str | None = None,
+                 timeout: float | tuple[float, float] = 5.0,
+                 session: requests.Session | None = None, retries: int = 2,
+                 backoff: float = 0.2):
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self.session = session or requests.Session()
+        self.retries = max(0, min(retries, 5))
+        self.backoff = backoff
+        self._auth_header = _auth_header(auth)
+
+    # QIDO-RS
+
+    def search_studies(self, *, patient_id: str | None = None,
+                       accession_number: str | None = None, limit: int = 50
+                       ) -> list[StudySummary]:
+        """Studies matching the patient id and/or accession number, newest first.
+
+        Raises PacsError: PACS unreachable, slow, refusing or answering an error;
+        ValueError when neither patient_id nor accession_number is given.
+        """
+        if not patient_id and not accession_number:
+            raise ValueError("search needs a patient id or an accession number")
+        params: list[tuple[str, str]] = [("includefield", f) for f in _STUDY_FIELDS]
+        if patient_id:
+            params.append(("PatientID", patient_id))
+        if accession_number:
+            params.append(("AccessionNumber", accession_number))
+        params.append(("limit", str(limit)))
+        studies = [_study(item) for item in self._json("studies", params)]
+        return sorted(studies, key=lambda s: (s.study_date or date.min, s.study_time),
+                      reverse=True)
+
+    def series(self, study_uid: str) -> list[SeriesSummary]:
+        """The series of a study, in series-number order.
+
+        Raises PacsError: as `search_studies`.
+        """
+        params = [("includefield", f) for f in _SERIES_FIELDS]
+        found = [_series(study_uid, item)
+                 for item in self._json(f"studies/{study_uid}/series", params)]
+        return sorted(found, key=lambda s: (s.number is None, s.number or 0))
+
+    def instances(self, study_uid: str, series_uid: str) -> list[InstanceRef]:
+        """The instances of a series, in instance-number order.
+
+        Raises PacsError: as `search_studies`.
+        """
+        params = [("includefield", f) for f in _INSTANCE_FIELDS]
+        path = f"studies/{study_uid}/series/{series_uid}/instances"
+        found = [_instance(study_uid, series_uid, item) for item in self._json(path, params)]
+        return sorted(found, key=lambda i: (i.number is None, i.number or 0))
+
+    # WADO-RS
+
+    def study_metadata(self, study_uid: str) -> list[Dataset]:
+        """Metadata (no pixels) of every instance of a study, as pydicom datasets.
+
+        Raises PacsError: as `search_studies`, or the PACS answered something unreadable.
+        """
+        return self._metadata(f"studies/{study_uid}/metadata")
+
+    def series_metadata(self, study_uid: str, series_uid: str) -> list[Dataset]:
+        """Metadata (no pixels) of every instance of a series.
+
+        Raises PacsError: as `study_metadata`.
+        """
+        return self._metadata(f"studies/{study_uid}/series/{series_uid}/metadata")
+
+    def fetch_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
+        """The whole DICOM file of one instance, in its stored transfer syntax.
+
+        Raises PacsError: as `search_studies`, or the answer holds no DICOM part or is
+        larger than MAX_INSTANCE_BYTES.
+        """
+        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+        answer = self._request("GET", path, headers={
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+        parts = _multipart(answer, self._fail)
+        if not parts:
+            raise self._fail(f"{self.name} PACS sent no file for instance {sop_uid}")
+        return parts[0]
+
+    def fetch_frames(self, study_uid: str, series_uid: str, sop_uid: str,
+                     frames: Sequence[int] = (1,)) -> list[bytes]:
+        """Raw pixel data of the given frames (1-based), as the PACS stores them.
+
+        Raises PacsError: as `fetch_instance`.
+        """
+        numbers = ",".join(str(int(n)) for n in frames)
+        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{numbers}"
+        answer = self._request("GET", path, headers={
+            "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})
+        return _multipart(answer, self._fail)
+
+    def rendered(self, study_uid: str, series_uid: str, sop_uid: str, *,
+                 window: tuple[float, float] | None = None, fmt: str = "jpeg") -> bytes:
+        """The PACS's own rendering of an instance (used by the benchmark to compare).
+
+        ``window`` is (center, width). Raises PacsError: as `search_studies`.
+        """
+        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/rendered"
+        if window:
+            # Built by hand: requests would percent-encode the commas and Orthanc
+            # answers 400 to that.
+            path += f"?window={window[0]:g},{window[1]:g},linear"
+        accept = "image/png" if fmt == "png" else "image/jpeg"
+        return self._request("GET", path, headers={"Accept": accept}).content
+
+    # STOW-RS
+
+    def store(self, files: Iterable[tuple[str, bytes]]) -> list[StoreResult]:
+        """Store (label, file bytes) pairs in one STOW-RS request; one result per file.
+
+        A file the PACS rejects (or silently drops, as Orthanc does with files it cannot
+        parse) is reported with its reason; the others are still stored.
+
+        Raises PacsError: the PACS could not be reached or refused the whole request.
+        """
+        files = list(files)
+        if not files:
+            return []
+        boundary = f"goldenhour-{uuid.uuid4().hex}"
+        body = io.BytesIO()
+        for _, data in files:
+            body.write(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+            body.write(data)
+            body.write(b"\r\n")
+        body.write(f"--{boundary}--\r\n".encode())
+        headers = {"Content-Type":
+                   f'multipart/related; type="application/dicom"; boundary={boundary}',
+                   "Accept": "application/dicom+json"}
+        answer = self._request("POST", "studies", headers=headers, data=body.getvalue(),
+                               ok_statuses=(200, 202, 400, 409))
+        try:
+            outcome = answer.json() if answer.content else {}
+        except ValueError:
+            outcome = {}
+        stored = {_first(item, "00081155") for item in _sequence(outcome, "00081199")}
+        failed = {_first(item, "00081155"): _reason(item)
+                  for item in _sequence(outcome, "00081198")}
+        results = []
+        for label, data in files:
+            sop_uid = _sop_uid(data)
+            if sop_uid and sop_uid in stored:
+                results.append(StoreResult(label, True, sop_uid))
+            else:
+                reason = failed.get(sop_uid) if sop_uid else None
+                results.append(StoreResult(label, False, sop_uid, reason or (
+                    f"{self.name} PACS did not store it and gave no reason "
+                    "(it may not be a valid DICOM file for this PACS)")))
+        return results
+
+    def ping(self) -> float:
+        """Seconds one small QIDO query takes (the admin's "test connection").
+
+        Raises PacsError: as `search_studies`.
+        """
+        started = time.monotonic()
+        self._json("studies", [("limit", "1")])
+        return time.monotonic() - started
+
+    # Plumbing
+
+    def _fail(self, message: str, *, permanent: bool = False,
+              status: int | None = None) -> PacsError:
+        return PacsError(message, hospital=self.name, permanent=permanent, status=status)
+
+    def _json(self, path: str, params: list[tuple[str, str]]) -> list[dict]:
+        answer = self._request("GET", path, params=params,
+                               headers={"Accept": "application/dicom+json"})
+        if answer.status_code == 204 or not answer.content:
+            return []
+        try:
+            payload = answer.json()
+        except ValueError:
+            raise self._fail(f"{self.name} PACS answered something that is not DICOM JSON"
+                             ) from None
+        if not isinstance(payload, list):
+            raise self._fail(f"{self.name} PACS answered something that is not DICOM JSON")
+        return [item for item in payload if isinstance(item, dict)]
+
+    def _metadata(self, path: str) -> list[Dataset]:
+        items = self._json(path, [])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return [Dataset.from_json(item) for item in items]
+        except Exception as exc:  # noqa: BLE001 - any malformed DICOM JSON
+            raise self._fail(f"{self.name} PACS sent metadata that cannot be read ({exc})"
+                             ) from None
+
+    def _request(self, method: str, path: str, *, ok_statuses: Sequence[int] = (200, 204),
+                 **kwargs) -> requests.Response:
+        url = f"{self.base_url}/{path}"
+        headers = {**kwargs.pop("headers", {}), **self._auth_header}
+        seconds = f"{self.timeout[1]:g}"
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                answer = self.session.request(method, url, headers=headers,
+                                              timeout=self.timeout, **kwargs)
+            except requests.Timeout:
+                # Not retried: a PACS that is already slow is not helped by more load,
+                # and the caller's time budget is spent.
+                raise self._fail(f"{self.name} PACS did not answer within {seconds} s"
+                                 ) from None
+            except requests.ConnectionError:
+                if last:
+                    raise self._fail(f"{self.name} PACS did not answer (no connection to "
+                                     f"{_host(self.base_url)})") from None
+            except requests.RequestException as exc:
+                raise self._fail(f"{self.name} PACS request failed ({exc.__class__.__name__})",
+                                 permanent=True) from None
+            else:
+                if answer.status_code in ok_statuses:
+                    return answer
+                if answer.status_code not in RETRY_STATUSES or last:
+                    raise self._status_error(answer.status_code)
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _status_error(self, status: int) -> PacsError:
+        if status == 401:
+            text = f"{self.name} PACS refused the credentials (401)"
+        elif status == 403:
+            text = f"{self.name} PACS refused access for this account (403)"
+        elif status == 404:
+            text = f"{self.name} PACS has no such study or instance, or the URL is wrong (404)"
+        else:
+            text = f"{self.name} PACS answered {status}"
+        permanent = 400 <= status < 500 and status not in (408, 429)
+        return self._fail(text, permanent=permanent, status=status)
+
+
+def _auth_header(auth) -> dict[str, str]:
+    if auth is None:
+        return {}
+    if isinstance(auth, str):
+        return {"Authorization": f"Bearer {auth}"}
+    username, password = auth
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def _multipart(answer: requests.Response, fail) -> list[bytes]:
+    """The bodies of a multipart/related answer (or the whole body if it is not one)."""
+    content_type = answer.headers.get("Content-Type", "")
+    if "multipart/" not in content_type.lower():
+        return [answer.content] if answer.content else []
+    boundary = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")
+                     if p.strip().lower().startswith("boundary=")), None)
+    if not boundary:
+        raise fail("PACS sent a multipart answer without a boundary")
+    delimiter = b"--" + boundary.encode()
+    parts = []
+    for chunk in answer.content.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, separator, body = chunk.partition(b"\r\n\r\n")
+        if not separator:
+            raise fail("PACS sent a malformed multipart answer")
+        parts.append(body[:-2] if body.endswith(b"\r\n") else body)
+    if sum(len(p) for p in parts) > MAX_INSTANCE_BYTES:
+        raise fail("PACS sent more data than one instance may hold")
+    return parts
+
+
+def _sop_uid(data: bytes) -> str:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True,
+                                 specific_tags=["SOPInstanceUID"], force=True)
+            return str(ds.get("SOPInstanceUID", "") or "").strip()
+    except Exception:  # noqa: BLE001 - an unreadable file simply has no UID
+        return ""
+
+
+def _sequence(item: dict, tag: str) -> list[dict]:
+    values = (item.get(tag) or {}).get("Value") or []
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _first(item: dict, tag: str, default=""):
+    values = (item.get(tag) or {}).get("Value") or []
+    value = values[0] if values else default
+    if isinstance(value, dict):  # person names
+        return value.get("Alphabetic", default)
+    return value
+
+
+def _int_or_none(item: dict, tag: str) -> int | None:
+    try:
+        return int(_first(item, tag, None))
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(item: dict) -> str:
+    code = _int_or_none(item, "00081197")
+    return _FAILURE_REASONS.get(code, f"the PACS refused it (failure reason {code})")
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _study(item: dict) -> StudySummary:
+    modalities = (item.get("00080061") or {}).get("Value") or []
+    return StudySummary(
+        study_uid=str(_first(item, "0020000D")),
+        study_date=_date(str(_first(item, "00080020"))),
+        study_time=str(_first(item, "00080030")),
+        description=str(_first(item, "00081030")),
+        modalities=tuple(str(m) for m in modalities),
+        series_count=_int_or_none(item, "00201206"),
+        instance_count=_int_or_none(item, "00201208"),
+        patient_id=str(_first(item, "00100020")),
+        patient_name=str(_first(item, "00100010")),
+        accession_number=str(_first(item, "00080050")),
+    )
+
+
+def _series(study_uid: str, item: dict) -> SeriesSummary:
+    return SeriesSummary(
+        study_uid=study_uid,
+        series_uid=str(_first(item, "0020000E")),
+        modality=str(_first(item, "00080060")),
+        description=str(_first(item, "0008103E")),
+        number=_int_or_none(item, "00200011"),
+        instance_count=_int_or_none(item, "00201209"),
+    )
+
+
+def _instance(study_uid: str, series_uid: str, item: dict) -> InstanceRef:
+    return InstanceRef(
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=str(_first(item, "00080018")),
+        sop_class=str(_first(item, "00080016")),
+        number=_int_or_none(item, "00200013"),
+        frames=_int_or_none(item, "00280008"),
+    )
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
