@@ -64,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     import models  # noqa: F401 - register the tables with the metadata
     import workflow.escalation  # noqa: F401 - paging starts when a referral is raised
+    import workflow.records  # noqa: F401 - a decision makes a record
     from integrations.pager import build_channels
     from views import register
 

@@ -11,12 +11,14 @@ from models.paging import (
     WebhookReceipt,
 )
 from models.people import ApiToken, LoginSession, Role, RotaShift, User, UserRole
+from models.records import DecisionRecord
 from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 
 __all__ = [
     "AccessLog",
     "ApiToken",
     "Decision",
+    "DecisionRecord",
     "Delivery",
     "Escalation",
     "EscalationPolicy",

@@ -19,7 +19,7 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
 
 
 def register(app: Flask) -> None:
-    from views import admin, api, auth, errors, home, paging, referrals, webhooks
+    from views import admin, api, auth, errors, home, paging, records, referrals, webhooks
     from views.cli import register_cli
 
     auth.init_app(app)
@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(paging.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(records.bp)
     app.register_blueprint(referrals.bp)
     register_cli(app)
 

@@ -113,7 +113,9 @@ def act(referral_id: int, action: str):
     payload = request.get_json(silent=True) or {}
     _visible(referral_id, f"referral.{action}"[:64])
     try:
-        referral = referrals.perform(action, referral_id, current_user, payload)
+        bearer = request.headers.get("Authorization", "").startswith("Bearer ")
+        referral = referrals.perform(action, referral_id, current_user, payload,
+                                     signature="api-token" if bearer else "session")
     except DomainError as exc:
         db.session.rollback()
         _log(f"referral.{action}"[:64], "denied" if isinstance(exc, NotAllowed) else "failure",

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from extensions import db
-from models import Hospital, Referral, Role, Specialty, User
+from models import DecisionRecord, Hospital, Referral, Role, Specialty, User
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access, access_log, referral_input, referrals
+from workflow import access, access_log, accounts, referral_input, referrals
 from workflow.clocks import referral_clocks
 from workflow.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from workflow.states import FINAL, Outcome, State
@@ -350,6 +350,11 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         clinical=_clinical_rows(referral), certainty=CERTAINTY_LABELS,
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
         event_labels=EVENT_LABELS, outcomes=OUTCOME_LABELS,
+        records=db.session.execute(select(DecisionRecord.id, DecisionRecord.version,
+                                          DecisionRecord.status, DecisionRecord.error)
+                                   .where(DecisionRecord.referral_id == referral.id)
+                                   .order_by(DecisionRecord.version)).all()
+        if referral.decision else [],
         urgencies=referral_input.TRANSFER_URGENCY,
         hospitals=_names(Hospital) if "decide" in actions else {},
         colleagues=_colleagues(referral) if "hand-over" in actions else {},
@@ -381,6 +386,20 @@ def status(referral_id: int):
     }
 
 
+def _signature(payload: dict) -> str:
+    """The signer's confirmation; ValidationFailed lists its error with the form's own."""
+    try:
+        return accounts.confirm_signature(current_user, request.form.get("password"),
+                                          request.form.get("totp"))
+    except ValidationFailed as exc:
+        errors = dict(exc.errors)
+        try:
+            referral_input.parse_decision(payload, set(_names(Hospital)))
+        except ValidationFailed as more:
+            errors.update(more.errors)
+        raise ValidationFailed(errors) from None
+
+
 @bp.route("/referrals/<int:referral_id>/<action>", methods=["POST"])
 @login_required
 def act(referral_id: int, action: str):
@@ -389,9 +408,14 @@ def act(referral_id: int, action: str):
     if action not in ACTION_PATHS.values():
         abort(404)
     _visible_or_refuse(referral_id, f"referral.{action}")
-    payload = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    payload = {k: v for k, v in request.form.items()
+               if k not in ("csrf_token", "password", "totp")}
     try:
-        referral = referrals.perform(action, referral_id, current_user, payload)
+        signature = "session"
+        if action == "decide":
+            signature = _signature(payload)
+        referral = referrals.perform(action, referral_id, current_user, payload,
+                                     signature=signature)
     except DomainError as exc:
         db.session.rollback()
         _log(f"referral.{action}", "denied" if isinstance(exc, NotAllowed) else "failure",

@@ -260,3 +260,23 @@ def set_active(user: User, active: bool) -> None:
             .values(revoked_at=now)
         )
     db.session.commit()
+
+
+def confirm_signature(user: User, password: str | None, code: str | None = None) -> str:
+    """Check the signer's password (or TOTP code when they have one set up).
+
+    Returns how they signed ("password" or "totp"). Raises ValidationFailed naming
+    the field.
+    """
+    if user.totp_secret:
+        import pyotp
+
+        if code and pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
+            return "totp"
+        raise ValidationFailed({"totp": "Enter the 6-digit code from your authenticator app."})
+    if not password:
+        raise ValidationFailed({"password": "Enter your password to sign the decision."})
+    if not check_password_hash(user.password_hash, password):
+        raise ValidationFailed({"password": "That password is not right; the decision was "
+                                            "not signed."})
+    return "password"

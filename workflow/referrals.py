@@ -243,8 +243,9 @@ def provide_info(referral_id: int, user: User, payload: Any) -> Referral:
     return transition(referral_id, "provide_info", user, reason=answer)
 
 
-def decide(referral_id: int, user: User, payload: Any) -> Referral:
-    """Record the signed decision. Raises ValidationFailed (no rationale, a transfer
+def decide(referral_id: int, user: User, payload: Any, signature: str = "session") -> Referral:
+    """Record the signed decision; ``signature`` says how the signer confirmed it
+    (password, totp, api-token). Raises ValidationFailed (no rationale, a transfer
     without destination...), NotAllowed, IllegalTransition or Conflict."""
     hospitals = {h.code: h for h in db.session.scalars(select(Hospital))}
     choice = referral_input.parse_decision(payload, set(hospitals))
@@ -257,7 +258,7 @@ def decide(referral_id: int, user: User, payload: Any) -> Referral:
             referral_id=referral.id, outcome=choice.outcome, destination_hospital=destination,
             destination_unit=choice.destination_unit, transfer_urgency=choice.transfer_urgency,
             advice=choice.advice, rationale=choice.rationale, decided_by_id=user.id,
-            decided_at=now, signed_with="session",
+            decided_at=now, signed_with=signature,
         ))
 
     return transition(
@@ -265,7 +266,8 @@ def decide(referral_id: int, user: User, payload: Any) -> Referral:
         data={"outcome": choice.outcome,
               "destination_hospital": choice.destination_hospital,
               "destination_unit": choice.destination_unit,
-              "transfer_urgency": choice.transfer_urgency, "advice": choice.advice},
+              "transfer_urgency": choice.transfer_urgency, "advice": choice.advice,
+              "signed_with": signature},
         updates={"outcome": choice.outcome, "decided_at": now},
         before_commit=write_decision,
     )
@@ -353,7 +355,8 @@ ACTIONS = {
 }
 
 
-def perform(action: str, referral_id: int, user: User, payload: Any) -> Referral:
+def perform(action: str, referral_id: int, user: User, payload: Any,
+            signature: str = "session") -> Referral:
     """Run a named action (API path segment) after checking the user may see the referral.
 
     Raises NotFound for an unknown action or referral, NotAllowed, ValidationFailed,
@@ -362,6 +365,8 @@ def perform(action: str, referral_id: int, user: User, payload: Any) -> Referral
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}")
     get_visible(user, referral_id)
+    if action == "decide":
+        return decide(referral_id, user, payload, signature)
     return ACTIONS[action](referral_id, user, payload)
 
 

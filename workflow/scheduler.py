@@ -29,17 +29,18 @@ _in_process: BackgroundScheduler | None = None
 
 
 def _job(app: Flask) -> None:
-    from workflow import sweep
+    from workflow import records, sweep
 
     with app.app_context():
         try:
             result = sweep.run_once(app.extensions["goldenhour.channels"])
+            rendered = records.render_pending()
         except Exception:  # noqa: BLE001 - one bad sweep must not stop the scheduler
             log.exception("sweep failed")
             db.session.remove()
             return
-        if result.claimed or result.resent:
-            log.info("sweep: %s", result)
+        if result.claimed or result.resent or rendered:
+            log.info("sweep: %s; records rendered: %d", result, rendered)
 
 
 def _add_job(scheduler, app: Flask) -> None:

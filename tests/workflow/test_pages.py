@@ -411,10 +411,17 @@ def test_a_referral_goes_from_accept_to_arrival_through_the_pages(login, at_3am)
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert field_error(page, "decide.rationale") == "Enter the rationale."
+    assert "Enter your password to sign the decision." in page
     assert 'value="Hyperacute stroke unit"' in page
-    assert night.post(f"{url}/decide", data={
-        "outcome": "transfer", "destination_hospital": "QMC", "transfer_urgency": "immediate",
-        "destination_unit": "HASU", "rationale": "M1 occlusion: thrombectomy"}).status_code == 302
+    decision = {"outcome": "transfer", "destination_hospital": "QMC",
+                "transfer_urgency": "immediate", "destination_unit": "HASU",
+                "rationale": "M1 occlusion: thrombectomy"}
+    wrong = night.post(f"{url}/decide", data={**decision, "password": "not-my-password"})
+    assert wrong.status_code == 422
+    assert "That password is not right" in wrong.get_data(as_text=True)
+    assert "not-my-password" not in wrong.get_data(as_text=True)
+    assert night.post(f"{url}/decide",
+                      data={**decision, "password": "goldenhour-demo"}).status_code == 302
 
     page = referrer.get(url).get_data(as_text=True)
     assert "Decision: Transfer" in page and "M1 occlusion: thrombectomy" in page
