@@ -15,17 +15,19 @@ def build_channels(config: Mapping) -> dict:
     """Channels by name ("sms", "voice", "email", "console") from the app's settings.
 
     Without Twilio or SMTP settings those channels are the console channel, which the
-    admin status page reports.
+    admin status page reports. Makes no network request; raises KeyError when a
+    required setting is missing (config.py has checked them at start-up).
     """
     channels: dict = {"console": ConsoleChannel()}
     if config.get("TWILIO_ACCOUNT_SID"):
-        from integrations.pager.twilio_client import TwilioSettings
+        from integrations.pager.twilio_client import TWILIO_BASE, TwilioSettings
         from integrations.pager.twilio_sms import TwilioSmsChannel
         from integrations.pager.twilio_voice import TwilioVoiceChannel
 
         settings = TwilioSettings(
             account_sid=config["TWILIO_ACCOUNT_SID"], auth_token=config["TWILIO_AUTH_TOKEN"],
-            from_number=config["TWILIO_FROM_NUMBER"], api_base=config["TWILIO_API_BASE"],
+            from_number=config["TWILIO_FROM_NUMBER"],
+            api_base=config.get("TWILIO_API_BASE") or TWILIO_BASE,
             timeout=float(config.get("TWILIO_TIMEOUT_SECONDS", 5)))
         channels["sms"] = TwilioSmsChannel(settings)
         channels["voice"] = TwilioVoiceChannel(settings)

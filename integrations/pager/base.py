@@ -8,28 +8,32 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PageMessage:
-    """One page to one person. ``text`` carries no patient identifiers."""
+    """One page to one person. ``text`` carries no patient identifiers (the caller's job)."""
 
-    to: str  # E.164 phone number, or an email address for email
+    to: str  # E.164 phone number, or an email address for the email channel
     text: str
-    link: str = ""
+    link: str = ""  # where the specialist acknowledges or opens the referral
     status_callback: str = ""  # where the provider reports delivery status
-    voice_url: str = ""  # TwiML for a call ("press 1 to accept")
-    reference: str = ""  # our id for the delivery, for logs
+    voice_url: str = ""  # TwiML for a call ("press 1 to accept"), fetched by Twilio
+    keypress_url: str = ""  # without voice_url: where the inline <Gather> posts the key
+    reference: str = ""  # our id for this delivery (referral, step, attempt), for logs
 
 
 @dataclass(frozen=True)
 class Receipt:
-    channel: str
-    provider_id: str | None
-    status: str
+    """What the provider said when it took the page."""
+
+    channel: str  # "sms", "voice", "email", "console"
+    provider_id: str | None  # Twilio's SID, the email Message-ID, ...
+    status: str  # the provider's first status, e.g. "queued"
 
 
 class TransportError(Exception):
     """A page could not be handed to the provider.
 
-    ``permanent`` means retrying is pointless (an invalid number); otherwise the
-    provider was down, slow or rate-limiting.
+    ``permanent`` means retrying is pointless until someone changes something (an
+    invalid number, refused credentials); otherwise the provider was down, slow or
+    rate-limiting, and a later attempt may work.
     """
 
     def __init__(self, message: str, permanent: bool = False):
@@ -38,9 +42,10 @@ class TransportError(Exception):
 
 
 def mask(address: str) -> str:
-    """'+447700900123' -> '+44770•••123'; 'ann@x.nhs.uk' -> 'a•••@x.nhs.uk'. For logs."""
+    """An address that is safe to log: '+447700900123' -> '+44770•••123',
+    'ann@x.nhs.uk' -> 'a•••@x.nhs.uk', anything short -> '•••'."""
     if "@" in address:
         name, _, domain = address.partition("@")
         return f"{name[:1]}•••@{domain}"
-    digits = re.sub(r"\s", "", address)
-    return digits[:6] + "•••" + digits[-3:] if len(digits) > 9 else "•••"
+    compact = re.sub(r"[\s().-]", "", address)
+    return f"{compact[:6]}•••{compact[-3:]}" if len(compact) > 9 else "•••"

@@ -1,25 +1,28 @@
-"""Email pages through an SMTP server."""
+"""Email pages through an SMTP server (settings are passed in, never read from env here)."""
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 import uuid
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from integrations.pager.base import PageMessage, Receipt, TransportError
+from integrations.pager.base import PageMessage, Receipt, TransportError, mask
+
+log = logging.getLogger("goldenhour.pager")
 
 
 @dataclass(frozen=True)
 class SmtpSettings:
-    host: str
-    port: int = 587
-    user: str = ""
-    password: str = ""
-    sender: str = ""
-    starttls: bool = True
-    timeout: float = 10.0
+    host: str  # SMTP_HOST
+    port: int = 587  # SMTP_PORT
+    user: str = ""  # SMTP_USER; empty: no login
+    password: str = ""  # SMTP_PASSWORD
+    sender: str = ""  # SMTP_FROM
+    starttls: bool = True  # SMTP_STARTTLS
+    timeout: float = 10.0  # seconds, for the connection and each command
 
 
 class EmailChannel:
@@ -29,14 +32,15 @@ class EmailChannel:
         self.settings = settings
 
     def notify(self, message: PageMessage) -> Receipt:
-        """Send the page by email. Raises TransportError (permanent for a refused address)."""
+        """Send the page by email; the receipt's provider_id is the Message-ID.
+
+        Raises TransportError: permanent when the server refuses the address, our sender
+        or our login (someone must change a setting); transient when the server cannot
+        be reached, times out or fails otherwise.
+        """
         s = self.settings
-        mail = EmailMessage()
-        mail["From"], mail["To"] = s.sender, message.to
-        mail["Subject"] = message.text.split(".")[0][:120] or "goldenhour page"
-        message_id = f"<{uuid.uuid4().hex}@goldenhour>"
-        mail["Message-ID"] = message_id
-        mail.set_content(f"{message.text}\n\n{message.link}\n")
+        mail = self._compose(message)
+        where = f"{s.host}:{s.port}"
         try:
             with smtplib.SMTP(s.host, s.port, timeout=s.timeout) as smtp:
                 if s.starttls:
@@ -45,9 +49,39 @@ class EmailChannel:
                     smtp.login(s.user, s.password)
                 smtp.send_message(mail)
         except smtplib.SMTPRecipientsRefused:
-            raise TransportError("the mail server refused this email address",
-                                 permanent=True) from None
+            error = TransportError(f"Email: the mail server {where} refused this user's "
+                                   "email address", permanent=True)
+        except smtplib.SMTPSenderRefused:
+            error = TransportError(f"Email: the mail server {where} refused SMTP_FROM "
+                                   f"{s.sender!r}", permanent=True)
+        except smtplib.SMTPAuthenticationError:
+            error = TransportError(f"Email: the mail server {where} refused our login: "
+                                   "check SMTP_USER and SMTP_PASSWORD", permanent=True)
+        except smtplib.SMTPNotSupportedError:
+            error = TransportError(f"Email: the mail server {where} does not offer STARTTLS "
+                                   "(SMTP_STARTTLS is on)", permanent=True)
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransportError(f"the mail server {s.host}:{s.port} did not take the email "
-                                 f"({type(exc).__name__})") from None
-        return Receipt("email", message_id, "sent")
+            # smtplib turns a read timeout into SMTPServerDisconnected; the cause tells.
+            if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+                error = TransportError(f"Email: the mail server {where} did not answer "
+                                       f"within {s.timeout:g} s")
+            else:
+                error = TransportError(f"Email: the mail server {where} did not take the "
+                                       f"email ({type(exc).__name__})")
+        else:
+            log.info("Email %s to %s: %s", message.reference, mask(message.to),
+                     mail["Message-ID"])
+            return Receipt("email", mail["Message-ID"], "sent")
+        log.warning("Email %s to %s failed: %s", message.reference, mask(message.to), error)
+        raise error
+
+    def _compose(self, message: PageMessage) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.settings.sender
+        mail["To"] = message.to
+        # The first sentence is the headline: service, hospital, urgency.
+        mail["Subject"] = message.text.split(". ")[0].rstrip(".")[:120] or "goldenhour page"
+        mail["Message-ID"] = f"<{uuid.uuid4().hex}@goldenhour>"
+        mail.set_content(f"{message.text}\n\n{message.link}\n" if message.link
+                         else f"{message.text}\n")
+        return mail

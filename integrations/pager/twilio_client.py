@@ -1,39 +1,42 @@
-"""The official twilio client, with our base URL, timeout, retries and error translation."""
+"""The official twilio client with our base URL and timeout, and its errors translated.
+
+Every Twilio call of the channels goes through :func:`call_twilio`, so no ``twilio`` or
+``requests`` exception reaches the caller: only :class:`TransportError`.
+"""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from integrations.pager.base import TransportError
 
 TWILIO_BASE = "https://api.twilio.com"
-# Twilio error codes for which a retry can never succeed.
+INVALID_NUMBER = "invalid phone number for this user"
+# Twilio error codes a retry can never fix, with what an admin should do about them.
 PERMANENT = {
-    21211: "invalid phone number for this user",
-    21214: "this phone number cannot be reached",
-    21217: "invalid phone number for this user",
-    21401: "invalid phone number for this user",
-    21407: "this number's country is not enabled on the Twilio account",
-    21408: "this number's region is not enabled on the Twilio account",
-    21610: "the user has replied STOP to our number",
-    21612: "Twilio cannot route to this number",
-    21614: "this number is not a mobile number",
+    20003: "Twilio refused our credentials: check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+    21211: f"{INVALID_NUMBER}: correct it on their profile",
+    21214: f"{INVALID_NUMBER}: it cannot be reached",
+    21217: f"{INVALID_NUMBER}: correct it on their profile",
+    21401: f"{INVALID_NUMBER}: correct it on their profile",
+    21408: f"{INVALID_NUMBER}: its country is not enabled on our Twilio account",
+    21610: f"{INVALID_NUMBER}: it replied STOP; they must text START to our number",
+    21612: f"{INVALID_NUMBER}: Twilio cannot route to it",
+    21614: f"{INVALID_NUMBER}: it is not a mobile number, so it cannot take SMS",
+    21212: "TWILIO_FROM_NUMBER is not a valid sending number",
+    21606: "TWILIO_FROM_NUMBER cannot send SMS: choose an SMS-capable number",
 }
-RETRY_STATUSES = {429, 500, 502, 503, 504}
+RETRY_STATUSES = {429} | set(range(500, 600))
 T = TypeVar("T")
-
-# The twilio library logs whole requests (phone numbers included) at INFO.
-_quiet = logging.getLogger("goldenhour.twilio.http")
-_quiet.setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,21 @@ class TwilioSettings:
     account_sid: str
     auth_token: str
     from_number: str
-    api_base: str = TWILIO_BASE
-    timeout: float = 5.0
-    retries: int = 2
-    backoff: float = 0.25
+    api_base: str = TWILIO_BASE  # Prism in tests and `make run`
+    timeout: float = 5.0  # seconds, for connect and for each read
+    retries: int = 2  # only after a 429 or a 5xx
+    backoff: float = 0.25  # seconds; the n-th retry waits n * backoff
 
 
-class _BaseUrlHttpClient(TwilioHttpClient):
-    """Sends every request to ``api_base`` instead of api.twilio.com (Prism in tests)."""
+class BaseUrlHttpClient(TwilioHttpClient):
+    """Sends every request to ``api_base`` instead of api.twilio.com, with a timeout.
+
+    The library's own request log is switched off: it writes query parameters, which
+    can hold phone numbers. The channels log what happened, with numbers masked.
+    """
 
     def __init__(self, api_base: str, timeout: float):
-        super().__init__(timeout=timeout, logger=_quiet)
+        super().__init__(timeout=timeout)
         self.api_base = api_base.rstrip("/")
 
     def request(self, method, url, *args, **kwargs):
@@ -59,38 +66,57 @@ class _BaseUrlHttpClient(TwilioHttpClient):
             url = self.api_base + url[len(TWILIO_BASE):]
         return super().request(method, url, *args, **kwargs)
 
+    def log_request(self, kwargs) -> None:
+        pass
+
+    def log_response(self, status_code, response) -> None:
+        pass
+
 
 def make_client(settings: TwilioSettings) -> Client:
-    http = _BaseUrlHttpClient(settings.api_base, settings.timeout)
+    """The official client, talking to ``settings.api_base``. Makes no request."""
+    http = BaseUrlHttpClient(settings.api_base, settings.timeout)
     return Client(settings.account_sid, settings.auth_token, http_client=http)
 
 
 def call_twilio(action: Callable[[], T], settings: TwilioSettings, what: str) -> T:
-    """Run one Twilio API call with bounded retries on 429/5xx and timeouts.
+    """Run one Twilio API call; retry it (at most ``settings.retries`` times) only on 429/5xx.
 
-    Raises TransportError: permanent for the error codes in PERMANENT (and other 4xx),
-    transient for timeouts, connection failures, 429 and 5xx after the retries.
+    Raises TransportError: permanent for a refused request (the codes in PERMANENT and
+    any other 4xx); transient for 429/5xx once the retries are spent, and at once for a
+    timeout or a connection failure (a POST that timed out may have been sent, so
+    whether to try again is the sweep's decision, not ours).
     """
     attempt = 0
     while True:
         try:
             return action()
-        except TwilioRestException as exc:
-            code = exc.code if isinstance(exc.code, int) else None
-            if code in PERMANENT:
-                raise TransportError(f"{what}: {PERMANENT[code]} (Twilio {code})",
-                                     permanent=True) from None
-            if exc.status not in RETRY_STATUSES:
-                raise TransportError(f"{what}: Twilio refused the request "
-                                     f"({exc.status}{f', code {code}' if code else ''})",
-                                     permanent=400 <= exc.status < 500) from None
-            problem = ("Twilio is rate-limiting us (429)" if exc.status == 429
-                       else f"Twilio answered {exc.status}")
+        except (TwilioRestException, TwilioServiceException) as exc:
+            status = int(exc.status or 0)
+            if status not in RETRY_STATUSES:
+                raise _refused(what, status, exc.code) from None
+            problem = ("Twilio is rate-limiting us (429)" if status == 429
+                       else f"Twilio answered {status}")
         except requests.Timeout:
-            problem = f"Twilio did not answer within {settings.timeout:g} s"
-        except (requests.RequestException, TwilioException, OSError) as exc:
-            problem = f"Twilio could not be reached ({type(exc).__name__})"
+            raise TransportError(
+                f"{what}: Twilio did not answer within {settings.timeout:g} s") from None
+        except (requests.RequestException, OSError):
+            host = urlsplit(settings.api_base).netloc
+            raise TransportError(f"{what}: Twilio could not be reached at {host}") from None
+        except TwilioException as exc:
+            raise TransportError(f"{what}: the Twilio client failed ({exc})") from None
         if attempt >= settings.retries:
-            raise TransportError(f"{what}: {problem}")
+            raise TransportError(f"{what}: {problem}, {attempt + 1} attempts")
         attempt += 1
         time.sleep(settings.backoff * attempt)
+
+
+def _refused(what: str, status: int, code) -> TransportError:
+    # Twilio's own message is left out on purpose: it quotes the phone number.
+    code = code if isinstance(code, int) and code != status else None
+    if code in PERMANENT:
+        return TransportError(f"{what}: {PERMANENT[code]} (Twilio error {code})",
+                              permanent=True)
+    detail = f"HTTP {status}" + (f", Twilio error {code}" if code else "")
+    return TransportError(f"{what}: Twilio refused the request ({detail})",
+                          permanent=400 <= status < 500)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from integrations.pager.base import PageMessage, Receipt
+import logging
+
+from integrations.pager.base import PageMessage, Receipt, TransportError, mask
 from integrations.pager.twilio_client import TwilioSettings, call_twilio, make_client
+from integrations.pager.webhooks import gather_twiml
+
+log = logging.getLogger("goldenhour.pager")
+# What a call create can truthfully answer; the outcome arrives by status callback.
+STARTING = {"queued", "initiated", "ringing"}
+RING_SECONDS = 30
 
 
 class TwilioVoiceChannel:
@@ -14,16 +22,37 @@ class TwilioVoiceChannel:
         self.client = make_client(settings)
 
     def notify(self, message: PageMessage) -> Receipt:
-        """Start a call that fetches its TwiML from ``voice_url``. Raises TransportError."""
+        """Place a call that asks the specialist to press 1.
+
+        Twilio fetches the call's TwiML from ``message.voice_url``; without one the
+        call carries an inline ``<Gather>`` that posts the key to ``message.keypress_url``.
+        Answering-machine detection is on, so a voicemail is reported, not taken as an
+        answer. Raises TransportError: permanent when the message has neither URL,
+        otherwise as call_twilio.
+        """
+        if message.voice_url:
+            script = {"url": message.voice_url, "method": "POST"}
+        elif message.keypress_url:
+            script = {"twiml": gather_twiml(message.text, message.keypress_url)}
+        else:
+            raise TransportError("Call: no voice_url or keypress_url for the call's script",
+                                 permanent=True)
 
         def create():
             return self.client.calls.create(
-                to=message.to, from_=self.settings.from_number, url=message.voice_url,
-                method="POST", machine_detection="Enable",
-                # The final callback (completed / busy / no-answer / failed) is the one
-                # that matters; Prism's contract check also refuses a one-item event list.
-                status_callback=message.status_callback or None,
-                timeout=30)
+                to=message.to, from_=self.settings.from_number, **script,
+                machine_detection="Enable", timeout=RING_SECONDS,
+                # Twilio's default events include the final one (completed, busy,
+                # no-answer, failed), which is the one that moves the page on.
+                status_callback=message.status_callback or None)
 
-        call = call_twilio(create, self.settings, "Call")
-        return Receipt("voice", call.sid, call.status or "queued")
+        try:
+            call = call_twilio(create, self.settings, "Call")
+        except TransportError as exc:
+            log.warning("Call %s to %s failed: %s", message.reference, mask(message.to), exc)
+            raise
+        # Prism answers with its canned example ("completed"); a call that was just
+        # created has not finished, and recording "completed" would stop escalation.
+        status = call.status if call.status in STARTING else "queued"
+        log.info("Call %s to %s: %s %s", message.reference, mask(message.to), call.sid, status)
+        return Receipt("voice", call.sid, status)
