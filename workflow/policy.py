@@ -20,7 +20,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {Role.REFERRER, Role.SPECIALIST, Role.AUDIT_LEAD, Role.ADMIN, Role.DUTY_MANAGER}
     ),
     "worklist.view": frozenset({Role.SPECIALIST, Role.DUTY_MANAGER}),
-    "pager.inbox": frozenset({Role.SPECIALIST, Role.DUTY_MANAGER, Role.ADMIN}),
+    "pager.inbox": frozenset({Role.REFERRER, Role.SPECIALIST, Role.DUTY_MANAGER, Role.ADMIN}),
 }
 
 
