@@ -33,6 +33,7 @@ def integration_status() -> dict:
         "webhooks": bool(config.get("TWILIO_AUTH_TOKEN")),
         "smtp": bool(config.get("SMTP_HOST")),
         "scheduler": scheduler.heartbeat_status(now()),
+        "integrity": scheduler.last_integrity_check(),
         "public_base_url": config["PUBLIC_BASE_URL"],
     }
 

@@ -83,31 +83,41 @@ def verify_events(referral_id: int, events: list[ReferralEvent]) -> ChainProblem
     return None
 
 
-def verify_referral(referral_id: int) -> ChainProblem | None:
-    """The first problem with a referral's events (chain, count, final state), or None."""
-    events = list(db.session.scalars(
-        select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
-        .order_by(ReferralEvent.id)
-    ))
+def verify_chain(referral: Referral, events: list[ReferralEvent]) -> ChainProblem | None:
+    """The first problem with a referral's events (chain, count, final state), or None.
+
+    ``events`` are the referral's rows in id order.
+    """
     if not events:
-        return ChainProblem(referral_id, None, None, "has no events at all")
-    problem = verify_events(referral_id, events)
-    referral = db.session.get(Referral, referral_id)
-    if problem or referral is None:
+        return ChainProblem(referral.id, None, None, "has no events at all")
+    problem = verify_events(referral.id, events)
+    if problem:
         return problem
     # A chain is only as long as its rows: every transition bumps the referral's version
     # once and writes one event, so the count catches a deleted or appended last event.
     last = events[-1]
     if last.seq > referral.version:
         extra = events[referral.version]
-        return ChainProblem(referral_id, extra.seq, extra.id,
+        return ChainProblem(referral.id, extra.seq, extra.id,
                             f"the referral has made only {referral.version} moves: this "
                             "event was inserted")
     if last.seq < referral.version:
-        return ChainProblem(referral_id, last.seq + 1, None,
+        return ChainProblem(referral.id, last.seq + 1, None,
                             f"missing: the referral has made {referral.version} moves but "
                             f"its events end at seq {last.seq} (deleted)")
     if last.to_state != referral.state:
-        return ChainProblem(referral_id, last.seq, last.id,
+        return ChainProblem(referral.id, last.seq, last.id,
                             f"ends in {last.to_state} but the referral is {referral.state}")
     return None
+
+
+def verify_referral(referral_id: int) -> ChainProblem | None:
+    """The first problem with one referral's events, or None."""
+    events = list(db.session.scalars(
+        select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.id)
+    ))
+    referral = db.session.get(Referral, referral_id)
+    if referral is None:
+        return verify_events(referral_id, events) if events else None
+    return verify_chain(referral, events)

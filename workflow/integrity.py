@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral, ReferralEvent
-from workflow.chain import ChainProblem, verify_events
+from workflow.chain import verify_chain
 
 
 @dataclass
@@ -36,20 +36,20 @@ def verify_all(batch: int = 500) -> IntegrityReport:
     report = IntegrityReport()
     last_id = 0
     while True:
-        ids = list(db.session.scalars(select(Referral.id).where(Referral.id > last_id)
-                                      .order_by(Referral.id).limit(batch)))
-        if not ids:
+        batch_referrals = list(db.session.scalars(
+            select(Referral).where(Referral.id > last_id).order_by(Referral.id).limit(batch)))
+        if not batch_referrals:
             break
+        ids = [r.id for r in batch_referrals]
         events: dict[int, list[ReferralEvent]] = {i: [] for i in ids}
         for event in db.session.scalars(select(ReferralEvent)
                                         .where(ReferralEvent.referral_id.in_(ids))
                                         .order_by(ReferralEvent.referral_id, ReferralEvent.id)):
             events[event.referral_id].append(event)
-        for referral_id in ids:
+        for referral in batch_referrals:
             report.referrals_checked += 1
-            report.events_checked += len(events[referral_id])
-            problem = verify_events(referral_id, events[referral_id]) if events[referral_id] \
-                else ChainProblem(referral_id, None, None, "has no events at all")
+            report.events_checked += len(events[referral.id])
+            problem = verify_chain(referral, events[referral.id])
             if problem:
                 report.problems.append(str(problem))
         last_id = ids[-1]

@@ -43,10 +43,32 @@ def _job(app: Flask) -> None:
             log.info("sweep: %s; records rendered: %d", result, rendered)
 
 
+def nightly_integrity_check() -> str:
+    """Run `flask audit verify`'s check and keep its one-line result for the admin page."""
+    from workflow.integrity import verify_all
+    from workflow.sweep import heartbeat
+
+    report = verify_all()
+    line = (f"OK: {report.referrals_checked} referrals, {report.events_checked} events"
+            if report.ok else f"TAMPERED: {report.problems[0]}")
+    heartbeat("integrity", detail=line)
+    return line
+
+
+def _nightly(app: Flask) -> None:
+    with app.app_context():
+        try:
+            log.info("integrity check: %s", nightly_integrity_check())
+        except Exception:  # noqa: BLE001 - report, and try again tomorrow
+            log.exception("integrity check failed to run")
+
+
 def _add_job(scheduler, app: Flask) -> None:
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
     scheduler.add_job(_job, "interval", seconds=interval, args=[app], id=JOB_ID,
                       max_instances=1, coalesce=True, next_run_time=datetime.now())
+    scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
+                      max_instances=1, coalesce=True, timezone="Europe/London")
 
 
 def start_in_process(app: Flask) -> BackgroundScheduler:
@@ -105,6 +127,12 @@ def run_forever(app: Flask) -> None:
         scheduler.start()
     finally:
         stop.set()
+
+
+def last_integrity_check() -> dict | None:
+    """{"at": iso, "result": "OK: ..." | "TAMPERED: ..."} of the last nightly check."""
+    row = db.session.get(SchedulerHeartbeat, "integrity")
+    return {"at": row.beat_at, "result": row.detail} if row else None
 
 
 def heartbeat_status(now: datetime | None = None) -> dict:

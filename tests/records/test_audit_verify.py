@@ -1,0 +1,64 @@
+"""`flask audit verify` names the first tampered event, and the admin page shows the last check."""
+
+import pytest
+from sqlalchemy import select, text
+
+from extensions import db
+from models import ReferralEvent
+from tests.paging.helpers import raise_stroke, user
+from workflow import referrals
+from workflow.scheduler import nightly_integrity_check
+
+SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
+
+
+def three_events():
+    referral = raise_stroke()
+    referrals.acknowledge(referral.id, user(SPECIALIST))
+    referrals.post_message(referral.id, user(SPECIALIST), {"text": "Looking now."})
+    ids = list(db.session.scalars(select(ReferralEvent.id).where(
+        ReferralEvent.referral_id == referral.id).order_by(ReferralEvent.id)))
+    return referral.id, ids
+
+
+def run_sql(sql, **params):
+    db.session.execute(text(sql), params)
+    db.session.commit()
+
+
+@pytest.mark.parametrize("case", ["edit", "delete", "reorder", "insert"])
+def test_each_kind_of_tampering_is_named(network, runner, case):
+    referral_id, (first, second, third) = three_events()
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    if case == "edit":
+        run_sql("UPDATE referral_events SET reason = 'nothing to see' WHERE id = :id", id=second)
+        expected = f"event {second} (seq 2): its content was changed"
+    elif case == "delete":
+        run_sql("DELETE FROM referral_events WHERE id = :id", id=second)
+        expected = f"event {third} (seq 3)"
+    elif case == "reorder":
+        run_sql("UPDATE referral_events SET seq = 99 WHERE id = :id", id=second)
+        run_sql("UPDATE referral_events SET seq = 2 WHERE id = :id", id=third)
+        run_sql("UPDATE referral_events SET seq = 3 WHERE id = :id", id=second)
+        expected = f"event {second} (seq 3)"
+    else:
+        row = db.session.get(ReferralEvent, third)
+        run_sql("INSERT INTO referral_events (referral_id, seq, kind, at, actor_id, actor_label,"
+                " from_state, to_state, reason, data, prev_hash, hash) VALUES (:r, 4, 'message',"
+                " :at, NULL, 'x', 'under_review', 'under_review', 'forged', '{}', :p, :h)",
+                r=referral_id, at=row.at.replace(tzinfo=None), p=row.hash, h="f" * 64)
+        expected = "seq 4"
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"referral {referral_id}" in result.output and expected in result.output
+
+
+def test_the_nightly_check_result_shows_on_the_admin_page(network, client):
+    referral_id, (first, _second, _third) = three_events()
+    assert nightly_integrity_check().startswith("OK")
+    client.login("admin@em.demo.nhs.uk", "goldenhour-demo")
+    assert "intact" in client.get("/admin/status").get_data(as_text=True)
+    run_sql("UPDATE referral_events SET actor_label = 'Someone else' WHERE id = :id", id=first)
+    assert nightly_integrity_check().startswith("TAMPERED")
+    page = client.get("/admin/status").get_data(as_text=True)
+    assert "TAMPERING FOUND" in page and f"referral {referral_id}" in page
