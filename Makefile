@@ -8,7 +8,7 @@ PRISM := tools/prism/node_modules/.bin/prism
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run test test-deps bench lint clean
+.PHONY: run test test-deps system-test-deps bench lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,11 @@ run: $(VENV)/.run-installed
 	$(FLASK) seed-demo --quiet
 	@$(PY) scripts/run_demo.py --port $(PORT)
 
-test-deps: $(VENV)/.test-installed $(PRISM)
+system-test-deps:
 	@scripts/system-deps.sh test
+
+# Debian packages first: Prism's install needs npm.
+test-deps: system-test-deps $(VENV)/.test-installed $(PRISM)
 
 test: test-deps
 	$(PY) -m pytest -n 2 --dist loadgroup
