@@ -6,17 +6,16 @@ from flask import Flask
 
 
 def register_cli(app: Flask) -> None:
+    from views.cli.audit import audit_cli
     from views.cli.docs import docs_cli
+    from views.cli.images import images_cli
     from views.cli.scheduler import scheduler_cli
     from views.cli.seed import seed_demo_command
     from views.cli.users import users_cli
 
     app.cli.add_command(users_cli)
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(audit_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(docs_cli)
-    try:
-        from views.cli.images import images_cli
-    except ImportError:  # the images CLI arrives with the imaging module
-        return
     app.cli.add_command(images_cli)
