@@ -1,6 +1,7 @@
 """SQLAlchemy models only. Import them from here."""
 
 from models.audit import AccessLog
+from models.imaging import KeyImage
 from models.network import HubService, Hospital, PacsEndpoint, Specialty, TravelTime, Trust
 from models.paging import (
     Delivery,
@@ -25,6 +26,7 @@ __all__ = [
     "Page",
     "SchedulerHeartbeat",
     "WebhookReceipt",
+    "KeyImage",
     "LinkedStudy",
     "Referral",
     "ReferralEvent",
