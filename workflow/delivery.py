@@ -38,7 +38,8 @@ def build_message(delivery: Delivery, person: User | None) -> PageMessage:
         to=_address(delivery.channel, person),
         text=delivery.text,
         link=link,
-        status_callback=f"{base}/webhooks/twilio/status",
+        # The delivery id in the callback URL also names the page at the provider.
+        status_callback=f"{base}/webhooks/twilio/status?delivery={delivery.id}",
         voice_url=f"{base}/webhooks/twilio/voice?delivery={delivery.id}",
         reference=f"delivery-{delivery.id}",
     )
