@@ -15,11 +15,24 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
     ("referrals.mine", "My referrals", "referral.raise"),
     ("referrals.worklist", "Worklist", "worklist.view"),
     ("admin.index", "Admin", "admin.manage"),
+    ("audit.dashboard", "Audit", "audit.view"),
 ]
 
 
 def register(app: Flask) -> None:
-    from views import admin, api, auth, errors, home, paging, records, referrals, webhooks
+    from views import (
+        admin,
+        api,
+        api_fhir,
+        audit,
+        auth,
+        errors,
+        home,
+        paging,
+        records,
+        referrals,
+        webhooks,
+    )
     from views.cli import register_cli
 
     auth.init_app(app)
@@ -32,6 +45,8 @@ def register(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(referrals.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(api_fhir.bp)
     register_cli(app)
 
     app.add_template_filter(format_local, "local")

@@ -1,0 +1,409 @@
+"""Audit numbers: how long each step of a referral took, across the network.
+
+Pure queries over the milestone columns of `referrals` (copied from the events when
+they happen), the first escalation delivery, the first `image.view` in the access
+log and the `escalation_exhausted` events. Medians and 90th percentiles are
+continuous (linear interpolation, as PostgreSQL's ``percentile_cont``): computed in
+SQL on PostgreSQL, in Python on SQLite, with the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import Float, and_, case, cast, exists, extract, func, select
+from sqlalchemy.sql import Select
+
+from extensions import db
+from models import (
+    AccessLog,
+    Delivery,
+    Hospital,
+    HubService,
+    Page,
+    Referral,
+    ReferralEvent,
+    Specialty,
+)
+from workflow.errors import ValidationFailed
+from workflow.states import Outcome, State
+from workflow.times import LONDON
+
+ACKNOWLEDGE_LIMIT = 15  # minutes: an acknowledge slower than this is flagged
+DECISION_LIMIT = 30     # minutes: a decision slower than this is flagged
+ONSET_KNOWN = ("precise", "estimated")
+
+# (key, label, start column, end column) of the per-referral timeline below.
+INTERVALS: tuple[tuple[str, str, str, str], ...] = (
+    ("first_page", "Referral → first page", "created_at", "first_page_at"),
+    ("acknowledge", "Referral → acknowledged", "created_at", "acknowledged_at"),
+    ("first_image", "Referral → first image viewed", "created_at", "first_image_at"),
+    ("decision", "Referral → decision", "created_at", "decided_at"),
+    ("departure", "Decision → departure", "decided_at", "departed_at"),
+    ("door_in_door_out", "Door-in-door-out (transfers)", "transfer_arrived_at", "departed_at"),
+    ("onset_decision", "Onset → decision (stroke)", "stroke_onset_at", "decided_at"),
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The dashboard's filters, checked and with codes resolved to ids."""
+
+    date_from: date | None = None
+    date_to: date | None = None
+    specialty: str | None = None
+    hospital: str | None = None  # referring hospital code
+    hub: str | None = None       # hub hospital code
+    outcome: str | None = None
+    state: str | None = None
+    ids: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def query_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (for links to the exports)."""
+        values = {"date_from": self.date_from, "date_to": self.date_to,
+                  "specialty": self.specialty, "hospital": self.hospital, "hub": self.hub,
+                  "outcome": self.outcome, "state": self.state}
+        return {k: str(v) for k, v in values.items() if v}
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        """[start, end) in UTC: London midnight of date_from to the midnight after date_to."""
+        start = end = None
+        if self.date_from:
+            start = datetime.combine(self.date_from, time(), LONDON)
+        if self.date_to:
+            end = datetime.combine(self.date_to + timedelta(days=1), time(), LONDON)
+        return start, end
+
+
+def _parse_date(args: Mapping[str, str], name: str, errors: dict[str, str]) -> date | None:
+    text = (args.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors[name] = f"{text[:40]!r} is not a date like 2026-03-31."
+        return None
+
+
+def parse_filters(args: Mapping[str, str]) -> Filters:
+    """Check the filter arguments (as in a query string) and resolve their codes.
+
+    Raises ValidationFailed with one message per bad field: a date that is not a
+    date, an end before the start, a code this network does not have.
+    """
+    errors: dict[str, str] = {}
+    date_from = _parse_date(args, "date_from", errors)
+    date_to = _parse_date(args, "date_to", errors)
+    if date_from and date_to and date_to < date_from:
+        errors["date_to"] = f"The end date {date_to} is before the start date {date_from}."
+    ids: dict[str, int] = {}
+    codes = {}
+    lookups = (
+        ("specialty", Specialty, "a specialty"),
+        ("hospital", Hospital, "a hospital"),
+        ("hub", Hospital, "a hospital"),
+    )
+    for name, model, what in lookups:
+        code = (args.get(name) or "").strip() or None
+        if code is not None:
+            found = db.session.scalar(select(model.id).where(model.code == code))
+            if found is None:
+                errors[name] = f"{code[:40]!r} is not {what} in this network."
+            else:
+                ids[name] = found
+        codes[name] = code
+    for name, allowed in (("outcome", {o.value for o in Outcome}),
+                          ("state", {s.value for s in State})):
+        value = (args.get(name) or "").strip() or None
+        if value is not None and value not in allowed:
+            errors[name] = (f"{value[:40]!r} is not one of "
+                            f"{', '.join(sorted(v.replace('_', ' ') for v in allowed))}.")
+        codes[name] = value
+    if errors:
+        raise ValidationFailed(errors)
+    return Filters(date_from=date_from, date_to=date_to, ids=ids, **codes)
+
+
+def _referral_conditions(f: Filters, *, dates: bool = True) -> list:
+    conditions = []
+    start, end = f.window()
+    if dates and start:
+        conditions.append(Referral.created_at >= start)
+    if dates and end:
+        conditions.append(Referral.created_at < end)
+    if "specialty" in f.ids:
+        conditions.append(Referral.specialty_id == f.ids["specialty"])
+    if "hospital" in f.ids:
+        conditions.append(Referral.referring_hospital_id == f.ids["hospital"])
+    if "hub" in f.ids:
+        conditions.append(Referral.hub_service_id.in_(
+            select(HubService.id).where(HubService.hospital_id == f.ids["hub"])))
+    if f.outcome:
+        conditions.append(Referral.outcome == f.outcome)
+    if f.state:
+        conditions.append(Referral.state == f.state)
+    return conditions
+
+
+def _first_page_at():
+    return (select(func.min(func.coalesce(Delivery.sent_at, Delivery.claimed_at)))
+            .join(Page, Page.id == Delivery.page_id)
+            .where(Delivery.referral_id == Referral.id, Page.kind == "escalation")
+            .scalar_subquery())
+
+
+def _first_image_at():
+    return (select(func.min(AccessLog.at))
+            .where(AccessLog.referral_id == Referral.id, AccessLog.action == "image.view",
+                   AccessLog.outcome == "ok")
+            .scalar_subquery())
+
+
+def _unanswered():
+    return exists().where(ReferralEvent.referral_id == Referral.id,
+                          ReferralEvent.kind == "escalation_exhausted")
+
+
+def _escalated():
+    return exists().where(Page.referral_id == Referral.id, Page.kind == "escalation",
+                          Page.step >= 1, Page.status == "claimed")
+
+
+def timeline_select(f: Filters) -> Select:
+    """One row per referral matching ``f``: its milestones, site and flags."""
+    stroke = select(Specialty.id).where(Specialty.code == "stroke").scalar_subquery()
+    return select(
+        Referral.id, Referral.reference, Referral.state, Referral.outcome,
+        Referral.specialty_id, Referral.referring_hospital_id, Referral.hub_service_id,
+        Referral.created_at, Referral.acknowledged_at, Referral.decided_at,
+        Referral.departed_at, Referral.arrived_at, Referral.arrived_at_hub,
+        Referral.onset_at, Referral.onset_certainty,
+        _first_page_at().label("first_page_at"),
+        _first_image_at().label("first_image_at"),
+        case((Referral.outcome == Outcome.TRANSFER, Referral.arrived_at))
+        .label("transfer_arrived_at"),
+        case((and_(Referral.specialty_id == stroke,
+                   Referral.onset_certainty.in_(ONSET_KNOWN)), Referral.onset_at))
+        .label("stroke_onset_at"),
+        _unanswered().label("unanswered"),
+        _escalated().label("escalated"),
+    ).where(*_referral_conditions(f))
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    label: str
+    count: int
+    median: float | None  # minutes
+    p90: float | None
+
+
+@dataclass
+class Group:
+    """A month or a site: how many referrals, and the medians that matter most."""
+
+    key: str
+    label: str
+    referrals: int = 0
+    transfers: int = 0
+    median_acknowledge: float | None = None
+    median_decision: float | None = None
+
+
+@dataclass
+class Dashboard:
+    referrals: int
+    measures: list[Measure]
+    transfers: int
+    unanswered: int
+    escalated: int
+    slow_acknowledge: int
+    slow_decision: int
+    by_month: list[Group]
+    by_site: list[Group]
+
+    def share(self, count: int) -> float | None:
+        return count / self.referrals if self.referrals else None
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Continuous percentile of ``values`` (linear interpolation, like percentile_cont)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * p
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def minutes_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds() / 60
+
+
+def dashboard(f: Filters) -> Dashboard:
+    """Every KPI, share and breakdown for the referrals matching ``f``."""
+    sites = dict(db.session.execute(select(Hospital.id, Hospital.code)).all())
+    if db.engine.dialect.name == "postgresql":
+        return _dashboard_in_sql(timeline_select(f).subquery("t"), sites)
+    return _dashboard_in_python(db.session.execute(timeline_select(f)).mappings().all(), sites)
+
+
+def _dashboard_in_sql(t, sites: dict[int, str]) -> Dashboard:
+    """PostgreSQL: one pass for the totals, one per breakdown; percentiles in SQL."""
+
+    def minutes(start: str, end: str):
+        return cast(extract("epoch", t.c[end] - t.c[start]), Float) / 60
+
+    def median(expr, p: float = .5):
+        return func.percentile_cont(p).within_group(expr)
+
+    count_all = func.count()
+    transfers = func.count().filter(t.c.outcome == Outcome.TRANSFER)
+    ack, decision = minutes("created_at", "acknowledged_at"), minutes("created_at", "decided_at")
+    columns = [count_all, transfers,
+               func.count().filter(t.c.unanswered), func.count().filter(t.c.escalated),
+               func.count().filter(ack > ACKNOWLEDGE_LIMIT),
+               func.count().filter(decision > DECISION_LIMIT)]
+    for _key, _label, start, end in INTERVALS:
+        span = minutes(start, end)
+        columns += [func.count(span), median(span), median(span, .9)]
+    totals = db.session.execute(select(*columns).select_from(t)).one()
+    measures = [Measure(key, label, totals[6 + 3 * i], totals[7 + 3 * i], totals[8 + 3 * i])
+                for i, (key, label, *_) in enumerate(INTERVALS)]
+
+    def groups(key_expr) -> list:
+        query = select(key_expr.label("key"), count_all, transfers, median(ack),
+                       median(decision)).select_from(t).group_by(key_expr).order_by(key_expr)
+        return list(db.session.execute(query))
+
+    month = func.to_char(func.timezone("Europe/London", func.timezone("UTC", t.c.created_at)),
+                         "YYYY-MM")
+    by_month = [Group(k, k, n, tr, a, d) for k, n, tr, a, d in groups(month)]
+    by_site = sorted((Group(sites.get(k, "?"), sites.get(k, "?"), n, tr, a, d)
+                      for k, n, tr, a, d in groups(t.c.referring_hospital_id)),
+                     key=lambda g: g.key)
+    return Dashboard(totals[0], measures, totals[1], totals[2], totals[3], totals[4],
+                     totals[5], by_month, by_site)
+
+
+def _dashboard_in_python(rows, sites: dict[int, str]) -> Dashboard:
+    spans = {key: [] for key, *_ in INTERVALS}
+    months: dict[str, list] = {}
+    by_site: dict[str, list] = {}
+    for row in rows:
+        for key, _label, start, end in INTERVALS:
+            value = minutes_between(row[start], row[end])
+            if value is not None:
+                spans[key].append(value)
+        months.setdefault(row["created_at"].astimezone(LONDON).strftime("%Y-%m"), []).append(row)
+        by_site.setdefault(sites.get(row["referring_hospital_id"], "?"), []).append(row)
+
+    def group(key: str, members: list) -> Group:
+        acks = [m for r in members
+                if (m := minutes_between(r["created_at"], r["acknowledged_at"])) is not None]
+        decisions = [m for r in members
+                     if (m := minutes_between(r["created_at"], r["decided_at"])) is not None]
+        return Group(key, key, len(members),
+                     sum(r["outcome"] == Outcome.TRANSFER for r in members),
+                     percentile(acks, .5), percentile(decisions, .5))
+
+    return Dashboard(
+        referrals=len(rows),
+        measures=[Measure(key, label, len(spans[key]), percentile(spans[key], .5),
+                          percentile(spans[key], .9)) for key, label, *_ in INTERVALS],
+        transfers=sum(r["outcome"] == Outcome.TRANSFER for r in rows),
+        unanswered=sum(bool(r["unanswered"]) for r in rows),
+        escalated=sum(bool(r["escalated"]) for r in rows),
+        slow_acknowledge=sum(v > ACKNOWLEDGE_LIMIT for v in spans["acknowledge"]),
+        slow_decision=sum(v > DECISION_LIMIT for v in spans["decision"]),
+        by_month=[group(k, months[k]) for k in sorted(months)],
+        by_site=[group(k, by_site[k]) for k in sorted(by_site)],
+    )
+
+
+@dataclass(frozen=True)
+class ListedReferral:
+    id: int
+    reference: str
+    specialty: str
+    site: str
+    state: str
+    created_at: datetime
+    acknowledge_minutes: float | None
+    decision_minutes: float | None
+    flags: tuple[str, ...]
+
+
+def flags(acknowledge: float | None, decision: float | None, unanswered: bool) -> tuple:
+    """The outlier flags of one referral, worst first."""
+    found = []
+    if unanswered:
+        found.append("unanswered")
+    if acknowledge is not None and acknowledge > ACKNOWLEDGE_LIMIT:
+        found.append(f"acknowledge > {ACKNOWLEDGE_LIMIT} min")
+    if decision is not None and decision > DECISION_LIMIT:
+        found.append(f"decision > {DECISION_LIMIT} min")
+    return tuple(found)
+
+
+def referral_list(f: Filters, limit: int = 200) -> list[ListedReferral]:
+    """The newest ``limit`` referrals matching ``f``, with their outlier flags."""
+    specialties = dict(db.session.execute(select(Specialty.id, Specialty.code)).all())
+    sites = dict(db.session.execute(select(Hospital.id, Hospital.code)).all())
+    query = select(Referral.id, Referral.reference, Referral.specialty_id, Referral.state,
+                   Referral.referring_hospital_id, Referral.created_at,
+                   Referral.acknowledged_at, Referral.decided_at,
+                   _unanswered().label("unanswered")) \
+        .where(*_referral_conditions(f)) \
+        .order_by(Referral.created_at.desc(), Referral.id.desc()).limit(limit)
+    listed = []
+    for r in db.session.execute(query):
+        ack = minutes_between(r.created_at, r.acknowledged_at)
+        decision = minutes_between(r.created_at, r.decided_at)
+        listed.append(ListedReferral(
+            r.id, r.reference or f"#{r.id}", specialties.get(r.specialty_id, "?"),
+            sites.get(r.referring_hospital_id, "?"), r.state, r.created_at, ack, decision,
+            flags(ack, decision, bool(r.unanswered))))
+    return listed
+
+
+def export_rows(f: Filters, batch: int = 2000) -> Iterator:
+    """Every referral matching ``f`` with its SSNAP/NMTR-style timestamps, streamed."""
+    hub_hospital = select(Hospital.code).join(HubService, HubService.hospital_id == Hospital.id) \
+        .where(HubService.id == Referral.hub_service_id).scalar_subquery()
+    query = select(
+        Referral.id, Referral.reference, Specialty.code.label("specialty"),
+        Hospital.code.label("referring_hospital"), hub_hospital.label("hub"),
+        Referral.arrived_at, Referral.onset_at, Referral.onset_certainty,
+        Referral.created_at, _first_page_at().label("first_page_at"),
+        Referral.acknowledged_at, _first_image_at().label("first_image_at"),
+        Referral.decided_at, Referral.outcome, Referral.departed_at, Referral.arrived_at_hub,
+    ).join(Specialty, Specialty.id == Referral.specialty_id) \
+        .join(Hospital, Hospital.id == Referral.referring_hospital_id) \
+        .where(*_referral_conditions(f)).order_by(Referral.created_at, Referral.id)
+    yield from db.session.execute(query.execution_options(yield_per=batch))
+
+
+def access_log_rows(f: Filters, batch: int = 2000) -> Iterator[AccessLog]:
+    """Access-log rows in ``f``'s dates; with any referral filter, only rows about the
+    referrals it matches (whenever they were raised)."""
+    query = select(AccessLog).order_by(AccessLog.at, AccessLog.id)
+    start, end = f.window()
+    if start:
+        query = query.where(AccessLog.at >= start)
+    if end:
+        query = query.where(AccessLog.at < end)
+    referral_conditions = _referral_conditions(f, dates=False)
+    if referral_conditions:
+        query = query.where(AccessLog.referral_id.in_(
+            select(Referral.id).where(*referral_conditions)))
+    yield from db.session.scalars(query.execution_options(yield_per=batch))
+
+
