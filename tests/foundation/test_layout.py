@@ -42,6 +42,8 @@ def _html_pages(app, client):
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static":
             continue
+        if rule.rule.startswith("/webhooks/"):
+            continue  # Twilio's, not a person's: signed requests only (503 without a token)
         url = re.sub(r"<(?:\w+:)?\w+>", str(user_id), rule.rule)
         response = client.get(url)
         assert response.status_code < 500, f"{url} failed with {response.status_code}"
