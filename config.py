@@ -177,7 +177,10 @@ def _smtp(env: dict[str, str]) -> dict:
 
 
 def engine_options(database_url: str) -> dict:
+    # hide_parameters: a logged database error must never carry an NHS number.
     if database_url.startswith("sqlite"):
         # busy timeout: a writer waits for the lock instead of failing at once.
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        return {"connect_args": {"timeout": 30, "check_same_thread": False},
+                "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10,
+            "hide_parameters": True}
