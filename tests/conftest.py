@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.services.postgres",
     "tests.services.prism",
     "tests.services.smtp",
+    "tests.services.orthanc",
 ]
 
 TEST_PASSWORD = "correct horse battery"

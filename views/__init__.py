@@ -48,6 +48,11 @@ def register(app: Flask) -> None:
     app.register_blueprint(audit.bp)
     app.register_blueprint(api_fhir.bp)
     register_cli(app)
+    # Images: study search and linking, rendered frames, the review page.
+    from views import api_images, review
+
+    app.register_blueprint(api_images.bp)
+    app.register_blueprint(review.bp)
 
     app.add_template_filter(format_local, "local")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
 from workflow.referral_input import ONSET_CERTAINTY, SEXES
 from workflow.states import Outcome, State
@@ -177,6 +178,7 @@ def openapi_document() -> dict:
                                   "404": _error("no such referral")},
                 },
             },
+            **IMAGE_PATHS,  # views/openapi_images.py
             "/api/v1/referrals/{referral_id}/{action}": {
                 "post": {
                     "summary": "Act on a referral", "operationId": "actOnReferral",

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
-from workflow import integrity, referrals
+from workflow import integrity, key_images, referrals
 from workflow.clocks import referral_clocks
 from workflow.times import format_local
 from workflow.times import now as utcnow
@@ -74,7 +74,7 @@ def snapshot(referral: Referral, event: ReferralEvent, decision: Decision) -> di
                      "description": s.description, "study_date": s.study_date,
                      "modalities": s.modalities, "instances": s.instance_count}
                     for s in referral.studies],
-        "key_images": [],
+        "key_images": key_images.identities(referral.id),  # identities only, no pixels
         "messages": [{"at": _when(e.at), "by": e.actor_label, "kind": e.kind, "text": e.reason}
                      for e in events if e.kind in ("message", "request_info", "provide_info")],
         "timeline": [{"seq": e.seq, "at": _when(e.at), "kind": e.kind, "by": e.actor_label,
@@ -122,7 +122,11 @@ def render_record(record: DecisionRecord) -> bytes:
     """The PDF for a record (pure: same content, same document). Raises PdfError."""
     from integrations.pdf import render_pdf
 
-    html = render_template("records/decision.html", c=record.content,
+    # The key images' pixels are rendered now, outside any transaction; the content
+    # (and its hash) holds only which images they are.
+    pictures = key_images.rendered_for_record(record.referral_id,
+                                              record.content.get("key_images") or [])
+    html = render_template("records/decision.html", c=record.content, key_images=pictures,
                            sha=record.content_sha256, local=format_local,
                            parse=datetime.fromisoformat)
     pdf, refused = render_pdf(html, Path(current_app.static_folder))

@@ -130,6 +130,12 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             db.session.flush()
             escalation.move_on_now(referral.id, now)
     db.session.commit()
+    if people and page.kind in ("escalation", "handover"):
+        # A specialist is about to tap the link: warm their first images, in the
+        # background and after the claim has committed (never inside it).
+        from workflow import frames
+
+        frames.schedule_prefetch(referral.id)
     return page, [d.id for d in deliveries if d.status == "sending"]
 
 
@@ -181,10 +187,14 @@ def _claim_stale(now: datetime) -> list[int]:
 
 def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100,
              worker: str = WORKER) -> SweepResult:
-    """One sweep: claim and send up to ``limit`` due pages, resend stale deliveries."""
+    """One sweep: claim and send up to ``limit`` due pages, resend stale deliveries.
+
+    ``now`` pins the clock for every claim (tests); by default each claim reads it.
+    """
     from workflow import delivery as sender
 
     result = SweepResult()
+    pinned = now is not None
     now = now or utcnow()
     heartbeat(at=now, detail=worker)
     for delivery_id in _claim_stale(now):
@@ -192,7 +202,11 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
         _send(sender, channels, delivery_id, result)
     for _ in range(limit):
         try:
-            page, delivery_ids = claim_next(now, worker)
+            # Each claim takes the clock afresh: sends take seconds, and a claim stamped
+            # with the sweep's start would lose its lease early (a duplicate send from
+            # another sweep), schedule the next step early, and leave pages that fell due
+            # meanwhile for the next tick.
+            page, delivery_ids = claim_next(now if pinned else utcnow(), worker)
         except Conflict as exc:
             db.session.rollback()
             result.errors.append(str(exc))

@@ -1,0 +1,280 @@
+// The review page's viewer: one canvas, slices rendered by our server.
+// Swipe up/down (one finger), the wheel or the arrow keys move through the slices;
+// pinch or ctrl+wheel zooms; two fingers or a mouse drag pan. JPEG while scrolling,
+// the lossless PNG once the slice stays on screen. No libraries.
+(function () {
+  "use strict";
+  var dataNode = document.getElementById("viewer-data");
+  if (!dataNode) return;
+  var data = JSON.parse(dataNode.textContent);
+  var canvas = document.getElementById("viewer-canvas");
+  var ctx = canvas.getContext("2d");
+  var statusNode = document.getElementById("viewer-status");
+  var problem = document.getElementById("viewer-problem");
+  var presetSelect = document.getElementById("viewer-preset");
+  var keyButton = document.getElementById("viewer-key");
+  var started = performance.now();
+
+  var state = { study: null, series: null, index: 0, preset: "brain", zoom: 1, panX: 0, panY: 0 };
+  var images = new Map();     // url -> HTMLImageElement (loaded or loading)
+  var failed = new Set();
+  var queue = [], active = 0, MAX_ACTIVE = 6;
+  var lossless = null;        // timer for the PNG swap
+  var flagged = data.flagged || [];
+
+  function frameUrl(study, sop, preset, format) {
+    return data.frame_url.replace("STUDY", encodeURIComponent(study))
+      .replace("SOP", encodeURIComponent(sop)) +
+      "?frame=1&preset=" + encodeURIComponent(preset) + "&format=" + format;
+  }
+  function current() { return state.series.instances[state.index]; }
+  function urlFor(index, format) {
+    return frameUrl(state.study.study_uid, state.series.instances[index].sop_uid, state.preset,
+                    format || "jpeg");
+  }
+
+  function load(url, urgent) {
+    var found = images.get(url);
+    if (found) return found;
+    var img = new Image();
+    img.decoding = "async";
+    images.set(url, img);
+    img.addEventListener("load", function () { done(); if (url === wanted()) draw(img); });
+    img.addEventListener("error", function () { done(); failed.add(url); images.delete(url);
+                                                if (url === wanted()) explain(url); });
+    if (urgent) { start(img, url); } else { queue.push([img, url]); pump(); }
+    return img;
+  }
+  function start(img, url) { active++; img.src = url; }
+  function done() { active--; pump(); }
+  function pump() {
+    while (active < MAX_ACTIVE && queue.length) { var next = queue.shift(); start(next[0], next[1]); }
+  }
+  function wanted() { return state.series ? urlFor(state.index) : null; }
+
+  function explain(url) {
+    fetch(url, { credentials: "same-origin" }).then(function (r) {
+      return r.headers.get("Content-Type") === "application/json" ? r.json() : { error: "HTTP " + r.status };
+    }).then(function (body) {
+      problem.querySelector("span").textContent = body.error || "This image could not be shown.";
+      problem.hidden = false;
+    }).catch(function () {
+      problem.querySelector("span").textContent = "The server could not be reached.";
+      problem.hidden = false;
+    });
+  }
+
+  function resize() {
+    var box = canvas.getBoundingClientRect();
+    var ratio = window.devicePixelRatio || 1;
+    canvas.width = Math.max(1, Math.round(box.width * ratio));
+    canvas.height = Math.max(1, Math.round(box.height * ratio));
+    show();
+  }
+
+  function draw(img) {
+    if (!img.complete || !img.naturalWidth) return;
+    var w = canvas.width, h = canvas.height;
+    var fit = Math.min(w / img.naturalWidth, h / img.naturalHeight) * state.zoom;
+    var dw = img.naturalWidth * fit, dh = img.naturalHeight * fit;
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, w, h);
+    ctx.imageSmoothingEnabled = state.zoom < 2;
+    ctx.drawImage(img, (w - dw) / 2 + state.panX, (h - dh) / 2 + state.panY, dw, dh);
+    if (!canvas.dataset.firstPaintMs) {
+      canvas.dataset.firstPaintMs = String(Math.round(performance.now() - started));
+      // Thumbnails wait for the first slice: it is the one the specialist is waiting for.
+      document.querySelectorAll("#series-strip img[data-src]").forEach(function (t) { t.src = t.dataset.src; });
+    }
+    canvas.dataset.painted = img.src.slice(img.src.indexOf("/api/"));
+  }
+
+  function show() {
+    if (!state.series) return;
+    problem.hidden = true;
+    var jpeg = urlFor(state.index, "jpeg");
+    var png = urlFor(state.index, "png");
+    var best = images.get(png);
+    var img = best && best.complete && best.naturalWidth ? best : load(jpeg, true);
+    draw(img);
+    var n = state.series.instances.length;
+    statusNode.textContent = "Slice " + (state.index + 1) + "/" + n + " · " +
+      (data.preset_labels[state.preset] || state.preset) +
+      (state.zoom !== 1 ? " · " + state.zoom.toFixed(1) + "×" : "");
+    canvas.dataset.slice = String(state.index + 1);
+    canvas.dataset.preset = state.preset;
+    if (keyButton) {
+      var on = isFlagged(current().sop_uid);
+      keyButton.setAttribute("aria-pressed", on ? "true" : "false");
+      keyButton.textContent = (on ? "★" : "☆") + " Key image";
+    }
+    clearTimeout(lossless);
+    lossless = setTimeout(function () {
+      var full = load(png, true);
+      if (full.complete && full.naturalWidth && png === urlFor(state.index, "png")) draw(full);
+      else full.addEventListener("load", function () {
+        if (png === urlFor(state.index, "png")) draw(full);
+      }, { once: true });
+    }, 350);
+  }
+
+  function preload() {
+    // The whole series, nearest slices first, so scrolling never waits.
+    var n = state.series.instances.length;
+    for (var step = 1; step < n; step++) {
+      [state.index + step, state.index - step].forEach(function (i) {
+        if (i >= 0 && i < n) load(urlFor(i));
+      });
+    }
+  }
+
+  function go(delta) {
+    var n = state.series.instances.length;
+    var next = Math.min(n - 1, Math.max(0, state.index + delta));
+    if (next !== state.index) { state.index = next; show(); }
+  }
+
+  function choose(study, series, index) {
+    state.study = study; state.series = series;
+    state.index = index === undefined ? Math.floor(series.instances.length / 2) : index;
+    state.zoom = 1; state.panX = 0; state.panY = 0;
+    document.getElementById("study-line").textContent = (study.description || "Study") + " · " +
+      (study.study_date || "date not given") + " · " + (series.description || series.modality) +
+      " · " + study.hospital_name + " PACS";
+    var link = document.getElementById("full-viewer");
+    if (study.viewer_url) { link.href = study.viewer_url; link.hidden = false; } else link.hidden = true;
+    document.querySelectorAll("#series-strip button").forEach(function (b) {
+      b.setAttribute("aria-current", b.dataset.series === series.series_uid ? "true" : "false");
+    });
+    show();
+    preload();
+  }
+
+  function setPreset(name) {
+    state.preset = name;
+    presetSelect.value = name;
+    queue.length = 0;
+    show();
+    preload();
+  }
+
+  function isFlagged(sop) { return flagged.some(function (k) { return k.sop_uid === sop; }); }
+  function renderKeys() {
+    var list = document.getElementById("key-list");
+    list.textContent = "";
+    flagged.forEach(function (k) { var li = document.createElement("li"); li.textContent = k.label; list.appendChild(li); });
+    if (!flagged.length) { var li = document.createElement("li"); li.className = "muted"; li.textContent = "None flagged."; list.appendChild(li); }
+  }
+  if (keyButton) keyButton.addEventListener("click", function () {
+    var body = { study_uid: state.study.study_uid, series_uid: state.series.series_uid,
+                 sop_uid: current().sop_uid, frame: 1, preset: state.preset };
+    fetch(data.key_url, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrf },
+      body: JSON.stringify(body) }).then(function (r) { return r.json(); }).then(function (answer) {
+        if (answer.key_images) { flagged = answer.key_images; renderKeys(); show(); }
+      });
+  });
+
+  // Series strip: the middle slice of each series as its thumbnail.
+  var strip = document.getElementById("series-strip");
+  data.studies.forEach(function (study) {
+    study.series.forEach(function (series) {
+      if (!series.instances.length) return;
+      var li = document.createElement("li");
+      var b = document.createElement("button");
+      b.type = "button"; b.dataset.series = series.series_uid;
+      var img = document.createElement("img");
+      img.alt = ""; img.loading = "lazy";
+      img.dataset.src = frameUrl(study.study_uid, series.instances[Math.floor(series.instances.length / 2)].sop_uid,
+                         series.default_preset, "jpeg");
+      b.appendChild(img);
+      b.appendChild(document.createTextNode((series.description || series.modality || "Series") +
+                                            " (" + series.instances.length + ")"));
+      b.addEventListener("click", function () { state.preset = series.default_preset; presetSelect.value = state.preset; choose(study, series); });
+      li.appendChild(b); strip.appendChild(li);
+    });
+  });
+
+  // Input: wheel, keys, touch, mouse.
+  canvas.addEventListener("wheel", function (e) {
+    e.preventDefault();
+    if (e.ctrlKey) { zoomBy(e.deltaY < 0 ? 1.15 : 1 / 1.15); return; }
+    go(e.deltaY > 0 ? 1 : -1);
+  }, { passive: false });
+  document.addEventListener("keydown", function (e) {
+    if (e.target.tagName === "INPUT" || e.target.tagName === "TEXTAREA" || e.target.tagName === "SELECT") return;
+    var keys = { ArrowDown: 1, ArrowRight: 1, j: 1, ArrowUp: -1, ArrowLeft: -1, k: -1,
+                 PageDown: 10, PageUp: -10 };
+    if (keys[e.key] !== undefined) { e.preventDefault(); go(keys[e.key]); }
+    else if (e.key === "Home") { go(-1e6); } else if (e.key === "End") { go(1e6); }
+    else if (e.key === "+" || e.key === "=") { zoomBy(1.25); } else if (e.key === "-") { zoomBy(0.8); }
+    else if (e.key === "0") { reset(); }
+    else if (/^[1-8]$/.test(e.key)) { setPreset(presetSelect.options[Number(e.key) - 1].value); }
+  });
+  function zoomBy(f) { state.zoom = Math.min(8, Math.max(1, state.zoom * f)); if (state.zoom === 1) { state.panX = state.panY = 0; } show(); }
+  function reset() { state.zoom = 1; state.panX = 0; state.panY = 0; show(); }
+
+  var touch = null;
+  function distance(t) { return Math.hypot(t[0].clientX - t[1].clientX, t[0].clientY - t[1].clientY); }
+  function middle(t) { return { x: (t[0].clientX + t[1].clientX) / 2, y: (t[0].clientY + t[1].clientY) / 2 }; }
+  canvas.addEventListener("touchstart", function (e) {
+    e.preventDefault();
+    var t = e.touches;
+    touch = t.length === 1 ? { y: t[0].clientY, moved: 0 }
+      : { d: distance(t), zoom: state.zoom, m: middle(t), panX: state.panX, panY: state.panY };
+  }, { passive: false });
+  canvas.addEventListener("touchmove", function (e) {
+    e.preventDefault();
+    if (!touch) return;
+    var t = e.touches;
+    if (t.length === 1 && touch.y !== undefined) {
+      var step = Math.max(8, canvas.getBoundingClientRect().height / Math.max(30, state.series.instances.length));
+      var dy = t[0].clientY - touch.y;
+      var slices = Math.trunc(dy / step);
+      if (slices) { go(-slices); touch.y += slices * step; }
+    } else if (t.length === 2 && touch.d) {
+      var ratio = window.devicePixelRatio || 1, m = middle(t);
+      state.zoom = Math.min(8, Math.max(1, touch.zoom * distance(t) / touch.d));
+      state.panX = touch.panX + (m.x - touch.m.x) * ratio;
+      state.panY = touch.panY + (m.y - touch.m.y) * ratio;
+      show();
+    }
+  }, { passive: false });
+  canvas.addEventListener("touchend", function () { touch = null; });
+
+  var drag = null;
+  canvas.addEventListener("mousedown", function (e) { drag = { x: e.clientX, y: e.clientY, panX: state.panX, panY: state.panY }; });
+  window.addEventListener("mouseup", function () { drag = null; });
+  window.addEventListener("mousemove", function (e) {
+    if (!drag) return;
+    var ratio = window.devicePixelRatio || 1;
+    if (state.zoom > 1) {
+      state.panX = drag.panX + (e.clientX - drag.x) * ratio;
+      state.panY = drag.panY + (e.clientY - drag.y) * ratio;
+      show();
+    } else {  // not zoomed: dragging scrolls, as a finger does
+      var slices = Math.trunc((e.clientY - drag.y) / 10);
+      if (slices) { go(-slices); drag.y += slices * 10; }
+    }
+  });
+
+  presetSelect.addEventListener("change", function () { setPreset(presetSelect.value); });
+  document.getElementById("viewer-prev").addEventListener("click", function () { go(-1); });
+  document.getElementById("viewer-next").addEventListener("click", function () { go(1); });
+  document.getElementById("viewer-reset").addEventListener("click", reset);
+  document.getElementById("viewer-retry").addEventListener("click", function () {
+    failed.clear(); show(); preload();
+  });
+  window.addEventListener("resize", resize);
+
+  var firstStudy = data.studies.find(function (s) { return s.series.some(function (x) { return x.instances.length; }); });
+  if (!firstStudy) return;
+  var firstSeries = firstStudy.series.find(function (x) { return x.instances.length; });
+  state.preset = firstSeries.default_preset;
+  presetSelect.value = state.preset;
+  renderKeys();
+  var box = canvas.getBoundingClientRect(), ratio = window.devicePixelRatio || 1;
+  canvas.width = Math.max(1, Math.round(box.width * ratio));
+  canvas.height = Math.max(1, Math.round(box.height * ratio));
+  choose(firstStudy, firstSeries);
+})();

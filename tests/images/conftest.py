@@ -1,0 +1,90 @@
+"""Fixtures for the image tests: the demo network with Pilgrim's PACS on the test Orthanc.
+
+The sample 28-slice head CT (no study date) is in the PACS, and a small second study
+of the same patient dated today, so that "newest first" and "today" can be seen.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pydicom
+import pytest
+import requests
+from pydicom.uid import generate_uid
+from sqlalchemy import select
+
+from extensions import db
+from models import Hospital, PacsEndpoint, Referral
+from tests.paging.helpers import raise_stroke, stroke_payload
+from tests.services.orthanc import HEAD_CT_DIR
+
+PATIENT_ID = "QMNx85rKkkg"  # the sample series' Patient ID
+SAMPLE_STUDY = "1.2.826.0.1.3680043.9.4245.1760717064491086528325869788156915668"
+TODAY_STUDY_DESCRIPTION = "CT angiogram (today)"
+
+
+def today_study_files(count: int = 3) -> list[bytes]:
+    """Copies of the first slices as a new study taken today (new UIDs throughout)."""
+    study, series = generate_uid(), generate_uid()
+    files = []
+    for path in sorted(HEAD_CT_DIR.glob("*.dcm"))[:count]:
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.StudyDate = date.today().strftime("%Y%m%d")
+        ds.StudyTime = "031500"
+        ds.StudyDescription = TODAY_STUDY_DESCRIPTION
+        ds.SeriesDescription = "CTA head"
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    return files
+
+
+def _has_today_study(orthanc) -> bool:
+    answer = requests.get(f"{orthanc.base_url}/studies",
+                          params={"PatientID": PATIENT_ID, "StudyDate": date.today()
+                                  .strftime("%Y%m%d")}, auth=orthanc.auth, timeout=5)
+    return bool(answer.content and answer.json())
+
+
+@pytest.fixture
+def pacs(running_orthanc):
+    """The worker's Orthanc holding the sample study and today's study."""
+    running_orthanc.load_samples()
+    if not _has_today_study(running_orthanc):
+        for data in today_study_files():
+            requests.post(f"{running_orthanc.rest_url}/instances", data=data,
+                          auth=running_orthanc.auth, timeout=10).raise_for_status()
+    return running_orthanc
+
+
+def point_pilgrim_at(base_url: str, *, auth=("goldenhour", "test-pacs-password"),
+                     timeout: float = 5.0, code: str = "PIL") -> PacsEndpoint:
+    hospital = db.session.scalar(select(Hospital).where(Hospital.code == code))
+    endpoint = hospital.pacs or PacsEndpoint(hospital=hospital)
+    endpoint.base_url = base_url
+    endpoint.auth_type = "basic"
+    endpoint.username, endpoint.secret = auth
+    endpoint.timeout_seconds = timeout
+    endpoint.viewer_url_template = "https://pacs.pilgrim.example/viewer?study={study_uid}"
+    db.session.add(endpoint)
+    db.session.commit()
+    return endpoint
+
+
+@pytest.fixture
+def pilgrim(network, pacs):
+    """Pilgrim Hospital's PACS endpoint pointing at the test Orthanc."""
+    point_pilgrim_at(pacs.base_url)
+    return pacs
+
+
+@pytest.fixture
+def referral(pilgrim) -> Referral:
+    """A stroke referral from Pilgrim whose patient's local number is the sample's."""
+    patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID)
+    return raise_stroke(patient=patient)

@@ -1,0 +1,120 @@
+"""Images in the JSON API (/api/v1): study search, linking, the viewer's listing, frames.
+
+Frames are fetched from the hospital's PACS by our server and rendered here; the
+browser never sees a PACS address or credential. Every frame served is written to the
+access log (action ``image.view``), and so is every refusal.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+from flask_login import current_user, login_required
+
+from extensions import csrf, db
+from models import Referral
+from views.access import client_address
+from workflow import access, access_log, frames, policy, studies
+from workflow.errors import DomainError, NotAllowed, ValidationFailed
+
+bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+# Who may search a patient's studies across the network's PACS.
+SEARCH_PERMISSIONS = ("referral.raise", "worklist.view")
+
+
+@bp.before_request
+def _csrf_for_sessions():
+    """As in views.api: CSRF applies to cookie sessions, not to bearer-token clients."""
+    if not request.headers.get("Authorization", "").startswith("Bearer ") \
+            and current_user.is_authenticated:
+        csrf.protect()
+
+
+def _log(action: str, outcome: str, referral_id: int | None = None, detail: str = "") -> None:
+    access_log.record(action, outcome, user=current_user, address=client_address(),
+                      referral_id=referral_id, detail=detail)
+
+
+def _visible(referral_id: int, action: str, detail: str = "") -> Referral:
+    try:
+        return access.get_visible(current_user, referral_id)
+    except NotAllowed:
+        db.session.rollback()
+        _log(action, "denied", referral_id, detail)
+        raise
+
+
+@bp.get("/studies")
+@login_required
+def search_studies():
+    """Studies of a patient across the network (or one hospital), newest first."""
+    if not any(policy.allowed(current_user, p) for p in SEARCH_PERMISSIONS):
+        _log("studies.search", "denied")
+        raise NotAllowed("your role does not allow searching the hospitals' PACS")
+    ids = request.args.getlist("patient_id") + request.args.getlist("nhs_number")
+    result = studies.search(patient_ids=ids, accession=request.args.get("accession"),
+                            hospital_code=request.args.get("hospital") or None)
+    _log("studies.search", "ok", detail=f"{len(result.studies)} found; "
+                                        f"{len(result.unavailable)} PACS unavailable")
+    return result.as_json()
+
+
+@bp.post("/referrals/<int:referral_id>/studies")
+@login_required
+def link_studies(referral_id: int):
+    """Link studies: {"hospital": "PIL", "study_uids": [...]}."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationFailed({"": "Send a JSON object with Content-Type: application/json."})
+    _visible(referral_id, "studies.link")
+    uids = body.get("study_uids")
+    if not isinstance(uids, list) or not all(isinstance(u, str) for u in uids):
+        raise ValidationFailed({"study_uids": "A list of Study Instance UIDs."})
+    hospital = body.get("hospital")
+    try:
+        linked = studies.link(referral_id, current_user,
+                              hospital if isinstance(hospital, str) else None, uids)
+    except DomainError as exc:
+        db.session.rollback()
+        _log("studies.link", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        raise
+    _log("studies.link", "ok", referral_id, ",".join(s.study_uid for s in linked)[:500])
+    referral = db.session.get(Referral, referral_id)
+    return {"studies": frames.listing(referral)}, 201
+
+
+@bp.get("/referrals/<int:referral_id>/studies")
+@login_required
+def list_studies(referral_id: int):
+    """The linked studies, their series and instances (what the viewer scrolls)."""
+    referral = _visible(referral_id, "image.list")
+    body = {"studies": frames.listing(referral)}
+    _log("image.list", "ok", referral_id)
+    return body
+
+
+@bp.get("/referrals/<int:referral_id>/studies/<study_uid>/instances/<sop_uid>/rendered")
+@login_required
+def rendered(referral_id: int, study_uid: str, sop_uid: str):
+    """One frame as PNG or JPEG with a window preset (or window=center,width)."""
+    detail = f"{study_uid}/{sop_uid}"[:300]
+    referral = _visible(referral_id, "image.view", detail)
+    preset = request.args.get("preset")
+    if request.args.get("window"):
+        preset = request.args["window"]
+    try:
+        spec = frames.frame_spec(study_uid, sop_uid, frame=request.args.get("frame"),
+                                 preset=preset, fmt=request.args.get("format"))
+        image, content_type, cache = frames.render_frame(referral, spec)
+    except DomainError as exc:
+        db.session.rollback()
+        _log("image.view", "failure", referral_id, f"{detail}: {exc}"[:500])
+        raise
+    _log("image.view", "ok", referral_id,
+         f"{detail} frame {spec.frame} {spec.preset} {spec.fmt}"[:500])
+    response = Response(image, mimetype=content_type)
+    # Patient images: the browser may keep them for this session's tab, never share them.
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Image-Cache"] = cache
+    return response

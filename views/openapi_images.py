@@ -1,0 +1,121 @@
+"""The image routes' part of the OpenAPI document (merged in views/openapi.py)."""
+
+from __future__ import annotations
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+_REFERRAL_ID = {"name": "referral_id", "in": "path", "required": True,
+                "schema": {"type": "integer"}}
+_COMMON = {
+    "400": _error("malformed request (e.g. missing CSRF token on a cookie session)"),
+    "401": _error("not signed in: send Authorization: Bearer <token>"),
+    "403": _error("your role or hospital does not allow this"),
+}
+_UNAVAILABLE = _error("images unavailable from <hospital>: the PACS is down, slow or failing")
+_STUDY = {
+    "type": "object",
+    "properties": {
+        "hospital": {"type": "string"}, "hospital_name": {"type": "string"},
+        "study_uid": {"type": "string"}, "study_date": {"type": ["string", "null"]},
+        "study_time": {"type": "string"}, "description": {"type": "string"},
+        "modalities": {"type": "array", "items": {"type": "string"}},
+        "series_count": {"type": ["integer", "null"]},
+        "instance_count": {"type": ["integer", "null"]},
+        "patient_id": {"type": "string"}, "accession_number": {"type": "string"},
+        "today": {"type": "boolean", "description": "taken today (pre-selected in the form)"},
+    },
+}
+_LINKED = {"type": "object", "required": ["studies"], "properties": {"studies": {
+    "type": "array", "items": {"type": "object", "properties": {
+        "study_uid": {"type": "string"}, "hospital": {"type": "string"},
+        "viewer_url": {"type": "string"},
+        "series": {"type": "array", "items": {"type": "object", "properties": {
+            "series_uid": {"type": "string"}, "default_preset": {"type": "string"},
+            "instances": {"type": "array", "items": {"type": "object", "properties": {
+                "sop_uid": {"type": "string"}, "frames": {"type": "integer"}}}}}}}}}}}}
+
+
+IMAGE_PATHS = {
+    "/api/v1/studies": {
+        "get": {
+            "summary": "A patient's studies across the network's PACS, newest first",
+            "description": "Each PACS is asked in parallel; one that is down or slow is "
+                           "listed under `unavailable` instead of failing the search.",
+            "operationId": "searchStudies",
+            "parameters": [
+                {"name": "patient_id", "in": "query", "schema": {"type": "string"},
+                 "description": "NHS number or local patient id (repeatable)"},
+                {"name": "accession", "in": "query", "schema": {"type": "string"}},
+                {"name": "hospital", "in": "query", "schema": {"type": "string"},
+                 "description": "only this hospital's PACS"},
+            ],
+            "responses": {"200": {"description": "studies found, and PACS that did not answer",
+                                  "content": {"application/json": {"schema": {
+                                      "type": "object", "required": ["studies", "unavailable"],
+                                      "properties": {
+                                          "studies": {"type": "array", "items": _STUDY},
+                                          "unavailable": {"type": "array", "items": {
+                                              "type": "object"}}}}}}},
+                          **_COMMON, "422": _error("no patient id or accession number")},
+        },
+    },
+    "/api/v1/referrals/{referral_id}/studies": {
+        "get": {
+            "summary": "The linked studies with their series and instances",
+            "operationId": "listLinkedStudies", "parameters": [_REFERRAL_ID],
+            "responses": {"200": {"description": "linked studies", "content": {
+                "application/json": {"schema": _LINKED}}}, **_COMMON,
+                "404": _error("no such referral")},
+        },
+        "post": {
+            "summary": "Link studies from a hospital's PACS to the referral",
+            "operationId": "linkStudies", "parameters": [_REFERRAL_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["study_uids"],
+                "properties": {"hospital": {"type": "string",
+                                            "description": "default: the referring hospital"},
+                               "study_uids": {"type": "array",
+                                              "items": {"type": "string"}}}}}}},
+            "responses": {"201": {"description": "the referral's linked studies", "content": {
+                "application/json": {"schema": _LINKED}}}, **_COMMON,
+                "404": _error("no such referral"),
+                "409": _error("images cannot be linked in this state"),
+                "422": _error("no study UIDs, unknown study, or no PACS for the hospital"),
+                "503": _UNAVAILABLE},
+        },
+    },
+    "/api/v1/referrals/{referral_id}/studies/{study_uid}/instances/{sop_uid}/rendered": {
+        "get": {
+            "summary": "One frame rendered with a window preset",
+            "operationId": "renderedFrame",
+            "parameters": [
+                _REFERRAL_ID,
+                {"name": "study_uid", "in": "path", "required": True,
+                 "schema": {"type": "string"}},
+                {"name": "sop_uid", "in": "path", "required": True,
+                 "schema": {"type": "string"}},
+                {"name": "frame", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {"name": "preset", "in": "query", "schema": {"type": "string"},
+                 "description": "brain, stroke, subdural, bone, cta, soft_tissue, lung, file, "
+                                "or window=<center>,<width>"},
+                {"name": "window", "in": "query", "schema": {"type": "string"},
+                 "description": "<center>,<width> (instead of preset)"},
+                {"name": "format", "in": "query",
+                 "schema": {"type": "string", "enum": ["png", "jpeg"]}},
+            ],
+            "responses": {
+                "200": {"description": "the image", "content": {
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                **_COMMON,
+                "404": _error("no such referral, linked study or instance"),
+                "422": _error("bad preset, frame or format, or the file cannot be rendered"),
+                "503": _UNAVAILABLE,
+            },
+        },
+    },
+}

@@ -1,0 +1,157 @@
+"""Image pages: the phone-first review page, key-image flags, and the forms that link a
+patient's studies to a referral (search the network, tick, link; or upload files)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from extensions import db
+from models import Referral
+from views.access import client_address
+from workflow import access, access_log, frames, key_images, states, studies
+from workflow.access import actor_kinds
+from workflow.errors import DomainError, NotAllowed, ValidationFailed
+
+bp = Blueprint("review", __name__)
+
+
+def _log(action: str, outcome: str, referral_id: int | None = None, detail: str = "") -> None:
+    access_log.record(action, outcome, user=current_user, address=client_address(),
+                      referral_id=referral_id, detail=detail)
+
+
+def _visible(referral_id: int, action: str) -> Referral:
+    """The referral, or NotFound/NotAllowed (a denied row is logged first)."""
+    try:
+        return access.get_visible(current_user, referral_id)
+    except NotAllowed:
+        db.session.rollback()
+        _log(action, "denied", referral_id)
+        raise
+
+
+@bp.app_template_global()
+def can_link_images(referral: Referral) -> bool:
+    try:
+        move = states.move_for(referral.state, "studies_linked")
+    except states.IllegalTransition:
+        return False
+    return move.permits(actor_kinds(current_user, referral), referral.outcome)
+
+
+@bp.get("/referrals/<int:referral_id>/review")
+@login_required
+def review(referral_id: int):
+    referral = _visible(referral_id, "image.list")
+    listing = frames.listing(referral)
+    flagged = [{"sop_uid": k.sop_uid, "frame": k.frame, "label": k.label}
+               for k in key_images.for_referral(referral_id)]
+    body = render_template(
+        "referrals/review.html", referral=referral, listing=listing, flagged=flagged,
+        presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS],
+        may_flag=bool(actor_kinds(current_user, referral)))
+    _log("image.list", "ok", referral_id, "review page")
+    return body
+
+
+@bp.post("/referrals/<int:referral_id>/key-images")
+@login_required
+def toggle_key_image(referral_id: int):
+    """Flag or unflag a frame (JSON from the viewer)."""
+    _visible(referral_id, "image.key")
+    body = request.get_json(silent=True) or {}
+    try:
+        frame = int(body.get("frame") or 1)
+        flagged = key_images.toggle(
+            referral_id, current_user, study_uid=str(body.get("study_uid", ""))[:64],
+            series_uid=str(body.get("series_uid", ""))[:64],
+            sop_uid=str(body.get("sop_uid", ""))[:64], frame=frame,
+            preset=str(body.get("preset") or "brain")[:32])
+    except (TypeError, ValueError):
+        raise ValidationFailed({"frame": "frame must be a whole number"}) from None
+    except DomainError as exc:
+        db.session.rollback()
+        _log("image.key", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        raise
+    _log("image.key", "ok", referral_id, f"{'flag' if flagged else 'unflag'} {body.get('sop_uid')}")
+    return {"flagged": flagged,
+            "key_images": [{"sop_uid": k.sop_uid, "frame": k.frame, "label": k.label}
+                           for k in key_images.for_referral(referral_id)]}
+
+
+@bp.get("/referrals/<int:referral_id>/studies/search")
+@login_required
+def search(referral_id: int):
+    """Search the network's PACS for the patient's studies, to tick and link."""
+    referral = _visible(referral_id, "studies.search")
+    if not can_link_images(referral):
+        _log("studies.search", "denied", referral_id)
+        raise NotAllowed("only the referrer or the assigned specialist can link images")
+    ids = studies.patient_identifiers(referral)
+    extra = (request.args.get("patient_id") or "").strip()[:64]
+    accession = (request.args.get("accession") or "").strip()[:64]
+    result = studies.search(patient_ids=ids + ([extra] if extra else []), accession=accession)
+    _log("studies.search", "ok", referral_id, f"{len(result.studies)} found")
+    linked = {s.study_uid for s in referral.studies}
+    return render_template("referrals/link_studies.html", referral=referral, result=result,
+                           linked=linked, patient_id=extra, accession=accession)
+
+
+@bp.post("/referrals/<int:referral_id>/studies")
+@login_required
+def link(referral_id: int):
+    """Link the ticked studies (``study`` = "<hospital>|<uid>", repeated)."""
+    _visible(referral_id, "studies.link")
+    by_hospital: dict[str, list[str]] = {}
+    for value in request.form.getlist("study"):
+        hospital, _, uid = value.partition("|")
+        by_hospital.setdefault(hospital, []).append(uid)
+    if not by_hospital:
+        flash("Tick at least one study to link.")
+        return redirect(url_for("review.search", referral_id=referral_id))
+    done = 0
+    for hospital, uids in by_hospital.items():
+        try:
+            done += len(studies.link(referral_id, current_user, hospital, uids))
+        except DomainError as exc:
+            db.session.rollback()
+            _log("studies.link", "denied" if isinstance(exc, NotAllowed) else "failure",
+                 referral_id, str(exc)[:200])
+            if isinstance(exc, NotAllowed):
+                raise
+            flash(f"Not linked: {exc}")
+            continue
+        _log("studies.link", "ok", referral_id, ",".join(uids)[:500])
+    if done:
+        flash(f"{done} stud{'y' if done == 1 else 'ies'} linked.")
+    return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
+
+
+@bp.post("/referrals/<int:referral_id>/studies/upload")
+@login_required
+def upload(referral_id: int):
+    """DICOM files or zips: good files are stored and linked, bad ones named with why."""
+    _visible(referral_id, "studies.upload")
+    files = [(f.filename or "unnamed", f.read()) for f in request.files.getlist("files")
+             if f and (f.filename or f.content_length)]
+    try:
+        report = studies.upload(referral_id, current_user, files)
+    except DomainError as exc:
+        db.session.rollback()
+        _log("studies.upload", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        if isinstance(exc, NotAllowed):
+            raise
+        flash(f"Upload failed: {exc}")
+        return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
+    _log("studies.upload", "ok" if report.stored else "failure", referral_id,
+         f"{len(report.stored)} stored, {len(report.rejected)} refused")
+    if request.accept_mimetypes.best == "application/json":
+        return report.as_json(), 200 if report.stored else 422
+    if report.stored:
+        flash(f"{len(report.stored)} file(s) stored in the PACS and linked.")
+    for name, reason in report.rejected:
+        flash(f"Refused {name}: {reason}")
+    return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")

@@ -1,0 +1,298 @@
+"""Frames of a referral's linked studies, rendered on our server and cached.
+
+The browser never talks to a PACS: we fetch the instance by WADO-RS with the
+hospital's credentials, render the frame with a window preset and keep the result in
+the bounded caches of workflow.image_cache. When a page goes out the middle slice of
+each series is rendered ahead (`schedule_prefetch`), so the specialist's first image is
+already warm when they tap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import select
+
+from extensions import db
+from integrations import imaging
+from models import LinkedStudy, Referral
+from workflow.errors import NotFound, ValidationFailed
+from workflow.image_cache import caches
+from workflow.pacs_endpoints import Outcome, PacsTarget, client, record_outcome, \
+    target_for_hospital, timed
+from workflow.studies import ImagesUnavailable
+
+log = logging.getLogger(__name__)
+
+VIEWER_PRESETS = ("brain", "stroke", "subdural", "bone", "cta", "soft_tissue", "lung", "file")
+PRESET_LABELS = {"brain": "Brain 80/40", "stroke": "Stroke 40/40", "subdural": "Subdural 200/80",
+                 "bone": "Bone 2000/500", "cta": "CTA 600/200", "soft_tissue": "Soft tissue 400/40",
+                 "lung": "Lung 1500/−600", "file": "File"}
+CONTENT_TYPES = imaging.FORMATS
+PREFETCH_INSTANCES = 400  # per referral, beyond the middle slices
+_SUCCESS_EVERY = 30.0  # seconds between "last success" writes per endpoint
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """One rendering asked for: which frame, which window, which format."""
+
+    study_uid: str
+    sop_uid: str
+    frame: int
+    preset: str  # a preset name or "w<center>,<width>"
+    fmt: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.study_uid}/{self.sop_uid}/{self.frame}/{self.preset}/{self.fmt}"
+
+    @property
+    def window(self) -> imaging.Window | None:
+        if self.preset.startswith("w"):
+            center, width = self.preset[1:].split(",")
+            return imaging.Window(float(center), float(width))
+        return imaging.PRESETS[self.preset]
+
+
+def frame_spec(study_uid: str, sop_uid: str, *, frame: str | int | None = 1,
+               preset: str | None = "brain", fmt: str | None = "png") -> FrameSpec:
+    """Check what a client asked for. Raises ValidationFailed (422) naming the field."""
+    try:
+        number = int(frame if frame not in (None, "") else 1)
+    except (TypeError, ValueError):
+        raise ValidationFailed({"frame": "frame must be a whole number from 1"}) from None
+    if number < 1 or number > imaging.MAX_FRAMES:
+        raise ValidationFailed({"frame": f"frame must be from 1 to {imaging.MAX_FRAMES}"})
+    fmt = (fmt or "png").lower()
+    if fmt == "jpg":
+        fmt = "jpeg"
+    if fmt not in CONTENT_TYPES:
+        raise ValidationFailed({"format": "format must be png or jpeg"})
+    name = (preset or "brain").strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        window = imaging.resolve_window(name)
+    except imaging.ImagingError as exc:
+        raise ValidationFailed({"preset": exc.message}) from None
+    key = name if name in imaging.PRESETS else f"w{window.center:g},{window.width:g}"
+    return FrameSpec(study_uid, sop_uid, number, key, fmt)
+
+
+@dataclass(frozen=True)
+class Located:
+    target: PacsTarget
+    series_uid: str
+    frames: int
+
+
+def _find(snapshot: dict, sop_uid: str) -> tuple[str, int] | None:
+    for series in snapshot.get("series", []):
+        for instance in series.get("instances", []):
+            if instance.get("sop_uid") == sop_uid:
+                return series["series_uid"], int(instance.get("frames") or 1)
+    return None
+
+
+def locate(referral: Referral, study_uid: str, sop_uid: str) -> Located:
+    """Where an instance of a linked study lives. Raises NotFound (404): the study is
+    not linked to this referral, the instance is not in it, or its hospital has no PACS."""
+    study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
+                                                        LinkedStudy.study_uid == study_uid))
+    if study is None:
+        raise NotFound("no such study is linked to this referral")
+    found = _find(study.snapshot or {}, sop_uid)
+    if found is None:
+        raise NotFound("no such instance in this study")
+    target = target_for_hospital(study.hospital_id)
+    if target is None:
+        raise NotFound(f"{study.hospital.name} has no PACS endpoint any more")
+    return Located(target, found[0], found[1])
+
+
+_last_success: dict[int, float] = {}
+
+
+def _book(outcome: Outcome) -> None:
+    """Errors are always written; successes at most every _SUCCESS_EVERY s per endpoint
+    (a scrolled series is hundreds of fetches)."""
+    if outcome.ok:
+        now = time.monotonic()
+        if now - _last_success.get(outcome.endpoint_id, 0) < _SUCCESS_EVERY:
+            return
+        _last_success[outcome.endpoint_id] = now
+    record_outcome(outcome)
+
+
+def _instance_file(app: Flask, spec: FrameSpec, where: Located) -> bytes:
+    store = caches(app).files
+    data = store.get(spec.sop_uid)
+    if data is not None:
+        return data
+    data, outcome = timed(where.target, lambda: client(where.target).fetch_instance(
+        spec.study_uid, where.series_uid, spec.sop_uid))
+    if not outcome.ok and "(404)" in outcome.error:
+        raise NotFound(f"{where.target.hospital_name} PACS no longer has this instance")
+    _book(outcome)
+    if data is None:
+        raise ImagesUnavailable(where.target.hospital_name, outcome.error)
+    store.put(spec.sop_uid, data)
+    return data
+
+
+def _render(app: Flask, spec: FrameSpec, where: Located, *, also: tuple[FrameSpec, ...] = ()
+            ) -> bytes:
+    data = _instance_file(app, spec, where)
+    try:
+        ds = imaging.read_dataset(data)
+        results = {}
+        for wanted in (spec, *also):
+            results[wanted.key] = imaging.render_dataset(ds, window=wanted.window,
+                                                         frame=wanted.frame, fmt=wanted.fmt)
+    except imaging.ImagingError as exc:
+        raise ValidationFailed({"image": exc.message}) from None
+    cache = caches(app)
+    for key, image in results.items():
+        cache.put_frame(key, image)
+    return results[spec.key]
+
+
+def render_frame(referral: Referral, spec: FrameSpec) -> tuple[bytes, str, str]:
+    """(image bytes, content type, cache: memory | disk | miss) for one frame.
+
+    Raises NotFound (not linked, no such instance), ValidationFailed (frame beyond the
+    instance, or the file cannot be rendered: the ImagingError reason) or
+    ImagesUnavailable (the PACS is down, slow or failing; names the hospital).
+    """
+    where = locate(referral, spec.study_uid, spec.sop_uid)
+    db.session.commit()  # nothing held open while the PACS answers
+    if spec.frame > where.frames:
+        raise ValidationFailed({"frame": f"this instance has {where.frames} frame(s)"})
+    app = current_app._get_current_object()
+    image, found = caches(app).get_frame(spec.key)
+    if image is None:
+        image, found = _render(app, spec, where), "miss"
+    return image, CONTENT_TYPES[spec.fmt], found
+
+
+def default_preset(series: dict) -> str:
+    text = f"{series.get('description', '')}".lower()
+    if series.get("modality") not in ("CT", "") and series.get("modality"):
+        return "file"
+    if "cta" in text or "angio" in text:
+        return "cta"
+    return "brain"
+
+
+def listing(referral: Referral) -> list[dict]:
+    """The linked studies with their series and instances, for the viewer (no PACS call)."""
+    out = []
+    for study in referral.studies:
+        target = target_for_hospital(study.hospital_id)
+        snap = study.snapshot or {}
+        out.append({
+            "study_uid": study.study_uid, "hospital": study.hospital.code,
+            "hospital_name": study.hospital.name, "description": study.description,
+            "study_date": study.study_date, "modalities": study.modalities,
+            "viewer_url": target.viewer_url(study.study_uid) if target else "",
+            "series": [{
+                "series_uid": s["series_uid"], "number": s.get("number"),
+                "modality": s.get("modality", ""), "description": s.get("description", ""),
+                "default_preset": default_preset(s),
+                "instances": [{"sop_uid": i["sop_uid"], "frames": i.get("frames") or 1}
+                              for i in s.get("instances", [])],
+            } for s in snap.get("series", [])],
+        })
+    return out
+
+
+# --- Prefetch when a page goes out ------------------------------------------------------
+
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="image-prefetch")
+_pending: list[Future] = []
+_recent: dict[tuple[int, int], float] = {}
+_pending_lock = threading.Lock()
+
+
+def schedule_prefetch(referral_id: int) -> None:
+    """Warm the caches for a referral in the background (at most once a minute each).
+
+    Call it after the paging transaction has committed; it never blocks the caller.
+    """
+    linked = db.session.scalar(select(LinkedStudy.id)
+                               .where(LinkedStudy.referral_id == referral_id).limit(1))
+    db.session.commit()
+    if linked is None:
+        return
+    app = current_app._get_current_object()
+    key = (id(app), referral_id)
+    with _pending_lock:
+        if time.monotonic() - _recent.get(key, -1e9) < 60:
+            return
+        _recent[key] = time.monotonic()
+        _pending[:] = [f for f in _pending if not f.done()]
+        _pending.append(_pool.submit(_prefetch_job, app, referral_id))
+
+
+def wait_for_prefetch(timeout: float = 30) -> None:
+    """Block until the prefetches queued so far are done (tests, benchmarks)."""
+    with _pending_lock:
+        pending = list(_pending)
+    wait_futures(pending, timeout=timeout)
+
+
+def _prefetch_job(app: Flask, referral_id: int) -> None:
+    with app.app_context():
+        try:
+            prefetch(referral_id)
+        except Exception:  # noqa: BLE001 - a background warm-up must never take anything down
+            log.warning("prefetch for referral %s failed", referral_id, exc_info=True)
+
+
+def prefetch(referral_id: int) -> int:
+    """Render the middle slice of every series (JPEG and PNG, its default preset), then
+    the rest of each series as JPEG, up to PREFETCH_INSTANCES. Returns frames rendered.
+    A PACS failure stops the warm-up quietly; the viewer will report it if it persists."""
+    referral = db.session.get(Referral, referral_id)
+    if referral is None:
+        return 0
+    work = []
+    for study in referral.studies:
+        where_target = target_for_hospital(study.hospital_id)
+        if where_target is None:
+            continue
+        for series in (study.snapshot or {}).get("series", []):
+            instances = series.get("instances", [])
+            if not instances:
+                continue
+            middle = len(instances) // 2
+            order = [middle] + [i for i in range(len(instances)) if i != middle]
+            for rank, index in enumerate(order):
+                work.append((rank, study.study_uid, series, instances[index], where_target))
+    db.session.commit()
+    work.sort(key=lambda w: w[0])  # every series' middle slice before any other slice
+    app = current_app._get_current_object()
+    cache = caches(app)
+    done = 0
+    for rank, study_uid, series, instance, target in work[:PREFETCH_INSTANCES]:
+        preset = default_preset(series)
+        jpeg = FrameSpec(study_uid, instance["sop_uid"], 1, preset, "jpeg")
+        png = FrameSpec(study_uid, instance["sop_uid"], 1, preset, "png")
+        wanted = [s for s in ((jpeg, png) if rank == 0 else (jpeg,))
+                  if cache.get_frame(s.key)[0] is None]
+        if not wanted:
+            continue
+        where = Located(target, series["series_uid"], int(instance.get("frames") or 1))
+        try:
+            _render(app, wanted[0], where, also=tuple(wanted[1:]))
+        except ImagesUnavailable:
+            return done
+        except (NotFound, ValidationFailed):
+            continue
+        done += len(wanted)
+    return done

@@ -1,0 +1,394 @@
+"""A patient's imaging studies: search the network's PACS, link studies to a referral,
+upload files that are in no PACS yet.
+
+Every PACS call happens outside a database transaction (see workflow.pacs_endpoints).
+A PACS that is down or slow never fails the whole search: its hospital is reported as
+"images unavailable from <hospital>: <reason>" and the others still answer.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from extensions import db
+from integrations import imaging
+from models import LinkedStudy, Page, Referral, User
+from workflow import referrals, states
+from workflow.access import actor_kinds, get_visible
+from workflow.errors import DomainError, NotAllowed, ValidationFailed
+from workflow.escalation import STEP_NOTICE
+from workflow.pacs_endpoints import (
+    SEARCH_BUDGET_SECONDS,
+    PacsTarget,
+    client,
+    record_outcome,
+    target_for_hospital,
+    targets,
+    timed,
+)
+from workflow.times import LONDON
+from workflow.times import now as utcnow
+
+MAX_ZIP_MEMBERS = 2000
+MAX_UPLOAD_FILES = 2000
+
+
+class ImagesUnavailable(DomainError):
+    """A hospital's PACS could not be reached or refused (HTTP 503); names the hospital."""
+
+    status = 503
+
+    def __init__(self, hospital: str, reason: str):
+        self.hospital = hospital
+        self.reason = reason
+        super().__init__(f"images unavailable from {hospital}: {reason}")
+
+
+@dataclass(frozen=True)
+class FoundStudy:
+    hospital_code: str
+    hospital_name: str
+    study_uid: str
+    study_date: date | None
+    study_time: str
+    description: str
+    modalities: tuple[str, ...]
+    series_count: int | None
+    instance_count: int | None
+    patient_id: str
+    accession_number: str
+    today: bool
+
+    def as_json(self) -> dict:
+        return {"hospital": self.hospital_code, "hospital_name": self.hospital_name,
+                "study_uid": self.study_uid,
+                "study_date": self.study_date.isoformat() if self.study_date else None,
+                "study_time": self.study_time, "description": self.description,
+                "modalities": list(self.modalities), "series_count": self.series_count,
+                "instance_count": self.instance_count, "patient_id": self.patient_id,
+                "accession_number": self.accession_number, "today": self.today}
+
+
+@dataclass
+class SearchResult:
+    studies: list[FoundStudy] = field(default_factory=list)
+    unavailable: list[tuple[str, str]] = field(default_factory=list)  # (hospital, reason)
+
+    def messages(self) -> list[str]:
+        return [f"images unavailable from {h}: {r}" for h, r in self.unavailable]
+
+    def as_json(self) -> dict:
+        return {"studies": [s.as_json() for s in self.studies],
+                "unavailable": [{"hospital": h, "reason": r, "message":
+                                 f"images unavailable from {h}: {r}"}
+                                for h, r in self.unavailable]}
+
+
+def _search_one(target: PacsTarget, patient_ids: list[str], accession: str | None,
+                seconds: float) -> list:
+    pacs = client(target, timeout=seconds)
+    found = {}
+    queries = [{"patient_id": p} for p in patient_ids]
+    if accession:
+        queries.append({"accession_number": accession})
+    for query in queries:
+        for study in pacs.search_studies(**query):
+            found.setdefault(study.study_uid, study)
+    return list(found.values())
+
+
+def search(*, patient_ids: list[str], accession: str | None = None,
+           hospital_code: str | None = None) -> SearchResult:
+    """Studies of the patient in every endpoint (or one hospital's), newest first.
+
+    Each endpoint is asked in parallel with its own timeout; the whole search answers
+    within SEARCH_BUDGET_SECONDS. Raises ValidationFailed when no identifier is given.
+    """
+    patient_ids = [p.strip() for p in patient_ids if p and p.strip()]
+    accession = (accession or "").strip() or None
+    if not patient_ids and not accession:
+        raise ValidationFailed({"patient_id": "Give an NHS number, a local patient id or "
+                                              "an accession number."})
+    found_targets = targets(hospital_code)
+    db.session.commit()  # no transaction open while the PACS answer
+    result = SearchResult()
+    if not found_targets:
+        return result
+    pool = ThreadPoolExecutor(max_workers=min(8, len(found_targets)),
+                              thread_name_prefix="pacs-search")
+    futures = {
+        pool.submit(timed, t, lambda t=t: _search_one(t, patient_ids, accession,
+                                                      SEARCH_BUDGET_SECONDS)): t
+        for t in found_targets}
+    done, _ = wait(futures, timeout=SEARCH_BUDGET_SECONDS)
+    pool.shutdown(wait=False, cancel_futures=True)
+    outcomes = []
+    today = utcnow().astimezone(LONDON).date()
+    for future, target in futures.items():
+        if future not in done:
+            result.unavailable.append(
+                (target.hospital_name, f"{target.hospital_name} PACS did not answer within "
+                                       f"{SEARCH_BUDGET_SECONDS:g} s"))
+            continue
+        studies, outcome = future.result()
+        outcomes.append(outcome)
+        if not outcome.ok:
+            result.unavailable.append((target.hospital_name, outcome.error))
+            continue
+        for s in studies:
+            result.studies.append(FoundStudy(
+                target.hospital_code, target.hospital_name, s.study_uid, s.study_date,
+                s.study_time, s.description, s.modalities, s.series_count,
+                s.instance_count, s.patient_id, s.accession_number, s.study_date == today))
+    record_outcome(*outcomes)
+    result.studies.sort(key=lambda s: (s.study_date or date.min, s.study_time), reverse=True)
+    return result
+
+
+def patient_identifiers(referral: Referral) -> list[str]:
+    """What a PACS may file the patient under: the NHS number and the local number."""
+    return [i for i in (referral.nhs_number, referral.local_number) if i]
+
+
+# --- Linking ---------------------------------------------------------------------------
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return str(value if value is not None else "").strip()
+
+
+def _number(ds: Dataset, keyword: str) -> int | None:
+    try:
+        return int(ds.get(keyword))
+    except (TypeError, ValueError):
+        return None
+
+
+def _z(ds: Dataset) -> float | None:
+    try:
+        return float(ds.get("ImagePositionPatient")[2])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def describe(study_uid: str, datasets: list[Dataset]) -> dict:
+    """The link snapshot of a study from its WADO-RS metadata: study facts and every
+    series with its instances in slice order."""
+    series: dict[str, dict] = {}
+    for ds in datasets:
+        uid = _text(ds, "SeriesInstanceUID")
+        entry = series.setdefault(uid, {
+            "series_uid": uid, "number": _number(ds, "SeriesNumber"),
+            "modality": _text(ds, "Modality"), "description": _text(ds, "SeriesDescription"),
+            "instances": []})
+        entry["instances"].append({"sop_uid": _text(ds, "SOPInstanceUID"),
+                                   "number": _number(ds, "InstanceNumber"),
+                                   "frames": _number(ds, "NumberOfFrames") or 1,
+                                   "z": _z(ds)})
+    for entry in series.values():
+        entry["instances"].sort(key=lambda i: (i["number"] is None, i["number"] or 0,
+                                               i["z"] or 0))
+    ordered = sorted(series.values(), key=lambda s: (s["number"] is None, s["number"] or 0))
+    first = datasets[0] if datasets else Dataset()
+    return {
+        "study_uid": study_uid,
+        "description": _text(first, "StudyDescription"),
+        "study_date": _text(first, "StudyDate"),
+        "study_time": _text(first, "StudyTime"),
+        "accession_number": _text(first, "AccessionNumber"),
+        "patient_id": _text(first, "PatientID"),
+        "modalities": sorted({s["modality"] for s in ordered if s["modality"]}),
+        "series": ordered,
+    }
+
+
+def _check_may_link(user: User, referral: Referral) -> None:
+    move = states.move_for(referral.state, "studies_linked")
+    if not move.permits(actor_kinds(user, referral), referral.outcome):
+        raise NotAllowed("only the referrer or the assigned specialist can link images")
+
+
+def link(referral_id: int, user: User, hospital_code: str | None,
+         study_uids: list[str]) -> list[LinkedStudy]:
+    """Link studies from a hospital's PACS (default: the referring hospital's) and
+    commit a `studies_linked` event. A study linked before is refreshed. Linking after
+    the first time tells the assigned specialist (an in-app and SMS notice).
+
+    Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no UIDs, no PACS
+    for the hospital) or ImagesUnavailable (the PACS failed; nothing is linked).
+    """
+    referral = get_visible(user, referral_id)
+    _check_may_link(user, referral)
+    uids = list(dict.fromkeys(u.strip() for u in study_uids if u and u.strip()))
+    if not uids:
+        raise ValidationFailed({"study_uids": "Choose at least one study."})
+    if len(uids) > 20 or any(len(u) > 64 for u in uids):
+        raise ValidationFailed({"study_uids": "At most 20 study UIDs of up to 64 characters."})
+    from models import Hospital
+
+    code = hospital_code or referral.referring_hospital.code
+    hospital = db.session.scalar(select(Hospital).where(Hospital.code == code))
+    target = target_for_hospital(hospital.id) if hospital else None
+    if target is None:
+        raise ValidationFailed({"hospital": f"{code} has no PACS endpoint configured."})
+    db.session.commit()  # no transaction open while the PACS answers
+    snapshots, outcomes = [], []
+    for uid in uids:
+        metadata, outcome = timed(target, lambda uid=uid: client(target).study_metadata(uid))
+        outcomes.append(outcome)
+        if not outcome.ok:
+            record_outcome(*outcomes)
+            raise ImagesUnavailable(target.hospital_name, outcome.error)
+        if not metadata:
+            record_outcome(*outcomes)
+            raise ValidationFailed({"study_uids": f"{target.hospital_name} PACS has no study "
+                                                  f"{uid}."})
+        snapshots.append(describe(uid, metadata))
+    record_outcome(*outcomes)
+    return _write_links(referral_id, user, target, snapshots)
+
+
+def _write_links(referral_id: int, user: User, target: PacsTarget,
+                 snapshots: list[dict]) -> list[LinkedStudy]:
+    rows: list[LinkedStudy] = []
+
+    def add_rows(referral: Referral, event) -> None:
+        existing = {s.study_uid: s for s in db.session.scalars(
+            select(LinkedStudy).where(LinkedStudy.referral_id == referral.id))}
+        had_studies = bool(existing)
+        for snap in snapshots:
+            row = existing.get(snap["study_uid"]) or LinkedStudy(
+                referral_id=referral.id, study_uid=snap["study_uid"])
+            row.hospital_id = target.hospital_id
+            row.description = snap["description"][:200]
+            row.study_date = snap["study_date"][:16]
+            row.modalities = ",".join(snap["modalities"])[:64]
+            row.series_count = len(snap["series"])
+            row.instance_count = sum(len(s["instances"]) for s in snap["series"])
+            row.snapshot = snap
+            row.linked_at = event.at
+            row.linked_by_id = user.id
+            db.session.add(row)
+            rows.append(row)
+        if had_studies and referral.assigned_specialist_id \
+                and referral.assigned_specialist_id != user.id:
+            what = ", ".join(s["description"] or ",".join(s["modalities"]) or "a study"
+                             for s in snapshots)
+            db.session.add(Page(
+                referral_id=referral.id, kind="notice", step=STEP_NOTICE, attempt=event.seq,
+                who=f"user:{referral.assigned_specialist_id}", channels=["sms", "in_app"],
+                due_at=event.at,
+                text=f"New images linked to {referral.specialty.name} referral "
+                     f"{referral.reference}: {what[:120]}. Open goldenhour to review."))
+
+    referrals.transition(
+        referral_id, "studies_linked", user, before_commit=add_rows,
+        data={"hospital": target.hospital_code,
+              "studies": [{"study_uid": s["study_uid"], "description": s["description"],
+                           "instances": sum(len(x["instances"]) for x in s["series"])}
+                          for s in snapshots]})
+    return rows
+
+
+# --- Upload ----------------------------------------------------------------------------
+
+
+@dataclass
+class UploadReport:
+    stored: list[str] = field(default_factory=list)            # file names
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
+    linked: list[str] = field(default_factory=list)            # study UIDs
+
+    def as_json(self) -> dict:
+        return {"stored": self.stored, "linked": self.linked,
+                "rejected": [{"file": n, "reason": r} for n, r in self.rejected]}
+
+
+def _expand(files: list[tuple[str, bytes]], report: UploadReport) -> list[tuple[str, bytes]]:
+    """Files, with each zip replaced by its members (bounded in count and size)."""
+    out = []
+    for name, data in files:
+        if not data.startswith(b"PK\x03\x04"):
+            out.append((name, data))
+            continue
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            members = [m for m in archive.infolist() if not m.is_dir()
+                       and not m.filename.startswith("__MACOSX/")]
+        except zipfile.BadZipFile:
+            report.rejected.append((name, "damaged zip file"))
+            continue
+        if len(members) > MAX_ZIP_MEMBERS:
+            report.rejected.append((name, f"zip holds {len(members)} files (limit "
+                                          f"{MAX_ZIP_MEMBERS})"))
+            continue
+        for member in members:
+            label = f"{name}/{member.filename}"
+            if member.file_size > imaging.MAX_FILE_BYTES:
+                report.rejected.append((label, f"file too large: {member.file_size / 1e6:.0f} "
+                                               f"MB (limit {imaging.MAX_FILE_BYTES / 1e6:.0f} MB)"))
+                continue
+            try:
+                with archive.open(member) as handle:
+                    # Read one byte past the limit: a member lying about its size is caught.
+                    content = handle.read(imaging.MAX_FILE_BYTES + 1)
+            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+                report.rejected.append((label, f"cannot be read from the zip ({exc})"))
+                continue
+            out.append((label, content))
+    return out
+
+
+def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> UploadReport:
+    """Validate uploaded DICOM files (or zips of them), store the good ones in the
+    referring hospital's PACS by STOW-RS and link their studies. A bad file is reported
+    with its name and reason; the others still go through.
+
+    Raises NotFound, NotAllowed, ValidationFailed (nothing sent, no PACS configured) or
+    ImagesUnavailable (the PACS could not be reached; nothing was stored).
+    """
+    referral = get_visible(user, referral_id)
+    _check_may_link(user, referral)
+    if not files:
+        raise ValidationFailed({"files": "Choose DICOM files or a zip of them."})
+    target = target_for_hospital(referral.referring_hospital_id)
+    if target is None:
+        raise ValidationFailed({"files": f"{referral.referring_hospital.name} has no PACS "
+                                         "endpoint configured to store uploads."})
+    db.session.commit()
+    report = UploadReport()
+    good: list[tuple[str, bytes]] = []
+    study_of: dict[str, str] = {}
+    for name, data in _expand(files, report)[:MAX_UPLOAD_FILES]:
+        try:
+            meta = imaging.inspect(data)
+        except imaging.ImagingError as exc:
+            report.rejected.append((name, exc.message))
+            continue
+        good.append((name, imaging.without_preamble(data)))
+        study_of[name] = meta.study_uid
+    if not good:
+        return report
+    results, outcome = timed(target, lambda: client(target).store(good))
+    record_outcome(outcome)
+    if not outcome.ok:
+        raise ImagesUnavailable(target.hospital_name, outcome.error)
+    stored_studies: dict[str, None] = {}
+    for result in results:
+        if result.stored:
+            report.stored.append(result.label)
+            stored_studies[study_of[result.label]] = None
+        else:
+            report.rejected.append((result.label, result.reason))
+    if stored_studies:
+        linked = link(referral_id, user, target.hospital_code, list(stored_studies))
+        report.linked = [row.study_uid for row in linked]
+    return report
