@@ -65,7 +65,6 @@ def toggle_key_image(referral_id: int):
         frame = int(body.get("frame") or 1)
         flagged = key_images.toggle(
             referral_id, current_user, study_uid=str(body.get("study_uid", ""))[:64],
-            series_uid=str(body.get("series_uid", ""))[:64],
             sop_uid=str(body.get("sop_uid", ""))[:64], frame=frame,
             preset=str(body.get("preset") or "brain")[:32])
     except (TypeError, ValueError):
@@ -134,8 +133,13 @@ def link(referral_id: int):
 def upload(referral_id: int):
     """DICOM files or zips: good files are stored and linked, bad ones named with why."""
     _visible(referral_id, "studies.upload")
-    files = [(f.filename or "unnamed", f.read()) for f in request.files.getlist("files")
-             if f and (f.filename or f.content_length)]
+    files = []
+    for f in request.files.getlist("files"):
+        try:
+            if f.filename or f.content_length:
+                files.append((f.filename or "unnamed", f.read()))
+        finally:
+            f.close()  # large uploads are spooled to temporary files: close them now
     try:
         report = studies.upload(referral_id, current_user, files)
     except DomainError as exc:

@@ -22,25 +22,25 @@ log = logging.getLogger(__name__)
 MAX_PER_REFERRAL = 24
 
 
-def _label(referral: Referral, study_uid: str, series_uid: str, sop_uid: str,
-           frame: int, preset: str) -> str:
+def _label(referral: Referral, study_uid: str, sop_uid: str, frame: int,
+           preset: str) -> tuple[str, str]:
+    """(series UID, label) of a frame of a linked study, from the link snapshot."""
     for study in referral.studies:
         if study.study_uid != study_uid:
             continue
         for series in (study.snapshot or {}).get("series", []):
-            if series.get("series_uid") != series_uid:
-                continue
             sops = [i["sop_uid"] for i in series.get("instances", [])]
             if sop_uid in sops:
                 name = series.get("description") or series.get("modality") or "Series"
                 slice_text = f"slice {sops.index(sop_uid) + 1}/{len(sops)}"
                 frame_text = f", frame {frame}" if frame > 1 else ""
-                return (f"{study.description or 'Study'} {study.study_date} — {name}, "
-                        f"{slice_text}{frame_text}, {preset.replace('_', ' ')}")[:200]
+                return series["series_uid"], (
+                    f"{study.description or 'Study'} {study.study_date} — {name}, "
+                    f"{slice_text}{frame_text}, {preset.replace('_', ' ')}")[:200]
     raise ValidationFailed({"sop_uid": "That image is not in a study linked to this referral."})
 
 
-def toggle(referral_id: int, user: User, *, study_uid: str, series_uid: str, sop_uid: str,
+def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
            frame: int = 1, preset: str = "brain") -> bool:
     """Flag the frame as key, or unflag it if it already is; commit. Returns flagged.
 
@@ -57,7 +57,10 @@ def toggle(referral_id: int, user: User, *, study_uid: str, series_uid: str, sop
         db.session.delete(existing)
         db.session.commit()
         return False
-    label = _label(referral, study_uid, series_uid, sop_uid, frame, preset)
+    from workflow.frames import frame_spec
+
+    preset = frame_spec(study_uid, sop_uid, frame=frame, preset=preset).preset  # 422 if bad
+    series_uid, label = _label(referral, study_uid, sop_uid, frame, preset)
     count = len(list(db.session.scalars(select(KeyImage.id)
                                         .where(KeyImage.referral_id == referral_id))))
     if count >= MAX_PER_REFERRAL:
