@@ -1,0 +1,204 @@
+"""Audit benchmark: N referrals (default 1,000,000) with their events, pages and
+deliveries in a throw-away PostgreSQL cluster; times the dashboard for a year and
+the referral CSV of a month through the app (median of 5 runs each).
+
+    .venv/bin/python bench/bench_audit.py [--count 1000000] [--years 4] [--runs 5]
+
+Rows are generated inside PostgreSQL (INSERT ... SELECT generate_series), so the
+load is bound by the server, not by Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from sqlalchemy import text  # noqa: E402
+
+from tests.services.postgres import start_postgres  # noqa: E402
+
+START = "2023-01-01"
+AUDIT_LEAD = "audit@em.demo.nhs.uk"
+
+REFERRALS = """
+INSERT INTO referrals (id, reference, state, version, specialty_id, hub_service_id,
+    referring_hospital_id, referrer_id, urgency, nhs_number, family_name, given_name,
+    birth_date, sex, local_number, onset_at, onset_certainty, arrived_at, question, clinical,
+    created_at, acknowledged_at, decided_at, departed_at, arrived_at_hub, ended_at, outcome,
+    assigned_specialist_id)
+SELECT g, 'EM-B-' || g, 'closed', 4, s.specialty_id, s.id, h.id, :referrer, 'emergency',
+    '9434765919', 'Bench', 'Patient', date '1950-01-01', 'female', '',
+    t.created - (30 + r1 * 300) * interval '1 minute',
+    (ARRAY['precise', 'estimated', 'unknown', 'during_sleep'])[1 + (g % 4)],
+    t.created - (10 + r2 * 60) * interval '1 minute', 'bench', '{}'::json,
+    t.created, t.ack, t.decided,
+    CASE WHEN t.outcome = 'transfer' THEN t.decided + (10 + r3 * 60) * interval '1 minute' END,
+    CASE WHEN t.outcome = 'transfer' THEN t.decided + (70 + r3 * 60) * interval '1 minute' END,
+    t.decided + interval '2 hours', t.outcome, :specialist
+FROM (
+    SELECT g, r1, r2, r3, created,
+        created + (1 + r1 * 25) * interval '1 minute' AS ack,
+        created + (6 + r1 * 25 + r2 * 40) * interval '1 minute' AS decided,
+        CASE WHEN r3 < .35 THEN 'transfer' WHEN r3 < .7 THEN 'treat_locally'
+             WHEN r3 < .9 THEN 'advice_only' ELSE 'not_accepted' END AS outcome
+    FROM (
+        SELECT g, random() AS r1, random() AS r2, random() AS r3,
+            CAST(:start AS timestamp)
+                + (g::float8 / CAST(:count AS int)) * CAST(:years AS int) * interval '365 days'
+                AS created
+        FROM generate_series(1, CAST(:count AS int)) AS g
+    ) AS raw
+) AS t
+JOIN (SELECT id, specialty_id, row_number() OVER (ORDER BY id) - 1 AS n FROM hub_services) s
+    ON s.n = t.g % (SELECT count(*) FROM hub_services)
+JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM hospitals) h
+    ON h.n = (t.g * 7) % (SELECT count(*) FROM hospitals)
+"""
+
+EVENTS = """
+INSERT INTO referral_events (referral_id, seq, kind, at, actor_label, from_state, to_state,
+    reason, data, prev_hash, hash)
+SELECT id, seq, kind, at, 'bench', from_state, to_state, '', '{}'::json, repeat('0', 64),
+       md5(id::text || kind) || md5(kind || id::text)
+FROM referrals, LATERAL (VALUES
+    (1, 'raise', created_at, NULL, 'submitted'),
+    (2, 'page_sent', created_at + interval '1 minute', 'submitted', 'awaiting_specialist'),
+    (3, 'acknowledge', acknowledged_at, 'awaiting_specialist', 'under_review'),
+    (4, 'decide', decided_at, 'under_review', 'decided')
+) AS e(seq, kind, at, from_state, to_state)
+"""
+
+EXHAUSTED = """
+INSERT INTO referral_events (referral_id, seq, kind, at, actor_label, from_state, to_state,
+    reason, data, prev_hash, hash)
+SELECT id, 5, 'escalation_exhausted', created_at + interval '20 minutes', 'bench',
+       'awaiting_specialist', 'unanswered', '', '{}'::json, repeat('0', 64),
+       md5(id::text) || md5('x')
+FROM referrals WHERE id % 33 = 0
+"""
+
+PAGES = """
+INSERT INTO pages (id, referral_id, kind, step, attempt, who, channels, wait_minutes, text,
+    status, due_at, claimed_at, claimed_by, created_at)
+SELECT id, id, 'escalation', 0, 0, 'tier1', '["sms"]'::json, 5, '', 'claimed', created_at,
+       created_at + interval '40 seconds', 'bench', created_at
+FROM referrals
+UNION ALL
+SELECT CAST(:count AS int) + id, id, 'escalation', 1, 0, 'tier2', '["sms"]'::json, 5, '', 'claimed',
+       created_at + interval '5 minutes', created_at + interval '5 minutes', 'bench', created_at
+FROM referrals WHERE id % 20 = 0
+"""
+
+DELIVERIES = """
+INSERT INTO deliveries (page_id, referral_id, recipient_id, channel, text, link, status,
+    answered_by, error, permanent_failure, send_attempts, claimed_at, sent_at, updated_at)
+SELECT p.id, p.referral_id, :specialist, 'sms', '', '', 'delivered', '', '', false, 1,
+       p.claimed_at, p.claimed_at + interval '3 seconds', p.claimed_at
+FROM pages p
+"""
+
+
+def load(app, count: int, years: int) -> dict[str, float]:
+    from extensions import db
+    from models import User
+    from workflow.seed import seed_demo
+
+    seconds = {}
+    with app.app_context():
+        db.create_all()
+        seed_demo()
+        referrer = db.session.scalar(db.select(User.id).where(
+            User.email == "referrer@pil.demo.nhs.uk"))
+        specialist = db.session.scalar(db.select(User.id).where(
+            User.email == "stroke.night@qmc.demo.nhs.uk"))
+        params = {"count": count, "years": years, "start": START, "referrer": referrer,
+                  "specialist": specialist}
+        with db.engine.begin() as conn:
+            conn.execute(text("SET synchronous_commit = off"))
+            for name, sql in (("referrals", REFERRALS), ("events", EVENTS),
+                              ("exhausted", EXHAUSTED), ("pages", PAGES),
+                              ("deliveries", DELIVERIES)):
+                started = time.perf_counter()
+                conn.execute(text(sql), params)
+                seconds[name] = time.perf_counter() - started
+            conn.execute(text("SELECT setval('referrals_id_seq', :count)"), params)
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            started = time.perf_counter()
+            conn.execute(text("VACUUM ANALYZE"))
+            seconds["vacuum analyze"] = time.perf_counter() - started
+    return seconds
+
+
+def timed(client, url: str, runs: int) -> tuple[float, int, int]:
+    times, size, status = [], 0, 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url, buffered=True)
+        body = response.get_data()
+        times.append(time.perf_counter() - started)
+        size, status = len(body), response.status_code
+    return statistics.median(times), status, size
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--years", type=int, default=4, help="referrals spread over")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    from app import create_app
+
+    server = start_postgres()
+    instance = tempfile.mkdtemp(prefix="gh-bench-")
+    try:
+        url = server.create_database("gh_bench")
+        app = create_app({
+            "TESTING": True, "GOLDENHOUR_ENV": "test", "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
+            "WTF_CSRF_ENABLED": False, "SCHEDULER_IN_PROCESS": False,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+        })
+        app.instance_path = instance
+        started = time.perf_counter()
+        loaded = load(app, args.count, args.years)
+        print(f"loaded {args.count:,} referrals over {args.years} years in "
+              f"{time.perf_counter() - started:.0f} s: "
+              + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.items()))
+        with app.app_context():
+            from extensions import db
+
+            sizes = db.session.execute(text(
+                "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE relname IN "
+                "('referrals', 'referral_events', 'pages', 'deliveries') ORDER BY relname"))
+            print("rows: " + ", ".join(f"{n} {c:,}" for n, c in sizes))
+        client = app.test_client()
+        with app.app_context():
+            client.post("/login", data={"email": AUDIT_LEAD, "password": "goldenhour-demo"})
+            year = timed(client, "/audit/?date_from=2025-01-01&date_to=2025-12-31", args.runs)
+            month = timed(client, "/audit/export/referrals.csv?date_from=2025-03-01"
+                                  "&date_to=2025-03-31", args.runs)
+        per_year = args.count // args.years
+        print(f"\n| measure ({args.count:,} referrals, ~{per_year:,} a year) | median of "
+              f"{args.runs} | target |")
+        print("|---|---|---|")
+        print(f"| dashboard, one year (HTTP {year[1]}, {year[2]:,} bytes) | "
+              f"{year[0] * 1000:.0f} ms | ≤ 1000 ms |")
+        print(f"| referral CSV, one month (HTTP {month[1]}, {month[2]:,} bytes) | "
+              f"{month[0] * 1000:.0f} ms | ≤ 1000 ms |")
+    finally:
+        server.stop("immediate")
+        shutil.rmtree(server.datadir, ignore_errors=True)
+        shutil.rmtree(instance, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
