@@ -170,6 +170,19 @@ def openapi_document() -> dict:
                         **COMMON, "422": _error("an unknown filter value")},
                 },
             },
+            "/api/v1/referrals/{referral_id}/fhir": {
+                "get": {
+                    "summary": "The referral as a FHIR R4 Bundle (ServiceRequest, Task, "
+                               "Patient, ImagingStudy, decision)",
+                    "operationId": "getReferralFhir", "parameters": [referral_id],
+                    "responses": {"200": {"description": "a FHIR R4 Bundle of type collection",
+                                          "content": {"application/fhir+json": {
+                                              "schema": {"type": "object",
+                                                         "required": ["resourceType", "type",
+                                                                      "entry"]}}}},
+                                  **COMMON, "404": _error("no such referral")},
+                },
+            },
             "/api/v1/referrals/{referral_id}": {
                 "get": {
                     "summary": "One referral with its events, clocks, decision and studies",
