@@ -87,6 +87,7 @@
       document.querySelectorAll("#series-strip img[data-src]").forEach(function (t) { t.src = t.dataset.src; });
     }
     canvas.dataset.painted = img.src.slice(img.src.indexOf("/api/"));
+    canvas.dataset.paintedSlice = String(state.index + 1);  // only the current slice is drawn
   }
 
   function show() {

@@ -1,0 +1,108 @@
+"""The review page on a phone-sized Chromium: first slice, scrolling, presets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.images.conftest import SAMPLE_STUDY
+from workflow import studies
+
+pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
+SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
+REFERRER = "referrer@pil.demo.nhs.uk"
+
+
+def sign_in(page, base, email):
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "goldenhour-demo")
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def canvas_signature(page) -> list[int]:
+    """A coarse fingerprint of the canvas pixels (grey levels on a 16x16 grid)."""
+    return page.evaluate("""() => {
+        const c = document.getElementById('viewer-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const out = [];
+        for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) {
+          const i = (Math.floor((y + .5) * c.height / 16) * c.width + Math.floor((x + .5) * c.width / 16)) * 4;
+          out.push(d[i]);
+        }
+        return out;
+    }""")
+
+
+def wait_painted(page, slice_number: int, preset: str) -> None:
+    page.wait_for_function(
+        """([n, p]) => { const c = document.getElementById('viewer-canvas');
+            return c.dataset.paintedSlice === String(n) &&
+                   (c.dataset.painted || '').includes('preset=' + p + '&'); }""",
+        arg=[slice_number, preset], timeout=10_000)
+    page.wait_for_timeout(150)
+
+
+def differs(a: list[int], b: list[int]) -> int:
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, phone,
+                                                         capsys):
+    from tests.paging.helpers import user
+
+    from extensions import db
+
+    referral_id = referral.id
+    studies.link(referral_id, user(REFERRER), "PIL", [SAMPLE_STUDY])
+    # SQLite: every transaction holds the write lock, so the test keeps none open (even
+    # reading an expired attribute such as referral.id would begin one).
+    db.session.commit()
+    sign_in(phone, live_server.url, SPECIALIST)
+    started = time.monotonic()
+    phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
+    phone.wait_for_function("() => document.getElementById('viewer-canvas').dataset.firstPaintMs")
+    wall_ms = (time.monotonic() - started) * 1000
+    in_page_ms = int(phone.eval_on_selector("#viewer-canvas", "c => c.dataset.firstPaintMs"))
+    with capsys.disabled():
+        print(f"\n  review page: first slice painted {wall_ms:.0f} ms after navigation "
+              f"({in_page_ms} ms after the script started)")
+    assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "15"
+    assert "Slice 15/28" in phone.inner_text("#viewer-status")
+    first = canvas_signature(phone)
+
+    canvas = phone.locator("#viewer-canvas")
+    canvas.hover()
+    phone.mouse.wheel(0, 120)  # one wheel notch: the next slice
+    wait_painted(phone, 16, "brain")
+    after_wheel = canvas_signature(phone)
+    assert differs(first, after_wheel) > 50
+
+    canvas.focus()
+    for _ in range(5):
+        phone.keyboard.press("ArrowDown")
+    wait_painted(phone, 21, "brain")
+    after_keys = canvas_signature(phone)
+    assert differs(after_wheel, after_keys) > 50
+
+    # A one-finger swipe upward moves on through the slices, as on a phone.
+    box = canvas.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.8
+    phone.evaluate("""([x, y, dy]) => {
+        const c = document.getElementById('viewer-canvas');
+        const touch = (yy) => new Touch({identifier: 1, target: c, clientX: x, clientY: yy});
+        c.dispatchEvent(new TouchEvent('touchstart', {touches: [touch(y)], bubbles: true, cancelable: true}));
+        for (let i = 1; i <= 10; i++)
+          c.dispatchEvent(new TouchEvent('touchmove', {touches: [touch(y - dy * i / 10)], bubbles: true, cancelable: true}));
+        c.dispatchEvent(new TouchEvent('touchend', {touches: [], bubbles: true, cancelable: true}));
+    }""", [x, y, 120])
+    swiped = int(phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice"))
+    assert swiped > 21
+    wait_painted(phone, swiped, "brain")
+    after_swipe = canvas_signature(phone)
+
+    phone.select_option("#viewer-preset", "bone")
+    wait_painted(phone, swiped, "bone")
+    assert differs(after_swipe, canvas_signature(phone)) > 200
