@@ -49,8 +49,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(api_fhir.bp)
     register_cli(app)
     # Images: study search and linking, rendered frames, the review page.
-    from views import api_images, review
+    from views import admin_pacs, api_images, review
 
+    app.register_blueprint(admin_pacs.bp)
     app.register_blueprint(api_images.bp)
     app.register_blueprint(review.bp)
 
