@@ -2,7 +2,7 @@
 
 from models.audit import AccessLog
 from models.imaging import KeyImage
-from models.network import HubService, Hospital, PacsEndpoint, Specialty, TravelTime, Trust
+from models.network import Hospital, HubService, PacsEndpoint, Specialty, TravelTime, Trust
 from models.paging import (
     Delivery,
     Escalation,

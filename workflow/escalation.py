@@ -19,7 +19,6 @@ from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, 
 from workflow import referrals, rota
 from workflow.errors import ValidationFailed
 from workflow.states import State
-from workflow.times import now as utcnow
 
 CHANNELS = ("sms", "voice", "email", "in_app")
 WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")

@@ -73,7 +73,8 @@ def _moves() -> list[Move]:
         Move("decide", S.UNDER_REVIEW, S.DECIDED, frozenset({ASSIGNED})),
         Move("depart", S.DECIDED, S.IN_TRANSFER, frozenset({REFERRER}),
              frozenset({Outcome.TRANSFER})),
-        Move("arrive", S.IN_TRANSFER, S.CLOSED, frozenset({HUB_SPECIALIST, ASSIGNED, DUTY_MANAGER})),
+        Move("arrive", S.IN_TRANSFER, S.CLOSED,
+             frozenset({HUB_SPECIALIST, ASSIGNED, DUTY_MANAGER})),
         Move("close", S.DECIDED, S.CLOSED, frozenset({REFERRER, ASSIGNED}),
              frozenset({Outcome.TREAT_LOCALLY, Outcome.ADVICE_ONLY, Outcome.NOT_ACCEPTED})),
     ]

@@ -2,19 +2,17 @@
 
 import threading
 from datetime import timedelta
-from urllib.parse import urlencode
 
 import pytest
 from twilio.request_validator import RequestValidator
 
 from extensions import db
 from models import Delivery, Referral
-from tests.paging.helpers import deliveries, paged_people, raise_stroke, run_sweep
+from tests.paging.helpers import deliveries, paged_people, raise_stroke, run_sweep, user
 from tests.services.prism import AUTH_TOKEN
 
 pytestmark = pytest.mark.prism
 PUBLIC = "https://goldenhour.example.nhs.uk"
-NIGHT_PHONE = None  # looked up from the seeded rota user
 
 
 @pytest.fixture
@@ -38,8 +36,6 @@ def post(client, path, params, signature=None, **kw):
 
 
 def night_registrar():
-    from tests.paging.helpers import user
-
     return user("stroke.night@qmc.demo.nhs.uk")
 
 
@@ -94,8 +90,7 @@ def test_a_reply_of_1_accepts_and_stops_the_escalation(network, client, twilio, 
         run_sweep(at=None)
     # Only the referrer's "accepted" SMS went out after the reply; no more pages.
     later = twilio.sent("Messages")[1:]
-    assert [m.form["To"][0] for m in later] == [raise_stroke.__globals__["user"](
-        "referrer@pil.demo.nhs.uk").phone]
+    assert [m.form["To"][0] for m in later] == [user("referrer@pil.demo.nhs.uk").phone]
     assert len(twilio.sent("Calls")) == calls_before
 
 
@@ -188,8 +183,6 @@ def test_a_status_never_moves_backwards(network, client, frozen):
 
 
 def test_the_page_link_needs_sign_in_works_once_and_only_for_its_owner(network, app, frozen):
-    from tests.services.prism import TwilioBoundary  # noqa: F401 - Twilio is configured
-
     referral = raise_stroke()
     run_sweep()
     [sms] = [d for d in deliveries(referral.id) if d.channel == "sms"]
@@ -218,4 +211,3 @@ def test_an_expired_page_link_is_refused(network, app, time_machine):
     owner.login("stroke.night@qmc.demo.nhs.uk", "goldenhour-demo")
     response = owner.get(sms.link.replace(PUBLIC, ""))
     assert response.status_code == 410 and "expired" in response.get_data(as_text=True)
-    assert urlencode  # query strings are signed as sent
