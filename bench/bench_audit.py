@@ -5,7 +5,10 @@ the referral CSV of a month through the app (median of 5 runs each).
     .venv/bin/python bench/bench_audit.py [--count 1000000] [--years 4] [--runs 5]
 
 Rows are generated inside PostgreSQL (INSERT ... SELECT generate_series), so the
-load is bound by the server, not by Python.
+load is bound by the server, not by Python. The referrals' audit milestone columns
+(first_paged_at, escalated, unanswered_at) agree with the generated pages, deliveries
+and events; first_image_viewed_at is set for 90 % (no access-log rows are generated).
+``--explain`` prints EXPLAIN (ANALYZE, BUFFERS) of each statement of both requests.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ INSERT INTO referrals (id, reference, state, version, specialty_id, hub_service_
     referring_hospital_id, referrer_id, urgency, nhs_number, family_name, given_name,
     birth_date, sex, local_number, onset_at, onset_certainty, arrived_at, question, clinical,
     created_at, acknowledged_at, decided_at, departed_at, arrived_at_hub, ended_at, outcome,
-    assigned_specialist_id)
+    assigned_specialist_id, first_paged_at, first_image_viewed_at, unanswered_at, escalated)
 SELECT g, 'EM-B-' || g, 'closed', 4, s.specialty_id, s.id, h.id, :referrer, 'emergency',
     '9434765919', 'Bench', 'Patient', date '1950-01-01', 'female', '',
     t.created - (30 + r1 * 300) * interval '1 minute',
@@ -41,7 +44,11 @@ SELECT g, 'EM-B-' || g, 'closed', 4, s.specialty_id, s.id, h.id, :referrer, 'eme
     t.created, t.ack, t.decided,
     CASE WHEN t.outcome = 'transfer' THEN t.decided + (10 + r3 * 60) * interval '1 minute' END,
     CASE WHEN t.outcome = 'transfer' THEN t.decided + (70 + r3 * 60) * interval '1 minute' END,
-    t.decided + interval '2 hours', t.outcome, :specialist
+    t.decided + interval '2 hours', t.outcome, :specialist,
+    t.created + interval '43 seconds',
+    CASE WHEN g % 10 <> 0 THEN t.created + (2 + r2 * 20) * interval '1 minute' END,
+    CASE WHEN g % 33 = 0 THEN t.created + interval '20 minutes' END,
+    g % 20 = 0
 FROM (
     SELECT g, r1, r2, r3, created,
         created + (1 + r1 * 25) * interval '1 minute' AS ack,
@@ -147,11 +154,51 @@ def timed(client, url: str, runs: int) -> tuple[float, int, int]:
     return statistics.median(times), status, size
 
 
+def explain(app, client, urls: list[str]) -> None:
+    """Print EXPLAIN (ANALYZE, BUFFERS) of every statement over 20 ms that ``urls`` run."""
+    from sqlalchemy import event
+
+    from extensions import db
+
+    seen: list[tuple[str, object, float]] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_started"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters,
+                     time.perf_counter() - conn.info.pop("bench_started")))
+
+    for url in urls:
+        seen.clear()
+        event.listen(db.engine, "before_cursor_execute", before)
+        event.listen(db.engine, "after_cursor_execute", after)
+        try:
+            client.get(url, buffered=True).get_data()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", before)
+            event.remove(db.engine, "after_cursor_execute", after)
+        print(f"\n## {url}: {len(seen)} statements")
+        for statement, parameters, seconds in seen:
+            if seconds < .02 or not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            print(f"\n-- {seconds * 1000:.0f} ms\n{statement}\n-- {parameters}")
+            raw = db.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+                print("\n".join(row[0] for row in cursor.fetchall()))
+            finally:
+                raw.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--years", type=int, default=4, help="referrals spread over")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--explain", action="store_true",
+                        help="print EXPLAIN ANALYZE of each SQL statement of both requests")
     args = parser.parse_args(argv)
 
     from app import create_app
@@ -185,6 +232,10 @@ def main(argv=None) -> int:
             year = timed(client, "/audit/?date_from=2025-01-01&date_to=2025-12-31", args.runs)
             month = timed(client, "/audit/export/referrals.csv?date_from=2025-03-01"
                                   "&date_to=2025-03-31", args.runs)
+            if args.explain:
+                explain(app, client, ["/audit/?date_from=2025-01-01&date_to=2025-12-31",
+                                      "/audit/export/referrals.csv?date_from=2025-03-01"
+                                      "&date_to=2025-03-31"])
         per_year = args.count // args.years
         print(f"\n| measure ({args.count:,} referrals, ~{per_year:,} a year) | median of "
               f"{args.runs} | target |")

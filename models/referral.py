@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -52,6 +61,13 @@ class Referral(db.Model):
     arrived_at_hub: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(16))
+    # Audit milestones, written by the workflow when they happen: the first escalation
+    # page claimed (the page_sent transition), the first image viewed (access log),
+    # when escalation ran out (escalation_exhausted), and whether a step >= 1 was paged.
+    first_paged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_image_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unanswered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    escalated: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     specialty: Mapped[Specialty] = relationship()
     hub_service: Mapped[HubService] = relationship()

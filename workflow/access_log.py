@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from extensions import db
-from models import AccessLog, User
+from models import AccessLog, Referral, User
+from models.types import utcnow
 
 
 def record(
@@ -34,8 +37,16 @@ def record(
         outcome=outcome,
         referral_id=referral_id,
         detail=detail[:500],
+        at=utcnow(),
     )
     db.session.add(row)
+    if action == "image.view" and outcome == "ok" and referral_id is not None:
+        # The audit milestone "first image viewed", kept on the referral.
+        db.session.execute(
+            update(Referral)
+            .where(Referral.id == referral_id, Referral.first_image_viewed_at.is_(None))
+            .values(first_image_viewed_at=row.at)
+            .execution_options(synchronize_session=False))
     if commit:
         db.session.commit()
     return row

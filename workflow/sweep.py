@@ -72,6 +72,19 @@ def _lock_referral(referral_id: int) -> Referral:
     return db.session.scalar(query)
 
 
+def _record_milestones(referral: Referral, page: Page, paged: bool, now: datetime) -> None:
+    """Audit milestones on the (locked) referral: the first escalation page that
+    reached someone, and whether escalation went past its first step."""
+    values = {}
+    if paged and referral.first_paged_at is None:
+        values["first_paged_at"] = now
+    if page.step >= 1 and not referral.escalated:
+        values["escalated"] = True
+    if values:
+        db.session.execute(update(Referral).where(Referral.id == referral.id).values(**values)
+                           .execution_options(synchronize_session=False))
+
+
 def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[int]]:
     """Claim one due page and write its deliveries; return (page, delivery ids to send).
 
@@ -98,7 +111,8 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
     if page.kind == "exhausted":
         if referral.state == State.AWAITING_SPECIALIST:
             referrals.transition(referral.id, "escalation_exhausted", None, now=now,
-                                 commit=False)
+                                 commit=False,
+                                 updates={"unanswered_at": referral.unanswered_at or now})
         db.session.commit()
         return page, []
     if page.kind == "escalation" and page.step >= 0 and referral.state == State.UNANSWERED:
@@ -123,6 +137,7 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
     db.session.add_all(deliveries)
     if page.kind == "escalation":
+        _record_milestones(referral, page, bool(people), now)
         steps = db.session.scalar(select(Escalation.steps)
                                   .where(Escalation.referral_id == referral.id))
         escalation.schedule_after(page, steps, now)

@@ -68,6 +68,11 @@ def make_referral(network):
             created_at=created, acknowledged_at=minutes(ack), decided_at=decided_at,
             outcome=outcome,
             departed_at=decided_at + timedelta(minutes=departed) if departed else None,
+            # the milestones the workflow writes as they happen (see tests/paging and
+            # tests/audit/test_milestones.py for the writing)
+            first_paged_at=minutes(page), escalated=escalated,
+            unanswered_at=minutes(30) if unanswered else None,
+            first_image_viewed_at=minutes(min(image)) if image else None,
         )
         db.session.add(referral)
         db.session.flush()
