@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from app import create_app, serve  # noqa: E402
+from scripts import demo_pacs  # noqa: E402
 from workflow.seed import DEMO_PASSWORD, demo_logins  # noqa: E402
 
 
@@ -23,6 +24,7 @@ def main() -> None:
     print(f"  Demo logins (password for all: {DEMO_PASSWORD}):")
     for email, what in demo_logins():
         print(f"    {email:<40} {what}")
+    demo_pacs.start(app)  # a local Orthanc with the sample head CT, when installed
     print("  Stop with Ctrl-C.\n", flush=True)
     serve(app, args.port)
 

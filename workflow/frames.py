@@ -24,8 +24,14 @@ from integrations import imaging
 from models import LinkedStudy, Referral
 from workflow.errors import NotFound, ValidationFailed
 from workflow.image_cache import caches
-from workflow.pacs_endpoints import Outcome, PacsTarget, client, record_outcome, \
-    target_for_hospital, timed
+from workflow.pacs_endpoints import (
+    Outcome,
+    PacsTarget,
+    client,
+    record_outcome,
+    target_for_hospital,
+    timed,
+)
 from workflow.studies import ImagesUnavailable
 
 log = logging.getLogger(__name__)

@@ -51,15 +51,33 @@ def _has_today_study(orthanc) -> bool:
     return bool(answer.content and answer.json())
 
 
+def _remove_added_studies(orthanc) -> None:
+    """Delete every study of the sample patient but the sample itself (other tests
+    sharing this Orthanc expect the patient to have exactly one study)."""
+    orthanc.start()
+    found = requests.get(f"{orthanc.base_url}/studies", params={"PatientID": PATIENT_ID},
+                         auth=orthanc.auth, timeout=10)
+    for item in (found.json() if found.content else []):
+        uid = item["0020000D"]["Value"][0]
+        if uid == SAMPLE_STUDY:
+            continue
+        for hit in requests.post(f"{orthanc.rest_url}/tools/lookup", data=uid,
+                                 auth=orthanc.auth, timeout=10).json():
+            if hit["Type"] == "Study":
+                requests.delete(f"{orthanc.rest_url}/studies/{hit['ID']}", auth=orthanc.auth,
+                                timeout=10)
+
+
 @pytest.fixture
 def pacs(running_orthanc):
-    """The worker's Orthanc holding the sample study and today's study."""
+    """The worker's Orthanc holding the sample study and today's study (removed after)."""
     running_orthanc.load_samples()
     if not _has_today_study(running_orthanc):
         for data in today_study_files():
             requests.post(f"{running_orthanc.rest_url}/instances", data=data,
                           auth=running_orthanc.auth, timeout=10).raise_for_status()
-    return running_orthanc
+    yield running_orthanc
+    _remove_added_studies(running_orthanc)
 
 
 def point_pilgrim_at(base_url: str, *, auth=("goldenhour", "test-pacs-password"),

@@ -12,8 +12,12 @@ from sqlalchemy import select
 
 from extensions import db
 from models import AccessLog, LinkedStudy, Page, ReferralEvent
-from tests.images.conftest import PATIENT_ID, SAMPLE_STUDY, TODAY_STUDY_DESCRIPTION, \
-    point_pilgrim_at
+from tests.images.conftest import (
+    PATIENT_ID,
+    SAMPLE_STUDY,
+    TODAY_STUDY_DESCRIPTION,
+    point_pilgrim_at,
+)
 from tests.paging.helpers import REFERRER, user
 from workflow import referrals, studies
 
