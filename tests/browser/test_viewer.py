@@ -51,9 +51,8 @@ def differs(a: list[int], b: list[int]) -> int:
 
 def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, phone,
                                                          capsys):
-    from tests.paging.helpers import user
-
     from extensions import db
+    from tests.paging.helpers import user
 
     referral_id = referral.id
     studies.link(referral_id, user(REFERRER), "PIL", [SAMPLE_STUDY])
@@ -65,10 +64,12 @@ def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, 
     phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
     phone.wait_for_function("() => document.getElementById('viewer-canvas').dataset.firstPaintMs")
     wall_ms = (time.monotonic() - started) * 1000
-    in_page_ms = int(phone.eval_on_selector("#viewer-canvas", "c => c.dataset.firstPaintMs"))
+    since_navigation = int(phone.eval_on_selector(
+        "#viewer-canvas", "c => c.dataset.firstPaintSinceNavigationMs"))
     with capsys.disabled():
-        print(f"\n  review page: first slice painted {wall_ms:.0f} ms after navigation "
-              f"({in_page_ms} ms after the script started)")
+        print(f"\n  review page: first slice painted {since_navigation} ms after navigation "
+              f"started (browser clock); {wall_ms:.0f} ms as Playwright saw it")
+    assert since_navigation < 1000
     assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "15"
     assert "Slice 15/28" in phone.inner_text("#viewer-status")
     first = canvas_signature(phone)
