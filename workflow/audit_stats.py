@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Float, and_, case, cast, extract, func, select
+from sqlalchemy import Float, and_, case, cast, extract, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
@@ -223,6 +223,11 @@ def dashboard(f: Filters) -> Dashboard:
     """Every KPI, share and breakdown for the referrals matching ``f``."""
     sites = dict(db.session.execute(select(Hospital.id, Hospital.code)).all())
     if db.engine.dialect.name == "postgresql":
+        # For this transaction only: the percentile and group-by sorts of a year
+        # (~250,000 rows) fit in memory instead of spilling to disk at the default
+        # 4 MB, and no JIT compile (measured: 1.6 s of JIT for a sub-second query).
+        db.session.execute(text("SET LOCAL work_mem = '64MB'"))
+        db.session.execute(text("SET LOCAL jit = off"))
         return _dashboard_in_sql(timeline_select(f).subquery("t"), sites)
     return _dashboard_in_python(db.session.execute(timeline_select(f)).mappings().all(), sites)
 
