@@ -26,21 +26,29 @@ JOB_ID = "sweep"
 STALE_AFTER = timedelta(seconds=30)
 
 _in_process: BackgroundScheduler | None = None
+# Set by every wake-up. APScheduler drops a wake-up that arrives while the sweep is
+# running (max_instances=1), so the job itself sweeps again when one came meanwhile:
+# otherwise a page committed just after the sweep's last look waits a whole interval.
+_woken = threading.Event()
 
 
 def _job(app: Flask) -> None:
     from workflow import records, sweep
 
     with app.app_context():
-        try:
-            result = sweep.run_once(app.extensions["goldenhour.channels"])
-            rendered = records.render_pending()
-        except Exception:  # noqa: BLE001 - one bad sweep must not stop the scheduler
-            log.exception("sweep failed")
-            db.session.remove()
-            return
-        if result.claimed or result.resent or rendered:
-            log.info("sweep: %s; records rendered: %d", result, rendered)
+        while True:
+            _woken.clear()
+            try:
+                result = sweep.run_once(app.extensions["goldenhour.channels"])
+                rendered = records.render_pending()
+            except Exception:  # noqa: BLE001 - one bad sweep must not stop the scheduler
+                log.exception("sweep failed")
+                db.session.remove()
+                return
+            if result.claimed or result.resent or rendered:
+                log.info("sweep: %s; records rendered: %d", result, rendered)
+            if not _woken.is_set():
+                return
 
 
 def nightly_integrity_check() -> str:
@@ -84,6 +92,7 @@ def start_in_process(app: Flask) -> BackgroundScheduler:
 def wake() -> None:
     """Ask the sweep to run now. Call after the commit that made a page due."""
     if _in_process is not None:
+        _woken.set()
         job = _in_process.get_job(JOB_ID)
         if job is not None:
             job.modify(next_run_time=datetime.now())
@@ -106,6 +115,7 @@ def _listen(app: Flask, scheduler: BlockingScheduler, stop: threading.Event) -> 
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 for _ in conn.notifies(timeout=5, stop_after=None):
+                    _woken.set()
                     job = scheduler.get_job(JOB_ID)
                     if job is not None:
                         job.modify(next_run_time=datetime.now())
