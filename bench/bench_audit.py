@@ -3,12 +3,14 @@ deliveries in a throw-away PostgreSQL cluster; times the dashboard for a year an
 the referral CSV of a month through the app (median of 5 runs each).
 
     .venv/bin/python bench/bench_audit.py [--count 1000000] [--years 4] [--runs 5]
+        [--statements | --explain]
 
 Rows are generated inside PostgreSQL (INSERT ... SELECT generate_series), so the
 load is bound by the server, not by Python. The referrals' audit milestone columns
 (first_paged_at, escalated, unanswered_at) agree with the generated pages, deliveries
 and events; first_image_viewed_at is set for 90 % (no access-log rows are generated).
-``--explain`` prints EXPLAIN (ANALYZE, BUFFERS) of each statement of both requests.
+``--statements`` prints each statement of both requests over 20 ms with its time inside
+the request's transaction; ``--explain`` adds EXPLAIN (ANALYZE, BUFFERS) of each.
 """
 
 from __future__ import annotations
@@ -154,8 +156,10 @@ def timed(client, url: str, runs: int) -> tuple[float, int, int]:
     return statistics.median(times), status, size
 
 
-def explain(app, client, urls: list[str]) -> None:
-    """Print EXPLAIN (ANALYZE, BUFFERS) of every statement over 20 ms that ``urls`` run."""
+def explain(app, client, urls: list[str], plans: bool = True) -> None:
+    """Print every statement over 20 ms that ``urls`` run, timed inside the request (so
+    with its SET LOCAL work_mem/jit; for a streamed export, the time to open the cursor),
+    and with ``plans`` its EXPLAIN (ANALYZE, BUFFERS), run outside the request."""
     from sqlalchemy import event
 
     from extensions import db
@@ -178,11 +182,14 @@ def explain(app, client, urls: list[str]) -> None:
         finally:
             event.remove(db.engine, "before_cursor_execute", before)
             event.remove(db.engine, "after_cursor_execute", after)
-        print(f"\n## {url}: {len(seen)} statements")
+        print(f"\n## {url}: {len(seen)} statements, "
+              f"{sum(t for *_, t in seen) * 1000:.0f} ms in cursor.execute")
         for statement, parameters, seconds in seen:
             if seconds < .02 or not statement.lstrip().upper().startswith("SELECT"):
                 continue
-            print(f"\n-- {seconds * 1000:.0f} ms\n{statement}\n-- {parameters}")
+            print(f"\n-- {seconds * 1000:.0f} ms in the request\n{statement}\n-- {parameters}")
+            if not plans:
+                continue
             raw = db.engine.raw_connection()
             try:
                 cursor = raw.cursor()
@@ -199,6 +206,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN ANALYZE of each SQL statement of both requests")
+    parser.add_argument("--statements", action="store_true",
+                        help="print each SQL statement over 20 ms with its time in the request")
     args = parser.parse_args(argv)
 
     from app import create_app
@@ -232,10 +241,10 @@ def main(argv=None) -> int:
             year = timed(client, "/audit/?date_from=2025-01-01&date_to=2025-12-31", args.runs)
             month = timed(client, "/audit/export/referrals.csv?date_from=2025-03-01"
                                   "&date_to=2025-03-31", args.runs)
-            if args.explain:
+            if args.explain or args.statements:
                 explain(app, client, ["/audit/?date_from=2025-01-01&date_to=2025-12-31",
                                       "/audit/export/referrals.csv?date_from=2025-03-01"
-                                      "&date_to=2025-03-31"])
+                                      "&date_to=2025-03-31"], plans=args.explain)
         per_year = args.count // args.years
         print(f"\n| measure ({args.count:,} referrals, ~{per_year:,} a year) | median of "
               f"{args.runs} | target |")

@@ -92,3 +92,26 @@ def test_every_export_leaves_an_access_log_row(audit_set, audit_client, path):
     assert [(row.email, row.outcome) for row in logged] == [(AUDIT, "ok")]
     assert path.split("/")[-1].split("?")[0] in logged[0].detail
     assert logged[0].role == "audit_lead" and logged[0].at is not None
+
+
+def test_the_referral_csv_made_in_sql_is_byte_identical_to_the_python_one(
+        audit_set, make_referral, audit_client):
+    # On PostgreSQL the cells are made in SQL (views.audit._csv_chunks); the per-cell
+    # Python path (_csv_lines over export_rows) is the reference: same bytes, including
+    # truncated fractional seconds, quoting, a formula-like cell and empty cells.
+    from views.audit import _csv_lines
+    from workflow import audit_stats
+
+    make_referral(at("2026-03-05T10:00:59.999999"), reference='-A,"q"', ack=1.5,
+                  decision=2.25, outcome="advice_only", onset=-61, certainty="estimated")
+    make_referral(at("2026-03-06T23:59:59.5"), reference="@x\ty")
+    db.session.commit()
+    body = audit_client.get("/audit/export/referrals.csv", buffered=True).get_data()
+    with audit_client.application.test_request_context():
+        filters = audit_stats.parse_filters({})
+        expected = "".join(_csv_lines(REFERRAL_COLUMNS, audit_stats.export_rows(filters)))
+    assert body == expected.encode()
+    lines = body.decode().split("\r\n")
+    assert lines[0] == ",".join(REFERRAL_COLUMNS) and len(lines) == 1 + 7 + 1
+    assert lines[6].startswith('"\'-A,""q""",stroke,PIL,QMC,')
+    assert "2026-03-05T10:00:59Z" in lines[6]
