@@ -204,45 +204,54 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
              worker: str = WORKER) -> SweepResult:
     """One sweep: claim and send up to ``limit`` due pages, resend stale deliveries.
 
-    ``now`` pins the clock for every claim (tests); by default each claim reads it.
+    Sends go through a SendPool (several at once on PostgreSQL); the sweep returns
+    when every send it started has been recorded. ``now`` pins the clock for every
+    claim (tests); by default each claim reads it.
     """
+    from flask import current_app
+
     from workflow import delivery as sender
+    from workflow.send_pool import SendPool, workers_for
 
     result = SweepResult()
     pinned = now is not None
     now = now or utcnow()
     heartbeat(at=now, detail=worker)
-    for delivery_id in _claim_stale(now):
-        result.resent += 1
-        _send(sender, channels, delivery_id, result)
-    for _ in range(limit):
-        try:
-            # Each claim takes the clock afresh: sends take seconds, and a claim stamped
-            # with the sweep's start would lose its lease early (a duplicate send from
-            # another sweep), schedule the next step early, and leave pages that fell due
-            # meanwhile for the next tick.
-            page, delivery_ids = claim_next(now if pinned else utcnow(), worker)
-        except Conflict as exc:
-            db.session.rollback()
-            result.errors.append(str(exc))
-            continue
-        if page is None:
-            break
-        result.claimed += 1
-        if not delivery_ids and page.status == "cancelled":
-            result.cancelled += 1
-        for delivery_id in delivery_ids:
-            _send(sender, channels, delivery_id, result)
-    db.session.commit()
+    pool = SendPool(sender.send, channels,
+                    workers_for(current_app.config, db.engine.dialect.name))
+    try:
+        for delivery_id in _claim_stale(now):
+            result.resent += 1
+            pool.submit(delivery_id)
+        for _ in range(limit):
+            pool.wait_for_free_sender()
+            try:
+                # Each claim takes the clock afresh: sends take time, and a claim stamped
+                # with the sweep's start would lose its lease early (a duplicate send from
+                # another sweep), schedule the next step early, and leave pages that fell
+                # due meanwhile for the next tick.
+                page, delivery_ids = claim_next(now if pinned else utcnow(), worker)
+            except Conflict as exc:
+                db.session.rollback()
+                result.errors.append(str(exc))
+                continue
+            if page is None:
+                break
+            result.claimed += 1
+            if not delivery_ids and page.status == "cancelled":
+                result.cancelled += 1
+            for delivery_id in delivery_ids:
+                pool.submit(delivery_id)
+        db.session.commit()
+    finally:
+        pool.close()
+    for outcome in pool.outcomes:
+        if outcome.status in FAILED:
+            result.failed += 1
+        else:
+            result.sent += 1
+    result.errors.extend(pool.errors)
     return result
-
-
-def _send(sender, channels, delivery_id: int, result: SweepResult) -> None:
-    outcome = sender.send(delivery_id, channels)
-    if outcome.status in FAILED:
-        result.failed += 1
-    else:
-        result.sent += 1
 
 
 def recipient_of(delivery: Delivery) -> User | None:

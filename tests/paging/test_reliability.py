@@ -288,15 +288,18 @@ def test_killing_the_sweep_at_random_points_loses_no_page(pg_app, twilio, tmp_pa
     overlapped its wait + one sweep interval (+ the lease, when a crash caught its
     delivery mid-send) + the work of sending the pages ahead of it in the queue (a
     restarted sweep first sends what fell due while it was down: 0.3 s for each
-    page claimed before it while it was due) + a 3 s margin (the work itself, on a
-    shared 2-core machine). A delivery that was mid-send when the sweep died is sent
+    page claimed before it while it was due) + 1 s for each restart it waited through
+    (a new process's first sweep is cold: its first Twilio request loads the client's
+    API modules and opens the connection) + a 3 s margin (the work itself, on a
+    shared 2-core machine). A CI run on a loaded machine showed pages that waited
+    through 4 restarts arriving up to 0.5 s past a bound without the restart term. A delivery that was mid-send when the sweep died is sent
     again after the lease: if the first request
     had already reached Twilio, that is a late duplicate. This is by design (a second
     page is better than none), so such duplicates are counted, not forbidden; any
     duplicate of a delivery that was not re-sent after a crash fails the test.
     """
     set_policy(SMS_ONLY)
-    interval, lease, margin, per_page = 0.5, 4.0, 3.0, 0.3
+    interval, lease, margin, per_page, cold_start = 0.5, 4.0, 3.0, 0.3, 1.0
     twilio.stall(0.03)  # each send takes a moment, so a kill can land mid-send
     rng = random.Random(20261129)
     outages: list[tuple[float, float]] = []
@@ -351,12 +354,13 @@ def test_killing_the_sweep_at_random_points_loses_no_page(pg_app, twilio, tmp_pa
             missed.append(delivery.id)
             continue
         due, first = page.due_at.timestamp(), min(times)
-        down = sum(max(0.0, min(back, first) - max(died, due)) for died, back in outages)
+        overlapping = [(died, back) for died, back in outages if died < first and back > due]
+        down = sum(min(back, first) - max(died, due) for died, back in overlapping)
         crashed_mid_send = delivery.send_attempts > 1
         resent += crashed_mid_send
         ahead = sum(1 for _, other in rows if other.claimed_at and page.due_at
                     <= other.claimed_at < page.claimed_at and other.due_at <= page.due_at)
-        allowed = (down + interval + margin + ahead * per_page
+        allowed = (down + len(overlapping) * cold_start + interval + margin + ahead * per_page
                    + (lease + interval if crashed_mid_send else 0))
         lateness.append(first - due)
         if first - due > allowed:
