@@ -20,7 +20,7 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Role, Specialty, User
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access, access_log, accounts, referral_input, referrals
+from workflow import access, access_log, accounts, paging_log, referral_input, referrals
 from workflow.clocks import referral_clocks
 from workflow.errors import Conflict, DomainError, NotAllowed, ValidationFailed
 from workflow.states import FINAL, Outcome, State
@@ -343,6 +343,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         window["closes_local"] = format_local(datetime.fromisoformat(closes), "%a %H:%M") \
             if closes else "—"
     nhs = referral.nhs_number
+    paging = paging_log.page_history(referral)
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
@@ -362,6 +363,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         values_for=lambda name: values if name == action else MultiDict(defaults.get(name, {})),
         errors_for=lambda name: (errors or {}) if name == action else {},
         action=action, problem=problem,
+        paging=paging, paging_failures=paging_log.failures(paging),
     )
     _log("referral.view", "ok", referral.id)
     return body, status

@@ -1,0 +1,121 @@
+"""What the referral page shows of its paging: every page, who it reached, how, and
+every failure with the reason an admin can act on.
+
+Read-only; the rows are written by workflow.escalation and workflow.sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from extensions import db
+from models import Delivery, Page, Referral, User
+from workflow import escalation
+from workflow.states import State
+from workflow.sweep import FAILED
+
+CHANNEL_LABELS = {"sms": "SMS", "voice": "voice call", "email": "email", "in_app": "in-app",
+                  "console": "console", "none": "—"}
+STATUS_LABELS = {"sending": "sending", "queued": "sent", "sent": "sent",
+                 "accepted": "sent", "delivered": "delivered", "read": "read",
+                 "ringing": "ringing", "in-progress": "answered", "completed": "call ended",
+                 "failed": "failed", "undelivered": "not delivered", "no-answer": "no answer",
+                 "busy": "busy", "canceled": "cancelled", "machine": "voicemail (not an answer)"}
+
+CHANNEL_PREFIXES = {"sms", "call", "voice", "voice call", "email"}
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    recipient: str
+    channel: str
+    status: str
+    at: datetime | None
+    failed: bool
+    problem: str  # the reason, for failures ("invalid phone number ...")
+    acknowledged_here: bool  # the link in this page, or a reply to it, accepted
+
+
+@dataclass(frozen=True)
+class PageLine:
+    what: str  # "Step 1: tier 1 on call", "Hand-over", "Referrer told: accepted", ...
+    status: str  # "waiting until 03:10", "sent", "stopped (accepted)"
+    due_at: datetime
+    claimed_at: datetime | None
+    upcoming: bool
+    deliveries: list[DeliveryLine]
+
+
+def _who(who: str, people: dict[int, str]) -> str:
+    if who.startswith("tier"):
+        return f"tier {who[4:]} on call"
+    if who == "duty_manager":
+        return "duty manager"
+    if who.startswith("user:"):
+        return people.get(int(who[5:]), "a named colleague")
+    return who
+
+
+def _what(page: Page, people: dict[int, str]) -> str:
+    who = _who(page.who, people)
+    if page.kind == "escalation":
+        repeat = f" (repeat {page.attempt})" if page.attempt else ""
+        return f"Step {page.step + 1}{repeat}: {who}"
+    return {"handover": f"Hand-over to {who}", "notice": f"Notice to {who}",
+            "alarm": f"Unanswered alarm to {who}",
+            "exhausted": "Every step paged"}.get(page.kind, page.kind)
+
+
+def _reason(error: str) -> str:
+    """The channel's error without its "SMS: " / "Voice call: " prefix (the line names it)."""
+    head, sep, rest = error.partition(": ")
+    return rest if sep and head.lower() in CHANNEL_PREFIXES else error
+
+
+def _delivery(d: Delivery, people: dict[int, str]) -> DeliveryLine:
+    failed = d.status in FAILED
+    return DeliveryLine(
+        recipient=people.get(d.recipient_id, "nobody") if d.recipient_id else "nobody",
+        channel=CHANNEL_LABELS.get(d.channel, d.channel),
+        status=STATUS_LABELS.get(d.status, d.status.replace("-", " ")),
+        at=d.sent_at or d.updated_at, failed=failed,
+        problem=(_reason(d.error) or STATUS_LABELS.get(d.status, d.status)) if failed else "",
+        acknowledged_here=d.link_used_at is not None)
+
+
+def page_history(referral: Referral) -> list[PageLine]:
+    """Every page of the referral, oldest first, with its deliveries."""
+    open_for_paging = referral.state in escalation.PAGEABLE + (State.UNANSWERED,)
+    pages = db.session.scalars(
+        select(Page).where(Page.referral_id == referral.id)
+        .options(selectinload(Page.deliveries))
+        .order_by(Page.due_at, Page.id)).all()
+    ids = {d.recipient_id for p in pages for d in p.deliveries if d.recipient_id}
+    ids |= {int(p.who[5:]) for p in pages if p.who.startswith("user:")}
+    people = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) \
+        if ids else {}
+    lines = []
+    for page in pages:
+        upcoming = page.status == "due" and (open_for_paging or page.kind == "notice")
+        if upcoming:
+            status = "due"
+        elif page.status == "due":
+            status = "will not be sent: the referral has been answered"
+        elif page.status == "cancelled":
+            status = "not sent: the referral had moved on"
+        else:
+            status = "sent"
+        lines.append(PageLine(
+            what=_what(page, people), status=status, due_at=page.due_at,
+            claimed_at=page.claimed_at, upcoming=upcoming,
+            deliveries=[_delivery(d, people) for d in sorted(page.deliveries,
+                                                             key=lambda d: d.id)]))
+    return lines
+
+
+def failures(lines: list[PageLine]) -> list[DeliveryLine]:
+    return [d for line in lines for d in line.deliveries if d.failed]
