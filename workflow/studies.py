@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from extensions import db
 from integrations import imaging
+from integrations.pacs import StudySummary
 from models import LinkedStudy, Page, Referral, User
 from workflow import referrals, states
 from workflow.access import actor_kinds, get_visible
@@ -53,27 +54,22 @@ class ImagesUnavailable(DomainError):
 
 @dataclass(frozen=True)
 class FoundStudy:
+    """A study one hospital's PACS holds for the patient, as its QIDO-RS search said."""
+
+    summary: StudySummary
     hospital_code: str
     hospital_name: str
-    study_uid: str
-    study_date: date | None
-    study_time: str
-    description: str
-    modalities: tuple[str, ...]
-    series_count: int | None
-    instance_count: int | None
-    patient_id: str
-    accession_number: str
-    today: bool
+    today: bool  # taken today (UK date): the form ticks it for the referrer
 
     def as_json(self) -> dict:
+        s = self.summary
         return {"hospital": self.hospital_code, "hospital_name": self.hospital_name,
-                "study_uid": self.study_uid,
-                "study_date": self.study_date.isoformat() if self.study_date else None,
-                "study_time": self.study_time, "description": self.description,
-                "modalities": list(self.modalities), "series_count": self.series_count,
-                "instance_count": self.instance_count, "patient_id": self.patient_id,
-                "accession_number": self.accession_number, "today": self.today}
+                "study_uid": s.study_uid,
+                "study_date": s.study_date.isoformat() if s.study_date else None,
+                "study_time": s.study_time, "description": s.description,
+                "modalities": list(s.modalities), "series_count": s.series_count,
+                "instance_count": s.instance_count, "patient_id": s.patient_id,
+                "accession_number": s.accession_number, "today": self.today}
 
 
 @dataclass
@@ -92,7 +88,7 @@ class SearchResult:
 
 
 def _search_one(target: PacsTarget, patient_ids: list[str], accession: str | None,
-                seconds: float) -> list:
+                seconds: float) -> list[StudySummary]:
     pacs = client(target, timeout=seconds)
     found = {}
     queries = [{"patient_id": p} for p in patient_ids]
@@ -142,13 +138,11 @@ def search(*, patient_ids: list[str], accession: str | None = None,
         if not outcome.ok:
             result.unavailable.append((target.hospital_name, outcome.error))
             continue
-        for s in studies:
-            result.studies.append(FoundStudy(
-                target.hospital_code, target.hospital_name, s.study_uid, s.study_date,
-                s.study_time, s.description, s.modalities, s.series_count,
-                s.instance_count, s.patient_id, s.accession_number, s.study_date == today))
+        result.studies.extend(FoundStudy(s, target.hospital_code, target.hospital_name,
+                                         s.study_date == today) for s in studies)
     record_outcome(*outcomes)
-    result.studies.sort(key=lambda s: (s.study_date or date.min, s.study_time), reverse=True)
+    result.studies.sort(key=lambda f: (f.summary.study_date or date.min, f.summary.study_time),
+                        reverse=True)
     return result
 
 

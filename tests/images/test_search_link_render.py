@@ -91,7 +91,7 @@ def test_linking_more_later_tells_the_assigned_specialist(referral):
     referrals.acknowledge(referral.id, user(SPECIALIST))
     found = studies.search(patient_ids=[PATIENT_ID])
     today = next(s for s in found.studies if s.today)
-    studies.link(referral.id, user(REFERRER), "PIL", [today.study_uid])
+    studies.link(referral.id, user(REFERRER), "PIL", [today.summary.study_uid])
     kinds = [e.kind for e in db.session.scalars(select(ReferralEvent).where(
         ReferralEvent.referral_id == referral.id).order_by(ReferralEvent.seq))]
     assert kinds.count("studies_linked") == 2
