@@ -1,8 +1,9 @@
 """Images in the JSON API (/api/v1): study search, linking, the viewer's listing, frames.
 
 Frames are fetched from the hospital's PACS by our server and rendered here; the
-browser never sees a PACS address or credential. Every frame served is written to the
-access log (action ``image.view``), and so is every refusal.
+browser never sees a PACS address or credential. Frames served are written to the
+access log (action ``image.view``): one row per user, series and minute (see
+workflow.frames.record_view); every refusal and failure gets a row of its own.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def list_studies(referral_id: int):
     return body
 
 
+def _private(response: Response) -> Response:
+    # Patient images: the browser may keep them for this session's tab, never share them.
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
 @bp.get("/referrals/<int:referral_id>/studies/<study_uid>/instances/<sop_uid>/rendered")
 @login_required
 def rendered(referral_id: int, study_uid: str, sop_uid: str):
@@ -106,15 +113,54 @@ def rendered(referral_id: int, study_uid: str, sop_uid: str):
     try:
         spec = frames.frame_spec(study_uid, sop_uid, frame=request.args.get("frame"),
                                  preset=preset, fmt=request.args.get("format"))
-        image, content_type, cache = frames.render_frame(referral, spec)
+        frame = frames.render_frame(referral, spec)
     except DomainError as exc:
         db.session.rollback()
         _log("image.view", "failure", referral_id, f"{detail}: {exc}"[:500])
         raise
-    _log("image.view", "ok", referral_id,
-         f"{detail} frame {spec.frame} {spec.preset} {spec.fmt}"[:500])
-    response = Response(image, mimetype=content_type)
-    # Patient images: the browser may keep them for this session's tab, never share them.
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    response.headers["X-Image-Cache"] = cache
-    return response
+    frames.record_view(current_user, referral_id, study_uid, frame.series_uid,
+                       f"{detail} frame {spec.frame} {spec.preset} {spec.fmt} "
+                       f"(series {frame.series_uid})", address=client_address())
+    response = Response(frame.image, mimetype=frame.content_type)
+    response.headers["X-Image-Cache"] = frame.cache
+    return _private(response)
+
+
+@bp.get("/referrals/<int:referral_id>/studies/<study_uid>/series/<series_uid>/rendered")
+@login_required
+def rendered_series(referral_id: int, study_uid: str, series_uid: str):
+    """Consecutive slices of a series in one answer, for the viewer:
+    ``?first=1&count=32&preset=brain&format=jpeg`` (count at most frames.MAX_BATCH).
+
+    The body is the images one after another; ``X-Frame-Sizes`` gives their byte
+    lengths and ``X-Frame-Sops`` their SOP Instance UIDs, in order (a size of 0 is a
+    slice that could not be rendered: ask for it alone to learn why).
+    """
+    detail = f"{study_uid}/{series_uid}"[:300]
+    referral = _visible(referral_id, "image.view", detail)
+    preset = request.args.get("window") or request.args.get("preset")
+    try:
+        first = int(request.args.get("first") or 1)
+        count = int(request.args.get("count") or frames.MAX_BATCH)
+    except ValueError:
+        raise ValidationFailed({"first": "first and count must be whole numbers"}) from None
+    try:
+        batch = frames.render_series(referral, study_uid, series_uid, first=first, count=count,
+                                     preset=preset, fmt=request.args.get("format"))
+    except DomainError as exc:
+        db.session.rollback()
+        _log("image.view", "failure", referral_id, f"{detail}: {exc}"[:500])
+        raise
+    last = batch.first + len(batch.sop_uids) - 1
+    frames.record_view(current_user, referral_id, study_uid, series_uid,
+                       f"{detail} slices {batch.first}-{last} of {batch.total} "
+                       f"{batch.preset} {batch.fmt}",
+                       address=client_address())
+    response = Response(b"".join(i or b"" for i in batch.images),
+                        mimetype="application/octet-stream")
+    response.headers["X-Frame-Type"] = batch.content_type
+    response.headers["X-Frame-Sizes"] = ",".join(str(len(i or b"")) for i in batch.images)
+    response.headers["X-Frame-Sops"] = ",".join(batch.sop_uids)
+    response.headers["X-Series-Slices"] = str(batch.total)
+    response.headers["X-Image-Cache-Misses"] = str(batch.misses)
+    return _private(response)

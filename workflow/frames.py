@@ -22,6 +22,7 @@ from sqlalchemy import select
 from extensions import db
 from integrations import imaging
 from models import LinkedStudy, Referral
+from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
 from workflow.image_cache import caches
 from workflow.pacs_endpoints import (
@@ -33,6 +34,7 @@ from workflow.pacs_endpoints import (
     timed,
 )
 from workflow.studies import ImagesUnavailable
+from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
 
@@ -168,22 +170,138 @@ def _render(app: Flask, spec: FrameSpec, where: Located, *, also: tuple[FrameSpe
     return results[spec.key]
 
 
-def render_frame(referral: Referral, spec: FrameSpec) -> tuple[bytes, str, str]:
-    """(image bytes, content type, cache: memory | disk | miss) for one frame.
+@dataclass(frozen=True)
+class RenderedFrame:
+    image: bytes
+    content_type: str
+    cache: str  # memory | disk | miss
+    series_uid: str
+
+
+def render_frame(referral: Referral, spec: FrameSpec) -> RenderedFrame:
+    """One frame, from the caches or rendered now from the PACS's file.
 
     Raises NotFound (not linked, no such instance), ValidationFailed (frame beyond the
     instance, or the file cannot be rendered: the ImagingError reason) or
     ImagesUnavailable (the PACS is down, slow or failing; names the hospital).
     """
     where = locate(referral, spec.study_uid, spec.sop_uid)
-    db.session.commit()  # nothing held open while the PACS answers
     if spec.frame > where.frames:
         raise ValidationFailed({"frame": f"this instance has {where.frames} frame(s)"})
     app = current_app._get_current_object()
     image, found = caches(app).get_frame(spec.key)
     if image is None:
+        db.session.commit()  # nothing held open while the PACS answers
         image, found = _render(app, spec, where), "miss"
-    return image, CONTENT_TYPES[spec.fmt], found
+    return RenderedFrame(image, CONTENT_TYPES[spec.fmt], found, where.series_uid)
+
+
+MAX_BATCH = 64  # slices in one series request
+
+
+@dataclass(frozen=True)
+class SeriesFrames:
+    """Consecutive slices of a series in one answer; ``images[i]`` is None when that
+    slice could not be rendered (the viewer asks for it alone to learn why)."""
+
+    series_uid: str
+    first: int  # slice number (1-based, in the series' slice order) of sop_uids[0]
+    total: int  # slices in the series
+    sop_uids: list[str]
+    images: list[bytes | None]
+    preset: str
+    fmt: str
+    misses: int  # slices that were not in the caches
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.fmt]
+
+
+def render_series(referral: Referral, study_uid: str, series_uid: str, *, first: int,
+                  count: int, preset: str | None, fmt: str | None) -> SeriesFrames:
+    """Slices ``first``..``first+count-1`` of a linked series (frame 1 of each instance),
+    from the caches or rendered now, so the viewer fetches a series in a few requests.
+
+    Raises NotFound (study or series not linked, or its hospital has no PACS any more),
+    ValidationFailed (a bad range, preset or format) or ImagesUnavailable (the PACS
+    failed on the first slice it was asked for; later failures leave gaps instead).
+    """
+    if count < 1 or count > MAX_BATCH:
+        raise ValidationFailed({"count": f"count must be from 1 to {MAX_BATCH}"})
+    asked = frame_spec(study_uid, "", preset=preset, fmt=fmt)
+    study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
+                                                        LinkedStudy.study_uid == study_uid))
+    if study is None:
+        raise NotFound("no such study is linked to this referral")
+    series = next((s for s in (study.snapshot or {}).get("series", [])
+                   if s.get("series_uid") == series_uid), None)
+    if series is None:
+        raise NotFound("no such series in this study")
+    instances = series.get("instances", [])
+    if first < 1 or first > len(instances):
+        raise ValidationFailed({"first": f"first must be from 1 to {len(instances)}"})
+    target = target_for_hospital(study.hospital_id)
+    if target is None:
+        raise NotFound(f"{study.hospital.name} has no PACS endpoint any more")
+    db.session.commit()  # the caches and the PACS are read with no transaction open
+    wanted = instances[first - 1:first - 1 + count]
+    app = current_app._get_current_object()
+    cache = caches(app)
+    images: list[bytes | None] = []
+    misses, pacs_failed = 0, False
+    for instance in wanted:
+        spec = FrameSpec(study_uid, instance["sop_uid"], 1, asked.preset, asked.fmt)
+        image = cache.get_frame(spec.key)[0]
+        if image is None and not pacs_failed:
+            misses += 1
+            where = Located(target, series_uid, int(instance.get("frames") or 1))
+            try:
+                image = _render(app, spec, where)
+            except ImagesUnavailable:
+                if not images:
+                    raise
+                pacs_failed = True  # one timeout per request, not one per slice
+            except (NotFound, ValidationFailed):
+                pass
+        images.append(image)
+    return SeriesFrames(series_uid, first, len(instances), [i["sop_uid"] for i in wanted],
+                        images, asked.preset, asked.fmt, misses)
+
+
+# --- Who viewed which images -----------------------------------------------------------
+
+
+def record_view(user, referral_id: int, study_uid: str, series_uid: str, detail: str, *,
+                address: str = "") -> bool:
+    """Write the ``image.view`` access-log row for frames just served, unless this user
+    already has one for this series in this clock minute (in this process). True when a
+    row was written (and committed).
+
+    One row per user, series and minute rather than one per frame: a scrolled series is
+    hundreds of frames, and a commit per frame made the viewer queue on the database.
+    The row names the first frames served; refusals and failures are logged one each by
+    the caller. A row is remembered only once committed, so a failed write is retried
+    on the next frame.
+    """
+    minute = int(utcnow().timestamp() // 60)
+    key = (user.id, referral_id, study_uid, series_uid)
+    app = current_app._get_current_object()
+    seen = app.extensions.setdefault("goldenhour.image_views", {})
+    with _views_lock:
+        if seen.get(key) == minute:
+            return False
+    access_log.record("image.view", "ok", user=user, address=address,
+                      referral_id=referral_id, detail=detail)
+    with _views_lock:
+        seen[key] = minute
+        if len(seen) > 10_000:
+            for old in [k for k, m in seen.items() if m < minute]:
+                del seen[old]
+    return True
+
+
+_views_lock = threading.Lock()
 
 
 def default_preset(series: dict) -> str:

@@ -98,7 +98,7 @@ def rendered_for_record(referral_id: int, items: list[dict]) -> list[dict]:
             spec = frames.frame_spec(item["study_uid"], item["sop_uid"],
                                      frame=item.get("frame", 1),
                                      preset=item.get("preset", "brain"), fmt="png")
-            image, _, _ = frames.render_frame(referral, spec)
+            image = frames.render_frame(referral, spec).image
             entry["data_uri"] = "data:image/png;base64," + base64.b64encode(image).decode()
         except Exception as exc:  # noqa: BLE001 - a missing picture must not stop the record
             log.warning("key image %s for referral %s: %s", item.get("sop_uid"), referral_id,

@@ -1,7 +1,9 @@
 // The review page's viewer: one canvas, slices rendered by our server.
 // Swipe up/down (one finger), the wheel or the arrow keys move through the slices;
 // pinch or ctrl+wheel zooms; two fingers or a mouse drag pan. JPEG while scrolling,
-// the lossless PNG once the slice stays on screen. No libraries.
+// the lossless PNG once the slice stays on screen. The slice on screen is fetched on
+// its own; the rest of the series arrives in runs of BATCH slices per request (a few
+// requests at a time, nearest runs first). No libraries.
 (function () {
   "use strict";
   var dataNode = document.getElementById("viewer-data");
@@ -16,12 +18,17 @@
   var started = performance.now();
 
   var state = { study: null, series: null, index: 0, preset: "brain", zoom: 1, panX: 0, panY: 0 };
-  var images = new Map();     // url -> HTMLImageElement (loaded or loading)
+  var images = new Map();     // frame url -> HTMLImageElement (loaded or loading)
   var failed = new Set();
-  var queue = [], active = 0, MAX_ACTIVE = 6;
+  var runs = [], fetching = 0, BATCH = 32, MAX_FETCHES = 3;
   var lossless = null;        // timer for the PNG swap
   var flagged = data.flagged || [];
 
+  function seriesUrl(study, series, preset, first, count) {
+    return data.series_url.replace("STUDY", encodeURIComponent(study))
+      .replace("SERIES", encodeURIComponent(series)) + "?first=" + first + "&count=" + count +
+      "&preset=" + encodeURIComponent(preset) + "&format=jpeg";
+  }
   function frameUrl(study, sop, preset, format) {
     return data.frame_url.replace("STUDY", encodeURIComponent(study))
       .replace("SOP", encodeURIComponent(sop)) +
@@ -33,17 +40,32 @@
                     format || "jpeg");
   }
 
-  function load(url, urgent) {
+  function load(url) {
     var found = images.get(url);
     if (found) return found;
     var img = new Image();
     img.decoding = "async";
+    img.dataset.frame = url;
     images.set(url, img);
-    img.addEventListener("load", function () { done(); counted(url); if (url === wanted()) draw(img); });
-    img.addEventListener("error", function () { done(); failed.add(url); images.delete(url);
+    img.addEventListener("load", function () { counted(url); if (url === wanted()) draw(img); });
+    img.addEventListener("error", function () { failed.add(url); images.delete(url);
                                                 if (url === wanted()) explain(url); });
-    if (urgent) { start(img, url); } else { queue.push([img, url]); pump(); }
+    img.src = url;
     return img;
+  }
+  // A slice that came in a series answer: shown from its own blob, filed under its frame url.
+  function adopt(url, blob) {
+    if (images.has(url)) return;
+    var img = new Image();
+    img.decoding = "async";
+    img.dataset.frame = url;
+    images.set(url, img);
+    var src = URL.createObjectURL(blob);
+    img.addEventListener("load", function () {
+      URL.revokeObjectURL(src); counted(url); if (url === wanted()) draw(img);
+    });
+    img.addEventListener("error", function () { URL.revokeObjectURL(src); images.delete(url); });
+    img.src = src;
   }
   // How long the current series took to arrive in full (read by the benchmark).
   var arrived = new Set();
@@ -55,10 +77,31 @@
       canvas.dataset.seriesLoadedMs = String(Math.round(performance.now()));
     }
   }
-  function start(img, url) { active++; img.src = url; }
-  function done() { active--; pump(); }
-  function pump() {
-    while (active < MAX_ACTIVE && queue.length) { var next = queue.shift(); start(next[0], next[1]); }
+  function fetchRun(run) {
+    fetching++;
+    fetch(seriesUrl(run.study, run.series, run.preset, run.first, run.count),
+          { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      var sizes = (r.headers.get("X-Frame-Sizes") || "").split(",").map(Number);
+      var sops = (r.headers.get("X-Frame-Sops") || "").split(",");
+      var type = r.headers.get("X-Frame-Type") || "image/jpeg";
+      return r.arrayBuffer().then(function (body) {
+        var at = 0;
+        sops.forEach(function (sop, i) {
+          // Filed by SOP UID, not by position: a slice is never shown in another's place.
+          if (sizes[i] > 0) adopt(frameUrl(run.study, sop, run.preset, "jpeg"),
+                                  new Blob([body.slice(at, at + sizes[i])], { type: type }));
+          at += sizes[i] || 0;
+        });
+      });
+    }).then(function () { fetching--; pumpRuns(); }, function () {
+      // The slice on screen is fetched on its own and explains a failure; stop here
+      // rather than ask a failing PACS again for every run (Retry starts over).
+      fetching--; runs.length = 0;
+    });
+  }
+  function pumpRuns() {
+    while (fetching < MAX_FETCHES && runs.length) fetchRun(runs.shift());
   }
   function wanted() { return state.series ? urlFor(state.index) : null; }
 
@@ -97,7 +140,7 @@
       // Thumbnails wait for the first slice: it is the one the specialist is waiting for.
       document.querySelectorAll("#series-strip img[data-src]").forEach(function (t) { t.src = t.dataset.src; });
     }
-    canvas.dataset.painted = img.src.slice(img.src.indexOf("/api/"));
+    canvas.dataset.painted = img.dataset.frame;
     canvas.dataset.paintedSlice = String(state.index + 1);  // only the current slice is drawn
   }
 
@@ -107,7 +150,7 @@
     var jpeg = urlFor(state.index, "jpeg");
     var png = urlFor(state.index, "png");
     var best = images.get(png);
-    var img = best && best.complete && best.naturalWidth ? best : load(jpeg, true);
+    var img = best && best.complete && best.naturalWidth ? best : load(jpeg);
     draw(img);
     var n = state.series.instances.length;
     statusNode.textContent = "Slice " + (state.index + 1) + "/" + n + " · " +
@@ -122,7 +165,7 @@
     }
     clearTimeout(lossless);
     lossless = setTimeout(function () {
-      var full = load(png, true);
+      var full = load(png);
       if (full.complete && full.naturalWidth && png === urlFor(state.index, "png")) draw(full);
       else full.addEventListener("load", function () {
         if (png === urlFor(state.index, "png")) draw(full);
@@ -131,13 +174,31 @@
   }
 
   function preload() {
-    // The whole series, nearest slices first, so scrolling never waits.
-    var n = state.series.instances.length;
-    for (var step = 1; step < n; step++) {
-      [state.index + step, state.index - step].forEach(function (i) {
-        if (i >= 0 && i < n) load(urlFor(i));
-      });
+    // The whole series so that scrolling never waits: the run around the current slice,
+    // then the runs above and below it in turn. Runs already here are not asked again.
+    var n = state.series.instances.length, index = state.index;
+    var start = Math.max(0, Math.min(n - BATCH, index - BATCH / 2)), up = start, down = start;
+    var ordered = [];
+    while (up < n || down > 0) {
+      if (up < n) { ordered.push([up, Math.min(n, up + BATCH)]); up += BATCH; }
+      if (down > 0) { ordered.push([Math.max(0, down - BATCH), down]); down -= BATCH; }
     }
+    runs.length = 0;
+    ordered.forEach(function (r) {
+      for (var i = r[0]; i < r[1]; i++) {
+        if (!images.has(urlFor(i))) {
+          runs.push({ study: state.study.study_uid, series: state.series.series_uid,
+                      preset: state.preset, first: r[0] + 1, count: r[1] - r[0] });
+          return;
+        }
+      }
+    });
+    // The slice on screen first: the runs wait until it has arrived (or failed).
+    var shown = images.get(urlFor(index));
+    if (shown && !shown.complete) {
+      shown.addEventListener("load", pumpRuns, { once: true });
+      shown.addEventListener("error", pumpRuns, { once: true });
+    } else pumpRuns();
   }
 
   function go(delta) {
@@ -165,7 +226,6 @@
   function setPreset(name) {
     state.preset = name;
     presetSelect.value = name;
-    queue.length = 0;
     show();
     preload();
   }

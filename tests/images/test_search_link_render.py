@@ -137,23 +137,81 @@ def test_the_second_view_comes_from_the_cache_without_asking_the_pacs(referral, 
     assert pacs_proxy.hits == asked
 
 
-def test_each_view_is_logged_and_another_hospitals_referrer_is_refused(referral, client):
+def image_views(**where):
+    return db.session.scalars(select(AccessLog).filter_by(action="image.view", **where)
+                              .order_by(AccessLog.id)).all()
+
+
+def test_a_series_view_is_logged_once_a_minute_and_another_hospitals_referrer_is_refused(
+        referral, client, time_machine):
+    time_machine.move_to("2026-11-29T03:00:05+00:00", tick=False)
     link_sample(referral)
     ids = sops(referral.id)
     client.login(SPECIALIST, PASSWORD)
     for sop in ids[:3]:
         assert client.get(frame_url(referral.id, sop)).status_code == 200
-    views = db.session.scalars(select(AccessLog).where(AccessLog.action == "image.view",
-                                                       AccessLog.outcome == "ok")).all()
-    assert len(views) == 3 and {v.referral_id for v in views} == {referral.id}
-    assert views[0].email == SPECIALIST
+    [view] = image_views(outcome="ok")
+    assert view.referral_id == referral.id and view.email == SPECIALIST
+    assert ids[0] in view.detail and "series" in view.detail
+    time_machine.move_to("2026-11-29T03:01:00+00:00", tick=False)
+    assert client.get(frame_url(referral.id, ids[3])).status_code == 200
+    assert len(image_views(outcome="ok")) == 2  # a new minute, a new row
     client.logout()
     client.login("referrer@lch.demo.nhs.uk", PASSWORD)
     refused = client.get(frame_url(referral.id, ids[0]))
     assert refused.status_code == 403
-    denied = db.session.scalar(select(AccessLog).where(AccessLog.action == "image.view",
-                                                       AccessLog.outcome == "denied"))
+    [denied] = image_views(outcome="denied")
     assert denied.email == "referrer@lch.demo.nhs.uk" and denied.referral_id == referral.id
+
+
+def test_an_api_client_fetching_one_frame_leaves_a_trace(referral, client):
+    from workflow import accounts
+
+    link_sample(referral)
+    ids = sops(referral.id)
+    token = accounts.issue_token(SPECIALIST, "viewer test")
+    db.session.commit()
+    answer = client.get(frame_url(referral.id, ids[5], format="jpeg"),
+                        headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.mimetype == "image/jpeg"
+    [view] = image_views(outcome="ok")
+    assert view.email == SPECIALIST and ids[5] in view.detail
+
+
+def series_url(referral_id, series_uid, **params):
+    query = "&".join(f"{k}={v}" for k, v in {"preset": "brain", "format": "jpeg",
+                                              **params}.items())
+    return (f"/api/v1/referrals/{referral_id}/studies/{SAMPLE_STUDY}/series/{series_uid}"
+            f"/rendered?{query}")
+
+
+def test_the_viewer_fetches_a_run_of_slices_in_one_request_logged_once(referral, client):
+    link_sample(referral)
+    ids = sops(referral.id)
+    series_uid = db.session.scalar(select(LinkedStudy)).snapshot["series"][0]["series_uid"]
+    client.login(SPECIALIST, PASSWORD)
+    answer = client.get(series_url(referral.id, series_uid, first=11, count=8))
+    assert answer.status_code == 200, answer.get_json()
+    sizes = [int(n) for n in answer.headers["X-Frame-Sizes"].split(",")]
+    assert answer.headers["X-Frame-Sops"].split(",") == ids[10:18]
+    assert answer.headers["X-Frame-Type"] == "image/jpeg"
+    assert answer.headers["X-Series-Slices"] == "28" and sum(sizes) == len(answer.data)
+    assert all(sizes) and answer.headers["X-Image-Cache-Misses"] == "8"
+    first = answer.data[:sizes[0]]
+    alone = client.get(frame_url(referral.id, ids[10], format="jpeg"))
+    assert alone.headers["X-Image-Cache"] == "memory" and alone.data == first
+    again = client.get(series_url(referral.id, series_uid, first=1, count=28))
+    assert again.headers["X-Image-Cache-Misses"] == "20"  # the 8 above were cached
+    [view] = image_views(outcome="ok")  # one series, one minute: one row
+    assert series_uid in view.detail and "slices 11-18 of 28" in view.detail
+    assert client.get(series_url(referral.id, series_uid, first=29, count=1)).status_code == 422
+    assert client.get(series_url(referral.id, series_uid, count=65)).status_code == 422
+    assert client.get(series_url(referral.id, "1.2.3")).status_code == 404
+    client.logout()
+    client.login("referrer@lch.demo.nhs.uk", PASSWORD)
+    assert client.get(series_url(referral.id, series_uid)).status_code == 403
+    [denied] = image_views(outcome="denied")
+    assert series_uid in denied.detail
 
 
 def test_bad_requests_get_clear_answers(referral, client):
