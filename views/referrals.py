@@ -20,9 +20,9 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Role, Specialty, User
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access, access_log, accounts, paging_log, referral_input, referrals
+from workflow import access, access_log, accounts, paging_log, referral_input, referrals, studies
 from workflow.clocks import referral_clocks
-from workflow.errors import Conflict, DomainError, NotAllowed, ValidationFailed
+from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.states import FINAL, Outcome, State
 from workflow.times import LONDON, format_local, now
 
@@ -205,19 +205,28 @@ def _field_errors(errors: dict[str, str], specialty: str) -> dict[str, str]:
 @bp.route("/referrals/new", methods=["GET", "POST"])
 @requires("referral.raise")
 def new():
-    errors, status = {}, 200
+    """The form; "Find images" searches the network's PACS for the patient's studies and
+    shows the form again with them (today's ticked); sending raises the referral and then
+    links the ticked studies. A PACS that fails never stops the referral: the referral
+    page says whose images could not be linked."""
+    errors, status, found = {}, 200, None
     if request.method == "POST":
         form = request.form
-        try:
-            referral = referrals.raise_referral(current_user, referral_payload(form))
-        except ValidationFailed as exc:
-            db.session.rollback()
-            _log("referral.raise", "failure", detail="ValidationFailed")
-            errors, status = _field_errors(exc.errors, form.get("specialty", "")), 422
-        else:
-            _log("referral.raise", "ok", referral.id)
-            flash(f"Referral {referral.reference} raised. The specialist is being paged.")
-            return redirect(url_for("referrals.show", referral_id=referral.id))
+        if form.get("find_studies") or form.get("studies_searched"):
+            found = _find_studies(form, errors)
+        if not form.get("find_studies"):
+            try:
+                referral = referrals.raise_referral(current_user, referral_payload(form))
+            except ValidationFailed as exc:
+                db.session.rollback()
+                _log("referral.raise", "failure", detail="ValidationFailed")
+                errors.update(_field_errors(exc.errors, form.get("specialty", "")))
+                status = 422
+            else:
+                _log("referral.raise", "ok", referral.id)
+                flash(f"Referral {referral.reference} raised. The specialist is being paged.")
+                _link_ticked(referral.id, form.getlist("study"))
+                return redirect(url_for("referrals.show", referral_id=referral.id))
     else:
         form = MultiDict({
             "referring_hospital": current_user.hospital.code if current_user.hospital else "",
@@ -227,11 +236,50 @@ def new():
             "onset_certainty": "estimated",
             "arrived_at": _local_input(now()),
         })
+    # A fresh search ticks today's studies; a form sent back keeps the referrer's ticks.
+    ticked = found.todays_choices() if found and form.get("find_studies") \
+        else set(form.getlist("study"))
     return render_template(
         "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
         hospitals=_names(Hospital), fields=CLINICAL_FIELDS, sexes=referral_input.SEXES,
-        certainties=CERTAINTY_LABELS, max_time=_local_input(now()),
+        certainties=CERTAINTY_LABELS, max_time=_local_input(now()), found=found,
+        ticked=ticked,
     ), status
+
+
+def _find_studies(form: MultiDict, errors: dict[str, str]) -> studies.SearchResult | None:
+    try:
+        found = studies.search_for_new_referral(
+            nhs_number=form.get("patient.nhs_number", ""),
+            local_number=form.get("patient.local_number", ""),
+            accession=form.get("studies_accession", ""))
+    except ValidationFailed:
+        errors["studies_accession"] = ("Enter the NHS number, the local hospital number or an "
+                                       "accession number to find the patient's images.")
+        return None
+    _log("studies.search", "ok", detail=f"{len(found.studies)} found; "
+                                        f"{len(found.unavailable)} PACS unavailable")
+    return found
+
+
+def _link_ticked(referral_id: int, chosen: list[str]) -> None:
+    if not chosen:
+        return
+    try:
+        outcome = studies.link_chosen(referral_id, current_user, chosen)
+    except (NotAllowed, NotFound) as exc:  # e.g. raised for another hospital's patient
+        db.session.rollback()
+        _log("studies.link", "denied", referral_id, str(exc)[:200])
+        flash(f"Images not linked: {exc}.")
+        return
+    for _, message in outcome.problems:
+        _log("studies.link", "failure", referral_id, message[:200])
+        flash(f"Images not linked: {message}. Link them from this page when the PACS "
+              "answers again.")
+    if outcome.linked:
+        _log("studies.link", "ok", referral_id, ",".join(outcome.linked)[:500])
+        done = len(outcome.linked)
+        flash(f"{done} stud{'y' if done == 1 else 'ies'} linked.")
 
 
 # --- Lists ---------------------------------------------------------------------------

@@ -103,27 +103,22 @@ def search(referral_id: int):
 def link(referral_id: int):
     """Link the ticked studies (``study`` = "<hospital>|<uid>", repeated)."""
     _visible(referral_id, "studies.link")
-    by_hospital: dict[str, list[str]] = {}
-    for value in request.form.getlist("study"):
-        hospital, _, uid = value.partition("|")
-        by_hospital.setdefault(hospital, []).append(uid)
-    if not by_hospital:
+    chosen = request.form.getlist("study")
+    if not chosen:
         flash("Tick at least one study to link.")
         return redirect(url_for("review.search", referral_id=referral_id))
-    done = 0
-    for hospital, uids in by_hospital.items():
-        try:
-            done += len(studies.link(referral_id, current_user, hospital, uids))
-        except DomainError as exc:
-            db.session.rollback()
-            _log("studies.link", "denied" if isinstance(exc, NotAllowed) else "failure",
-                 referral_id, str(exc)[:200])
-            if isinstance(exc, NotAllowed):
-                raise
-            flash(f"Not linked: {exc}")
-            continue
-        _log("studies.link", "ok", referral_id, ",".join(uids)[:500])
-    if done:
+    try:
+        outcome = studies.link_chosen(referral_id, current_user, chosen)
+    except NotAllowed as exc:
+        db.session.rollback()
+        _log("studies.link", "denied", referral_id, str(exc)[:200])
+        raise
+    for _, message in outcome.problems:
+        _log("studies.link", "failure", referral_id, message[:200])
+        flash(f"Not linked: {message}")
+    if outcome.linked:
+        _log("studies.link", "ok", referral_id, ",".join(outcome.linked)[:500])
+        done = len(outcome.linked)
         flash(f"{done} stud{'y' if done == 1 else 'ies'} linked.")
     return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
 

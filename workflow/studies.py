@@ -61,6 +61,11 @@ class FoundStudy:
     hospital_name: str
     today: bool  # taken today (UK date): the form ticks it for the referrer
 
+    @property
+    def choice(self) -> str:
+        """Its checkbox value on a form, as link_chosen reads it: "<hospital>|<uid>"."""
+        return f"{self.hospital_code}|{self.summary.study_uid}"
+
     def as_json(self) -> dict:
         s = self.summary
         return {"hospital": self.hospital_code, "hospital_name": self.hospital_name,
@@ -76,6 +81,10 @@ class FoundStudy:
 class SearchResult:
     studies: list[FoundStudy] = field(default_factory=list)
     unavailable: list[tuple[str, str]] = field(default_factory=list)  # (hospital, reason)
+
+    def todays_choices(self) -> set[str]:
+        """The studies a form ticks before the referrer does: those taken today."""
+        return {s.choice for s in self.studies if s.today}
 
     def messages(self) -> list[str]:
         return [f"images unavailable from {h}: {r}" for h, r in self.unavailable]
@@ -149,6 +158,16 @@ def search(*, patient_ids: list[str], accession: str | None = None,
 def patient_identifiers(referral: Referral) -> list[str]:
     """What a PACS may file the patient under: the NHS number and the local number."""
     return [i for i in (referral.nhs_number, referral.local_number) if i]
+
+
+def search_for_new_referral(*, nhs_number: str, local_number: str,
+                            accession: str = "") -> SearchResult:
+    """The new-referral form's search, before there is a referral: the patient's studies
+    by NHS number (typed with or without spaces), local number and accession number,
+    newest first, across the network. Raises ValidationFailed when all three are empty."""
+    nhs = "".join((nhs_number or "").split())[:16]
+    return search(patient_ids=[nhs, (local_number or "").strip()[:64]],
+                  accession=(accession or "").strip()[:64])
 
 
 # --- Linking ---------------------------------------------------------------------------
@@ -248,6 +267,49 @@ def link(referral_id: int, user: User, hospital_code: str | None,
         snapshots.append(describe(uid, metadata))
     record_outcome(*outcomes)
     return _write_links(referral_id, user, target, snapshots)
+
+
+@dataclass
+class ChosenLinks:
+    """What became of the studies ticked on a form."""
+
+    linked: list[str] = field(default_factory=list)  # study UIDs
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (hospital, message)
+
+
+def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
+    """Link the studies ticked on a form (``"<hospital code>|<study uid>"`` each), one
+    hospital at a time. A hospital whose PACS fails, has no endpoint or no longer has
+    the study is reported in ``problems`` and the other hospitals' studies are still
+    linked. The linked studies are prefetched at once (the first page may already be
+    out, and its prefetch found nothing to warm).
+
+    Raises NotFound or NotAllowed (the user may not link images to this referral).
+    """
+    by_hospital: dict[str, list[str]] = {}
+    for value in chosen:
+        code, _, uid = value.partition("|")
+        if code.strip() and uid.strip():
+            by_hospital.setdefault(code.strip(), []).append(uid.strip())
+    outcome = ChosenLinks()
+    for code, uids in by_hospital.items():
+        try:
+            rows = link(referral_id, user, code, uids)
+        except (ImagesUnavailable, ValidationFailed, states.IllegalTransition) as exc:
+            db.session.rollback()
+            if isinstance(exc, ImagesUnavailable):
+                outcome.problems.append((exc.hospital, str(exc)))
+            elif isinstance(exc, ValidationFailed):
+                outcome.problems.append((code, "; ".join(exc.errors.values())))
+            else:
+                outcome.problems.append((code, str(exc)))
+            continue
+        outcome.linked.extend(row.study_uid for row in rows)
+    if outcome.linked:
+        from workflow.frames import schedule_prefetch  # frames imports this module
+
+        schedule_prefetch(referral_id)
+    return outcome
 
 
 def _write_links(referral_id: int, user: User, target: PacsTarget,
