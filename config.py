@@ -137,7 +137,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
         "SCHEDULER_IN_PROCESS": _bool(env, "SCHEDULER_IN_PROCESS", not production),
         "SWEEP_INTERVAL_SECONDS": _int(env, "SWEEP_INTERVAL_SECONDS", 2, 1),
-        # Deliveries one sweep sends at once (PostgreSQL; SQLite sends one at a time).
+        # Claim-and-send loops one sweep runs side by side (PostgreSQL; SQLite runs one).
         "SEND_WORKERS": _int(env, "SEND_WORKERS", 8, 1),
         **_twilio(env),
         **_smtp(env),

@@ -108,20 +108,20 @@ def start(referral: Referral) -> None:
 
 def schedule_after(page: Page, steps: list[dict], at: datetime) -> Page | None:
     """Write the page that follows ``page`` (a repeat, the next step, or exhaustion)."""
-    referral = db.session.get(Referral, page.referral_id)
-    due = at + timedelta(minutes=page.wait_minutes)
     if page.kind != "escalation":
         return None
+    referral = db.session.get(Referral, page.referral_id)
+    due = at + timedelta(minutes=page.wait_minutes)
     current = steps[page.step]
     if page.attempt < current.get("repeat", 0):
         return _add_page(referral, kind="escalation", step=page.step, attempt=page.attempt + 1,
                          who=current["who"], channels=current["channels"],
-                         wait_minutes=current["wait_minutes"], due_at=due)
+                         wait_minutes=current["wait_minutes"], due_at=due, text=page.text)
     if page.step + 1 < len(steps):
         nxt = steps[page.step + 1]
         return _add_page(referral, kind="escalation", step=page.step + 1, attempt=0,
                          who=nxt["who"], channels=nxt["channels"],
-                         wait_minutes=nxt["wait_minutes"], due_at=due)
+                         wait_minutes=nxt["wait_minutes"], due_at=due, text=page.text)
     return _add_page(referral, kind="exhausted", step=len(steps), attempt=0, who="none",
                      channels=[], due_at=due, text="")
 

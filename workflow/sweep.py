@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat, User
@@ -66,22 +67,26 @@ def _pick_due_page(now: datetime) -> Page | None:
 def _lock_referral(referral_id: int) -> Referral:
     """Re-read the referral, locked against a concurrent acknowledge until we commit."""
     query = select(Referral).where(Referral.id == referral_id) \
+        .options(joinedload(Referral.hub_service, innerjoin=True)) \
         .execution_options(populate_existing=True)
     if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=Referral)
     return db.session.scalar(query)
 
 
-def _record_milestones(referral: Referral, page: Page, paged: bool, now: datetime) -> None:
+def _record_milestones(referral_id: int, milestones: tuple, page: Page, paged: bool,
+                       now: datetime) -> None:
     """Audit milestones on the (locked) referral: the first escalation page that
-    reached someone, and whether escalation went past its first step."""
+    reached someone, and whether escalation went past its first step.
+    ``milestones`` is (first_paged_at, escalated) as read under the lock."""
+    first_paged_at, escalated = milestones
     values = {}
-    if paged and referral.first_paged_at is None:
+    if paged and first_paged_at is None:
         values["first_paged_at"] = now
-    if page.step >= 1 and not referral.escalated:
+    if page.step >= 1 and not escalated:
         values["escalated"] = True
     if values:
-        db.session.execute(update(Referral).where(Referral.id == referral.id).values(**values)
+        db.session.execute(update(Referral).where(Referral.id == referral_id).values(**values)
                            .execution_options(synchronize_session=False))
 
 
@@ -95,6 +100,7 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
         db.session.rollback()
         return None, []
     referral = _lock_referral(page.referral_id)
+    milestones = (referral.first_paged_at, referral.escalated)
     claimed = db.session.execute(
         update(Page).where(Page.id == page.id, Page.status == "due")
         .values(status="claimed", claimed_at=now, claimed_by=worker[:64])
@@ -137,13 +143,15 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
     db.session.add_all(deliveries)
     if page.kind == "escalation":
-        _record_milestones(referral, page, bool(people), now)
+        _record_milestones(referral.id, milestones, page, bool(people), now)
         steps = db.session.scalar(select(Escalation.steps)
                                   .where(Escalation.referral_id == referral.id))
         escalation.schedule_after(page, steps, now)
         if not people:
             db.session.flush()
             escalation.move_on_now(referral.id, now)
+    db.session.flush()
+    to_send = [d.id for d in deliveries if d.status == "sending"]
     db.session.commit()
     if people and page.kind in ("escalation", "handover"):
         # A specialist is about to tap the link: warm their first images, in the
@@ -151,7 +159,7 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
         from workflow import frames
 
         frames.schedule_prefetch(referral.id)
-    return page, [d.id for d in deliveries if d.status == "sending"]
+    return page, to_send
 
 
 def record_result(delivery_id: int, *, status: str, provider_id: str | None = None,
@@ -202,29 +210,30 @@ def _claim_stale(now: datetime) -> list[int]:
 
 def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100,
              worker: str = WORKER) -> SweepResult:
-    """One sweep: claim and send up to ``limit`` due pages, resend stale deliveries.
+    """One sweep: resend stale deliveries, then claim and send up to ``limit`` due pages.
 
-    Sends go through a SendPool (several at once on PostgreSQL); the sweep returns
-    when every send it started has been recorded. ``now`` pins the clock for every
-    claim (tests); by default each claim reads it.
+    On PostgreSQL several claim-and-send loops run side by side (SEND_WORKERS, see
+    workflow.sweep_workers); the sweep returns when all have finished. ``now`` pins
+    the clock for every claim (tests); by default each claim reads it. Raises what a
+    loop raised (a database error), after every loop has finished.
     """
     from flask import current_app
 
     from workflow import delivery as sender
-    from workflow.send_pool import SendPool, workers_for
+    from workflow.sweep_workers import Budget, run_loops, workers_for
 
     result = SweepResult()
     pinned = now is not None
     now = now or utcnow()
     heartbeat(at=now, detail=worker)
-    pool = SendPool(sender.send, channels,
-                    workers_for(current_app.config, db.engine.dialect.name))
-    try:
-        for delivery_id in _claim_stale(now):
-            result.resent += 1
-            pool.submit(delivery_id)
-        for _ in range(limit):
-            pool.wait_for_free_sender()
+    for delivery_id in _claim_stale(now):
+        result.resent += 1
+        _count(result, sender.send(delivery_id, channels))
+    budget = Budget(limit)
+
+    def loop() -> SweepResult:
+        mine = SweepResult()
+        while budget.take():
             try:
                 # Each claim takes the clock afresh: sends take time, and a claim stamped
                 # with the sweep's start would lose its lease early (a duplicate send from
@@ -233,25 +242,32 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
                 page, delivery_ids = claim_next(now if pinned else utcnow(), worker)
             except Conflict as exc:
                 db.session.rollback()
-                result.errors.append(str(exc))
+                mine.errors.append(str(exc))
                 continue
             if page is None:
                 break
-            result.claimed += 1
+            mine.claimed += 1
             if not delivery_ids and page.status == "cancelled":
-                result.cancelled += 1
+                mine.cancelled += 1
             for delivery_id in delivery_ids:
-                pool.submit(delivery_id)
+                _count(mine, sender.send(delivery_id, channels))
         db.session.commit()
-    finally:
-        pool.close()
-    for outcome in pool.outcomes:
-        if outcome.status in FAILED:
-            result.failed += 1
-        else:
-            result.sent += 1
-    result.errors.extend(pool.errors)
+        return mine
+
+    for mine in run_loops(workers_for(current_app.config, db.engine.dialect.name), loop):
+        result.claimed += mine.claimed
+        result.sent += mine.sent
+        result.failed += mine.failed
+        result.cancelled += mine.cancelled
+        result.errors.extend(mine.errors)
     return result
+
+
+def _count(result: SweepResult, outcome) -> None:
+    if outcome.status in FAILED:
+        result.failed += 1
+    else:
+        result.sent += 1
 
 
 def recipient_of(delivery: Delivery) -> User | None:

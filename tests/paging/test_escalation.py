@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import EscalationPolicy, Referral
-from tests.paging.helpers import deliveries, pages, paged_people, raise_stroke, run_sweep, user
+from tests.paging.helpers import deliveries, paged_people, pages, raise_stroke, run_sweep, user
 from workflow import escalation, referrals
 from workflow.times import now
 
@@ -132,7 +132,7 @@ def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, frozen)
     from models import Delivery
     from workflow import sweep
 
-    referral = raise_stroke()
+    raise_stroke()
     # A sweep that claimed the page and then died before sending.
     page, ids = sweep.claim_next(now())
     assert len(ids) == 2

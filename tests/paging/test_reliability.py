@@ -292,11 +292,12 @@ def test_killing_the_sweep_at_random_points_loses_no_page(pg_app, twilio, tmp_pa
     (a new process's first sweep is cold: its first Twilio request loads the client's
     API modules and opens the connection) + a 3 s margin (the work itself, on a
     shared 2-core machine). A CI run on a loaded machine showed pages that waited
-    through 4 restarts arriving up to 0.5 s past a bound without the restart term. A delivery that was mid-send when the sweep died is sent
-    again after the lease: if the first request
-    had already reached Twilio, that is a late duplicate. This is by design (a second
-    page is better than none), so such duplicates are counted, not forbidden; any
-    duplicate of a delivery that was not re-sent after a crash fails the test.
+    through 4 restarts arriving up to 0.5 s past a bound without the restart term.
+    A delivery that was mid-send when the sweep died is sent again after the lease:
+    if the first request had already reached Twilio, that is a late duplicate. This is
+    by design (a second page is better than none), so such duplicates are counted, not
+    forbidden; any duplicate of a delivery that was not re-sent after a crash fails
+    the test.
     """
     set_policy(SMS_ONLY)
     interval, lease, margin, per_page, cold_start = 0.5, 4.0, 3.0, 0.3, 1.0
