@@ -6,6 +6,7 @@ Every Twilio call of the channels goes through :func:`call_twilio`, so no ``twil
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ PERMANENT = {
 }
 RETRY_STATUSES = {429} | set(range(500, 600))
 T = TypeVar("T")
+log = logging.getLogger("goldenhour.pager")
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,26 @@ def _refused(what: str, status: int, code) -> TransportError:
     detail = f"HTTP {status}" + (f", Twilio error {code}" if code else "")
     return TransportError(f"{what}: Twilio refused the request ({detail})",
                           permanent=400 <= status < 500)
+
+
+class TwilioChannel:
+    """What the SMS and voice channels share: the client, and one create call that
+    is logged with the number masked. Subclasses set ``name`` and ``label``."""
+
+    name = ""
+    label = ""  # "SMS", "Call": starts every error and log line
+
+    def __init__(self, settings: TwilioSettings):
+        self.settings = settings
+        self.client = make_client(settings)
+
+    def _create(self, create: Callable[[], T], message) -> T:
+        """Run ``create`` through call_twilio. Raises TransportError (logged, masked)."""
+        from integrations.pager.base import mask
+
+        try:
+            return call_twilio(create, self.settings, self.label)
+        except TransportError as exc:
+            log.warning("%s %s to %s failed: %s", self.label, message.reference,
+                        mask(message.to), exc)
+            raise

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-
 from integrations.pager.base import PageMessage, Receipt, TransportError, mask
-from integrations.pager.twilio_client import TwilioSettings, call_twilio, make_client
+from integrations.pager.twilio_client import TwilioChannel, log
 from integrations.pager.webhooks import gather_twiml
 
-log = logging.getLogger("goldenhour.pager")
 # What a call create can truthfully answer; the outcome arrives by status callback.
 STARTING = {"queued", "initiated", "ringing"}
 RING_SECONDS = 30
 
 
-class TwilioVoiceChannel:
-    name = "voice"
-
-    def __init__(self, settings: TwilioSettings):
-        self.settings = settings
-        self.client = make_client(settings)
+class TwilioVoiceChannel(TwilioChannel):
+    name, label = "voice", "Call"
 
     def notify(self, message: PageMessage) -> Receipt:
         """Place a call that asks the specialist to press 1.
@@ -46,11 +39,7 @@ class TwilioVoiceChannel:
                 # no-answer, failed), which is the one that moves the page on.
                 status_callback=message.status_callback or None)
 
-        try:
-            call = call_twilio(create, self.settings, "Call")
-        except TransportError as exc:
-            log.warning("Call %s to %s failed: %s", message.reference, mask(message.to), exc)
-            raise
+        call = self._create(create, message)
         # Prism answers with its canned example ("completed"); a call that was just
         # created has not finished, and recording "completed" would stop escalation.
         status = call.status if call.status in STARTING else "queued"
