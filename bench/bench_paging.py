@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from tests.services import free_port, wait_until  # noqa: E402
+from tests.services import free_port, stop_process_group, wait_until  # noqa: E402
 from tests.services.postgres import start_postgres  # noqa: E402
 from tests.services.prism import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, start_prism  # noqa: E402
 
@@ -85,16 +84,6 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def raise_at_rate(base: str, token: str, rate: float, seconds: float,
@@ -231,12 +220,12 @@ def measure(args) -> tuple[list[str], dict]:
         return report(args, results), results
     finally:
         for process in processes:
-            stop(process)
+            stop_process_group(process)
         if proxy is not None:
             proxy.shutdown()
             proxy.server_close()
         if prism is not None:
-            stop(prism)
+            stop_process_group(prism)
         server.stop("immediate")
         shutil.rmtree(server.datadir, ignore_errors=True)
         if not args.keep:

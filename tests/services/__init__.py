@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -46,7 +48,8 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until it returns True; raise RuntimeError naming ``what`` after ``timeout``."""
+    """Poll ``check`` until it returns True; after ``timeout`` raise RuntimeError naming
+    ``what``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -56,3 +59,15 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f} s")
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 10) -> None:
+    """SIGTERM the process group started with ``start_new_session``; SIGKILL after
+    ``grace`` seconds if it is still there."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

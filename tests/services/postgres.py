@@ -114,7 +114,8 @@ def postgres_server():
         server = start_postgres()
     except (FileNotFoundError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        missing_service(f"PostgreSQL could not start: {exc} {detail.decode(errors='replace')[:300]}")
+        text = detail.decode(errors="replace")[:300]
+        missing_service(f"PostgreSQL could not start: {exc} {text}")
     try:
         yield server
     finally:

@@ -21,8 +21,6 @@ Fault modes (``boundary.set_mode(...)``, or the helpers of the same meaning):
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -37,7 +35,13 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 
-from tests.services import free_port, missing_service, require_binary, wait_until
+from tests.services import (
+    free_port,
+    missing_service,
+    require_binary,
+    stop_process_group,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PRISM = ROOT / "tools" / "prism" / "node_modules" / ".bin" / "prism"
@@ -240,23 +244,13 @@ def start_prism(log_path: Path) -> tuple[subprocess.Popen, TwilioBoundary, Threa
     except RuntimeError:
         up = False
     if not up:
-        _stop(process)
+        stop_process_group(process)
         raise RuntimeError(f"Prism did not start; its output:\n{log_path.read_text()[-2000:]}")
     boundary = TwilioBoundary("", prism_url)
     server = _QuietServer(("127.0.0.1", 0), _handler(boundary))
     boundary.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, name="twilio-boundary", daemon=True).start()
     return process, boundary, server
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -269,7 +263,7 @@ def prism(tmp_path_factory) -> TwilioBoundary:
     yield boundary
     server.shutdown()
     server.server_close()
-    _stop(process)
+    stop_process_group(process)
 
 
 @pytest.fixture
