@@ -4,7 +4,6 @@ import logging
 
 from alembic import context
 from flask import current_app
-from sqlalchemy import DateTime
 
 from models.types import UTCDateTime
 
