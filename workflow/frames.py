@@ -4,7 +4,9 @@ The browser never talks to a PACS: we fetch the instance by WADO-RS with the
 hospital's credentials, render the frame with a window preset and keep the result in
 the bounded caches of workflow.image_cache. When a page goes out the middle slice of
 each series is rendered ahead (`schedule_prefetch`), so the specialist's first image is
-already warm when they tap.
+already warm when they tap. The viewer fetches the rest of a series in runs of slices
+(`render_series`), one request and one access check per run; who viewed which series
+is logged once a minute (`record_view`), not once a frame.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import select
 
 from extensions import db
 from integrations import imaging
-from models import LinkedStudy, Referral
+from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
 from workflow.image_cache import caches
@@ -272,7 +274,10 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
 # --- Who viewed which images -----------------------------------------------------------
 
 
-def record_view(user, referral_id: int, study_uid: str, series_uid: str, detail: str, *,
+_views_lock = threading.Lock()
+
+
+def record_view(user: User, referral_id: int, study_uid: str, series_uid: str, detail: str, *,
                 address: str = "") -> bool:
     """Write the ``image.view`` access-log row for frames just served, unless this user
     already has one for this series in this clock minute (in this process). True when a
@@ -299,9 +304,6 @@ def record_view(user, referral_id: int, study_uid: str, series_uid: str, detail:
             for old in [k for k, m in seen.items() if m < minute]:
                 del seen[old]
     return True
-
-
-_views_lock = threading.Lock()
 
 
 def default_preset(series: dict) -> str:

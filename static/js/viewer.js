@@ -72,32 +72,38 @@
   function counted(url) {
     if (!state.series || url.indexOf("format=jpeg") < 0) return;
     arrived.add(url);
-    var all = state.series.instances.every(function (_, i) { return arrived.has(urlFor(i)); });
-    if (all && !canvas.dataset.seriesLoadedMs) {
+    // Only once enough have arrived: a check per slice over the whole series is O(n²).
+    if (canvas.dataset.seriesLoadedMs || arrived.size < state.series.instances.length) return;
+    if (state.series.instances.every(function (_, i) { return arrived.has(urlFor(i)); })) {
       canvas.dataset.seriesLoadedMs = String(Math.round(performance.now()));
     }
   }
   function fetchRun(run) {
+    var open = true;
+    function release() { if (open) { open = false; fetching--; } }
     fetching++;
     fetch(seriesUrl(run.study, run.series, run.preset, run.first, run.count),
           { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
+      // The next request goes out while this body is read and cut up.
+      release(); pumpRuns();
       var sizes = (r.headers.get("X-Frame-Sizes") || "").split(",").map(Number);
       var sops = (r.headers.get("X-Frame-Sops") || "").split(",");
       var type = r.headers.get("X-Frame-Type") || "image/jpeg";
-      return r.arrayBuffer().then(function (body) {
+      // As one Blob, cut into slices of it: the bytes are not copied per slice.
+      return r.blob().then(function (body) {
         var at = 0;
         sops.forEach(function (sop, i) {
           // Filed by SOP UID, not by position: a slice is never shown in another's place.
           if (sizes[i] > 0) adopt(frameUrl(run.study, sop, run.preset, "jpeg"),
-                                  new Blob([body.slice(at, at + sizes[i])], { type: type }));
+                                  body.slice(at, at + sizes[i], type));
           at += sizes[i] || 0;
         });
       });
-    }).then(function () { fetching--; pumpRuns(); }, function () {
+    }).catch(function () {
       // The slice on screen is fetched on its own and explains a failure; stop here
       // rather than ask a failing PACS again for every run (Retry starts over).
-      fetching--; runs.length = 0;
+      release(); runs.length = 0;
     });
   }
   function pumpRuns() {
