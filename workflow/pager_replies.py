@@ -96,6 +96,17 @@ def keypress(sid: str, delivery_id: int, digits: str) -> str:
     return _acknowledge(delivery.referral_id, delivery.recipient, "voice")
 
 
+# What a failed status from Twilio means, in the words the referral page shows.
+PROVIDER_FAILURES = {
+    "machine": "the call reached a voicemail, not a person",
+    "no-answer": "nobody answered the call",
+    "busy": "the line was busy",
+    "undelivered": "the phone network could not deliver it",
+    "failed": "Twilio could not send it",
+    "canceled": "it was cancelled before it went out",
+}
+
+
 def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
     """Record a provider status; move the escalation on at once on a failure.
 
@@ -111,7 +122,7 @@ def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
     now = utcnow()
     values = {"status": new_status, "answered_by": answered_by[:32], "updated_at": now}
     if failed:
-        values["error"] = f"{delivery.channel} {new_status.replace('-', ' ')}"
+        values["error"] = PROVIDER_FAILURES.get(new_status, new_status.replace("-", " "))
     changed = db.session.execute(
         Delivery.__table__.update()
         .where(Delivery.id == delivery.id, Delivery.status == delivery.status)

@@ -77,3 +77,18 @@ def test_after_acceptance_the_next_step_says_it_will_not_be_sent(network, frozen
     section = text_of(paging_section(client, referral_id))
     assert "Step 2: tier 2 on call — not sent: the referral had moved on" in section
     assert "if nobody accepts first" not in section
+
+
+def test_a_voicemail_shows_as_not_an_answer(network, frozen, client):
+    from workflow import pager_replies
+
+    referral = raise_stroke()
+    run_sweep()
+    call = next(d for d in deliveries(referral.id) if d.channel == "voice")
+    assert pager_replies.status_callback(call.provider_id, "completed", "machine_end_beep")
+    client.login("referrer@pil.demo.nhs.uk", DEMO_PASSWORD)
+    section = text_of(paging_section(client, referral.id))
+    night = user(NIGHT).name
+    assert (f"1 page failed: voice call to {night}: the call reached a voicemail, "
+            "not a person.") in section
+    assert "voicemail (not an answer)" in section

@@ -141,7 +141,8 @@ def test_undelivered_sms_and_unanswered_call_page_tier_two_at_once(network, clie
     run_sweep()  # no 5-minute wait
     assert paged_people(referral.id, 1) == {"stroke.consultant@qmc.demo.nhs.uk"}
     failed = {d.channel: d.error for d in deliveries(referral.id) if d.page.step == 0}
-    assert failed == {"sms": "sms undelivered", "voice": "voice no answer"}
+    assert failed == {"sms": "the phone network could not deliver it",
+                      "voice": "nobody answered the call"}
 
 
 def test_a_voicemail_is_not_an_answer(network, client, frozen):
