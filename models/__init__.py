@@ -1,6 +1,7 @@
 """SQLAlchemy models only. Import them from here."""
 
 from models.audit import AccessLog
+from models.audit_facts import AuditFact
 from models.imaging import KeyImage
 from models.network import Hospital, HubService, PacsEndpoint, Specialty, TravelTime, Trust
 from models.paging import (
@@ -18,6 +19,7 @@ from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 __all__ = [
     "AccessLog",
     "ApiToken",
+    "AuditFact",
     "Decision",
     "DecisionRecord",
     "Delivery",
