@@ -1,13 +1,14 @@
 """Audit numbers: how long each step of a referral took, across the network.
 
-Pure queries over the milestone columns of `referrals`, written by the workflow when
-they happen (acknowledged_at, decided_at, ... ; first_paged_at and escalated by the
-sweep when it claims an escalation page, unanswered_at with the
-`escalation_exhausted` transition, first_image_viewed_at with the first `image.view`
-access-log row), so a date range is one pass over `referrals` with no per-row lookups.
-Medians and 90th percentiles are continuous (linear interpolation, as PostgreSQL's
-``percentile_cont``): computed in SQL on PostgreSQL, in Python on SQLite, with the
-same answers.
+Each referral's milestones are written by the workflow when they happen
+(acknowledged_at, decided_at, ... ; first_paged_at and escalated by the sweep when it
+claims an escalation page, unanswered_at with the `escalation_exhausted` transition,
+first_image_viewed_at with the first `image.view` access-log row). The dashboard reads
+them as one numpy record per referral (workflow.audit_clocks: from the trigger-kept
+`audit_facts` on PostgreSQL, from `referrals` elsewhere) and computes everything in
+numpy, the same way on both databases. Medians and 90th percentiles are continuous
+(linear interpolation, as PostgreSQL's ``percentile_cont``), found with
+``numpy.partition`` rather than a sort per measure and group.
 """
 
 from __future__ import annotations
@@ -16,31 +17,32 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, func, literal_column, select, text, tuple_
-from sqlalchemy.dialects import postgresql
+import numpy as np
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from extensions import db
-from models import AccessLog, Hospital, HubService, Referral, Specialty
+from models import AccessLog, AuditFact, Hospital, HubService, Referral, Specialty
 from models.types import UTCDateTime
+from workflow import audit_clocks
+from workflow.audit_clocks import EPOCH, ESCALATED, MISSING, TRANSFER, UNANSWERED
 from workflow.errors import ValidationFailed
 from workflow.states import Outcome, State
 from workflow.times import LONDON
 
 ACKNOWLEDGE_LIMIT = 15  # minutes: an acknowledge slower than this is flagged
 DECISION_LIMIT = 30     # minutes: a decision slower than this is flagged
-ONSET_KNOWN = ("precise", "estimated")
 
-# (key, label, start column, end column) of the per-referral timeline below.
+# (key, label, start clock, end clock) of workflow.audit_clocks.CLOCKS.
 INTERVALS: tuple[tuple[str, str, str, str], ...] = (
-    ("first_page", "Referral → first page", "created_at", "first_page_at"),
-    ("acknowledge", "Referral → acknowledged", "created_at", "acknowledged_at"),
-    ("first_image", "Referral → first image viewed", "created_at", "first_image_at"),
-    ("decision", "Referral → decision", "created_at", "decided_at"),
-    ("departure", "Decision → departure", "decided_at", "departed_at"),
-    ("door_in_door_out", "Door-in-door-out (transfers)", "transfer_arrived_at", "departed_at"),
-    ("onset_decision", "Onset → decision (stroke)", "stroke_onset_at", "decided_at"),
+    ("first_page", "Referral → first page", "created", "first_page"),
+    ("acknowledge", "Referral → acknowledged", "created", "acknowledged"),
+    ("first_image", "Referral → first image viewed", "created", "first_image"),
+    ("decision", "Referral → decision", "created", "decided"),
+    ("departure", "Decision → departure", "decided", "departed"),
+    ("door_in_door_out", "Door-in-door-out (transfers)", "transfer_arrived", "departed"),
+    ("onset_decision", "Onset → decision (stroke)", "stroke_onset", "decided"),
 )
 
 
@@ -124,46 +126,31 @@ def parse_filters(args: Mapping[str, str]) -> Filters:
     return Filters(date_from=date_from, date_to=date_to, ids=ids, **codes)
 
 
-def _referral_conditions(f: Filters, *, dates: bool = True) -> list:
+def _conditions(f: Filters, model, raised_at) -> list:
+    """``f`` as conditions on ``model`` (Referral or AuditFact, which share the filter
+    columns); the dates on ``raised_at`` unless it is None."""
     conditions = []
     start, end = f.window()
-    if dates and start:
-        conditions.append(Referral.created_at >= start)
-    if dates and end:
-        conditions.append(Referral.created_at < end)
+    if raised_at is not None and start:
+        conditions.append(raised_at >= start)
+    if raised_at is not None and end:
+        conditions.append(raised_at < end)
     if "specialty" in f.ids:
-        conditions.append(Referral.specialty_id == f.ids["specialty"])
+        conditions.append(model.specialty_id == f.ids["specialty"])
     if "hospital" in f.ids:
-        conditions.append(Referral.referring_hospital_id == f.ids["hospital"])
+        conditions.append(model.referring_hospital_id == f.ids["hospital"])
     if "hub" in f.ids:
-        conditions.append(Referral.hub_service_id.in_(
+        conditions.append(model.hub_service_id.in_(
             select(HubService.id).where(HubService.hospital_id == f.ids["hub"])))
     if f.outcome:
-        conditions.append(Referral.outcome == f.outcome)
+        conditions.append(model.outcome == f.outcome)
     if f.state:
-        conditions.append(Referral.state == f.state)
+        conditions.append(model.state == f.state)
     return conditions
 
 
-def timeline_select(f: Filters) -> Select:
-    """One row per referral matching ``f``: its milestones, site and flags."""
-    stroke = select(Specialty.id).where(Specialty.code == "stroke").scalar_subquery()
-    return select(
-        Referral.id, Referral.reference, Referral.state, Referral.outcome,
-        Referral.specialty_id, Referral.referring_hospital_id, Referral.hub_service_id,
-        Referral.created_at, Referral.acknowledged_at, Referral.decided_at,
-        Referral.departed_at, Referral.arrived_at, Referral.arrived_at_hub,
-        Referral.onset_at, Referral.onset_certainty,
-        Referral.first_paged_at.label("first_page_at"),
-        Referral.first_image_viewed_at.label("first_image_at"),
-        case((Referral.outcome == Outcome.TRANSFER, Referral.arrived_at))
-        .label("transfer_arrived_at"),
-        case((and_(Referral.specialty_id == stroke,
-                   Referral.onset_certainty.in_(ONSET_KNOWN)), Referral.onset_at))
-        .label("stroke_onset_at"),
-        Referral.unanswered_at.is_not(None).label("unanswered"),
-        Referral.escalated.label("escalated"),
-    ).where(*_referral_conditions(f))
+def _referral_conditions(f: Filters, *, dates: bool = True) -> list:
+    return _conditions(f, Referral, Referral.created_at if dates else None)
 
 
 @dataclass(frozen=True)
@@ -203,15 +190,18 @@ class Dashboard:
         return count / self.referrals if self.referrals else None
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    """Continuous percentile of ``values`` (linear interpolation, like percentile_cont)."""
-    if not values:
+def percentile(values, p: float) -> float | None:
+    """Continuous percentile of ``values`` (linear interpolation, like percentile_cont):
+    the two neighbouring ranks are picked with numpy.partition, not a full sort."""
+    values = np.asarray(values, dtype=float)
+    if not len(values):
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * p
+    position = (len(values) - 1) * p
     low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    high = min(low + 1, len(values) - 1)
+    picked = np.partition(values, (low, high))
+    first, second = float(picked[low]), float(picked[high])
+    return first + (second - first) * (position - low)
 
 
 def minutes_between(start: datetime | None, end: datetime | None) -> float | None:
@@ -224,104 +214,79 @@ def dashboard(f: Filters) -> Dashboard:
     """Every KPI, share and breakdown for the referrals matching ``f``."""
     sites = dict(db.session.execute(select(Hospital.id, Hospital.code)).all())
     if db.engine.dialect.name == "postgresql":
-        # For this transaction only: the percentile and group-by sorts of a year
-        # (~250,000 rows) fit in memory instead of spilling to disk at the default
-        # 4 MB, and no JIT compile (measured: 1.6 s of JIT for a sub-second query).
-        db.session.execute(text("SET LOCAL work_mem = '64MB'"))
-        db.session.execute(text("SET LOCAL jit = off"))
-        return _dashboard_in_sql(timeline_select(f).subquery("t"), sites)
-    return _dashboard_in_python(db.session.execute(timeline_select(f)).mappings().all(), sites)
+        clocks = audit_clocks.from_facts(_conditions(f, AuditFact, AuditFact.raised_at))
+    else:
+        clocks = audit_clocks.from_referrals(_referral_conditions(f))
+    return _dashboard(clocks, sites)
 
 
-def _dashboard_in_sql(t, sites: dict[int, str]) -> Dashboard:
-    """PostgreSQL: one pass for the totals, one for both breakdowns; percentiles in SQL."""
+def _spans(clocks: np.ndarray) -> dict[str, np.ndarray]:
+    """Minutes of each interval per referral, NaN where a clock is missing. As
+    ``timedelta.total_seconds() / 60`` (exact microseconds, then two divisions)."""
+    spans = {}
+    for key, _label, start, end in INTERVALS:
+        begun, ended = clocks[start].astype(np.int64), clocks[end].astype(np.int64)
+        known = (begun != MISSING) & (ended != MISSING)
+        spans[key] = np.where(known, (ended - begun) / 1e6 / 60, np.nan)
+    return spans
 
-    def minutes(start: str, end: str):
-        # date_part gives float8; EXTRACT(epoch ...) gives numeric since PostgreSQL 14
-        # (slower arithmetic, then a cast), for 9 spans a row.
-        return func.date_part("epoch", t.c[end] - t.c[start]) / 60
 
-    def median_and_p90(expr):
-        # One sort gives both: percentile_cont(ARRAY[.5, .9]) returns {median, p90}.
-        return func.percentile_cont(postgresql.array([.5, .9])).within_group(expr)
+def _london_months(created: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each referral's London month as an index into the labels ("2026-03") returned."""
+    if not len(created):
+        return np.zeros(0, dtype=int), []
+    first, last = (EPOCH + timedelta(microseconds=int(edge))
+                   for edge in (created.min(), created.max()))
+    first, last = first.astimezone(LONDON), last.astimezone(LONDON)
+    starts, labels = [], []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        starts.append(audit_clocks.microseconds(datetime(year, month, 1, tzinfo=LONDON)))
+        labels.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return np.searchsorted(np.array(starts), created, side="right") - 1, labels
 
-    count_all = func.count()
-    transfers = func.count().filter(t.c.outcome == Outcome.TRANSFER)
-    ack, decision = minutes("created_at", "acknowledged_at"), minutes("created_at", "decided_at")
-    columns = [count_all, transfers,
-               func.count().filter(t.c.unanswered), func.count().filter(t.c.escalated),
-               func.count().filter(ack > ACKNOWLEDGE_LIMIT),
-               func.count().filter(decision > DECISION_LIMIT)]
-    for _key, _label, start, end in INTERVALS:
-        span = minutes(start, end)
-        columns += [func.count(span), median_and_p90(span)]
-    totals = db.session.execute(select(*columns).select_from(t)).one()
+
+def _known(values: np.ndarray) -> np.ndarray:
+    return values[~np.isnan(values)]
+
+
+def _groups(keys: np.ndarray, label_of, flags: np.ndarray,
+            spans: dict[str, np.ndarray]) -> list[Group]:
+    """One Group per distinct key (labelled by ``label_of(key)``), sorted by label."""
+    groups = []
+    for key in np.unique(keys):
+        members = keys == key
+        label = label_of(int(key))
+        groups.append(Group(
+            label, label, int(members.sum()), int((flags[members] & TRANSFER != 0).sum()),
+            percentile(_known(spans["acknowledge"][members]), .5),
+            percentile(_known(spans["decision"][members]), .5)))
+    return sorted(groups, key=lambda g: g.key)
+
+
+def _dashboard(clocks: np.ndarray, sites: dict[int, str]) -> Dashboard:
+    spans = _spans(clocks)
+    flags = clocks["flags"].astype(np.int32)
+    created = clocks["created"].astype(np.int64)
+    month_index, month_labels = _london_months(created)
     measures = []
-    for i, (key, label, *_) in enumerate(INTERVALS):
-        count, (p50, p90) = totals[6 + 2 * i], totals[7 + 2 * i] or (None, None)
-        measures.append(Measure(key, label, count, p50, p90))
-
-    # Both breakdowns from one scan: GROUPING SETS ((month), (site)). The month is a
-    # timestamp (London month start) while grouping, made text after: sorting 250,000
-    # timestamps is much cheaper than sorting as many collated strings.
-    month_start = func.date_trunc(literal_column("'month'"), func.timezone(
-        literal_column("'Europe/London'"),
-        func.timezone(literal_column("'UTC'"), t.c.created_at)))
-    keyed = select(month_start.label("month"), t.c.referring_hospital_id.label("site"),
-                   t.c.outcome, ack.label("ack"), decision.label("decision")) \
-        .select_from(t).subquery("k")
-    breakdowns = select(
-        func.grouping(keyed.c.month).label("by_site"), keyed.c.month, keyed.c.site,
-        func.count(), func.count().filter(keyed.c.outcome == Outcome.TRANSFER),
-        func.percentile_cont(.5).within_group(keyed.c.ack),
-        func.percentile_cont(.5).within_group(keyed.c.decision),
-    ).group_by(func.grouping_sets(tuple_(keyed.c.month), tuple_(keyed.c.site)))
-    by_month, by_site = [], []
-    for by_site_row, month_at, site, n, tr, a, d in db.session.execute(breakdowns):
-        if by_site_row:
-            code = sites.get(site, "?")
-            by_site.append(Group(code, code, n, tr, a, d))
-        else:
-            key = month_at.strftime("%Y-%m")
-            by_month.append(Group(key, key, n, tr, a, d))
-    by_month.sort(key=lambda g: g.key)
-    by_site.sort(key=lambda g: g.key)
-    return Dashboard(totals[0], measures, totals[1], totals[2], totals[3], totals[4],
-                     totals[5], by_month, by_site)
-
-
-def _dashboard_in_python(rows, sites: dict[int, str]) -> Dashboard:
-    spans = {key: [] for key, *_ in INTERVALS}
-    months: dict[str, list] = {}
-    by_site: dict[str, list] = {}
-    for row in rows:
-        for key, _label, start, end in INTERVALS:
-            value = minutes_between(row[start], row[end])
-            if value is not None:
-                spans[key].append(value)
-        months.setdefault(row["created_at"].astimezone(LONDON).strftime("%Y-%m"), []).append(row)
-        by_site.setdefault(sites.get(row["referring_hospital_id"], "?"), []).append(row)
-
-    def group(key: str, members: list) -> Group:
-        acks = [m for r in members
-                if (m := minutes_between(r["created_at"], r["acknowledged_at"])) is not None]
-        decisions = [m for r in members
-                     if (m := minutes_between(r["created_at"], r["decided_at"])) is not None]
-        return Group(key, key, len(members),
-                     sum(r["outcome"] == Outcome.TRANSFER for r in members),
-                     percentile(acks, .5), percentile(decisions, .5))
-
+    for key, label, *_ in INTERVALS:
+        known = _known(spans[key])
+        measures.append(Measure(key, label, len(known), percentile(known, .5),
+                                percentile(known, .9)))
+    acknowledged, decided = _known(spans["acknowledge"]), _known(spans["decision"])
     return Dashboard(
-        referrals=len(rows),
-        measures=[Measure(key, label, len(spans[key]), percentile(spans[key], .5),
-                          percentile(spans[key], .9)) for key, label, *_ in INTERVALS],
-        transfers=sum(r["outcome"] == Outcome.TRANSFER for r in rows),
-        unanswered=sum(bool(r["unanswered"]) for r in rows),
-        escalated=sum(bool(r["escalated"]) for r in rows),
-        slow_acknowledge=sum(v > ACKNOWLEDGE_LIMIT for v in spans["acknowledge"]),
-        slow_decision=sum(v > DECISION_LIMIT for v in spans["decision"]),
-        by_month=[group(k, months[k]) for k in sorted(months)],
-        by_site=[group(k, by_site[k]) for k in sorted(by_site)],
+        referrals=len(clocks),
+        measures=measures,
+        transfers=int((flags & TRANSFER != 0).sum()),
+        unanswered=int((flags & UNANSWERED != 0).sum()),
+        escalated=int((flags & ESCALATED != 0).sum()),
+        slow_acknowledge=int((acknowledged > ACKNOWLEDGE_LIMIT).sum()),
+        slow_decision=int((decided > DECISION_LIMIT).sum()),
+        by_month=_groups(month_index, month_labels.__getitem__, flags, spans),
+        by_site=_groups(clocks["site"].astype(np.int64), lambda site: sites.get(site, "?"),
+                        flags, spans),
     )
 
 
