@@ -3,7 +3,7 @@ deliveries in a throw-away PostgreSQL cluster; times the dashboard for a year an
 the referral CSV of a month through the app (median of 5 runs each).
 
     .venv/bin/python bench/bench_audit.py [--count 1000000] [--years 4] [--runs 5]
-        [--statements | --explain]
+        [--statements | --explain] [--keep DIR]
 
 Rows are generated inside PostgreSQL (INSERT ... SELECT generate_series), so the
 load is bound by the server, not by Python. The referrals' audit milestone columns
@@ -11,11 +11,15 @@ load is bound by the server, not by Python. The referrals' audit milestone colum
 and events; first_image_viewed_at is set for 90 % (no access-log rows are generated).
 ``--statements`` prints each statement of both requests over 20 ms with its time inside
 the request's transaction; ``--explain`` adds EXPLAIN (ANALYZE, BUFFERS) of each.
+``--keep DIR`` keeps the loaded cluster in DIR and reuses it on the next run with the
+same --count, --years and table definitions (otherwise it is loaded again).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -27,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from sqlalchemy import text  # noqa: E402
 
-from tests.services.postgres import start_postgres  # noqa: E402
+from tests.services import free_port  # noqa: E402
+from tests.services.postgres import PostgresServer, start_postgres  # noqa: E402
 
 START = "2023-01-01"
 AUDIT_LEAD = "audit@em.demo.nhs.uk"
@@ -145,6 +150,47 @@ def load(app, count: int, years: int) -> dict[str, float]:
     return seconds
 
 
+def schema_fingerprint() -> str:
+    """A hash of every table's CREATE statement as the models define it today."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from extensions import db
+
+    dialect = postgresql.dialect()
+    ddl = []
+    for table in db.metadata.sorted_tables:
+        ddl.append(str(CreateTable(table).compile(dialect=dialect)))
+        ddl += sorted(str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes)
+    return hashlib.sha256("\n".join(ddl).encode()).hexdigest()[:16]
+
+
+def open_cluster(keep: str | None, wanted: dict) -> tuple[PostgresServer, bool]:
+    """(server, loaded): the cluster kept in ``keep`` if it was loaded with ``wanted``
+    (count, years, schema), else a new one (moved into ``keep`` when given).
+    Raises subprocess.CalledProcessError if PostgreSQL cannot start."""
+    marker = os.path.join(keep, "bench.json") if keep else ""
+    if keep and os.path.exists(marker):
+        with open(marker) as f:
+            if json.load(f) == wanted:
+                template = start_postgres()  # for the user, binaries and run_as
+                template.stop("immediate")
+                shutil.rmtree(template.datadir, ignore_errors=True)
+                server = PostgresServer("127.0.0.1", free_port(), template.user, keep,
+                                        template.bindir, template.run_as)
+                server.start()
+                return server, True
+    if keep:
+        shutil.rmtree(keep, ignore_errors=True)
+    server = start_postgres()
+    if keep:
+        server.stop("fast")
+        shutil.move(server.datadir, keep)
+        server.datadir = keep
+        server.start()
+    return server, False
+
+
 def timed(client, url: str, runs: int) -> tuple[float, int, int]:
     times, size, status = [], 0, 0
     for _ in range(runs):
@@ -208,14 +254,21 @@ def main(argv=None) -> int:
                         help="print EXPLAIN ANALYZE of each SQL statement of both requests")
     parser.add_argument("--statements", action="store_true",
                         help="print each SQL statement over 20 ms with its time in the request")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the loaded cluster in DIR and reuse it when it matches")
     args = parser.parse_args(argv)
 
     from app import create_app
 
-    server = start_postgres()
+    keep = os.path.abspath(args.keep) if args.keep else None
+    with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}).app_context():
+        wanted = {"count": args.count, "years": args.years, "schema": schema_fingerprint()}
+    server, loaded_before = open_cluster(keep, wanted)
     instance = tempfile.mkdtemp(prefix="gh-bench-")
     try:
-        url = server.create_database("gh_bench")
+        url = server.url("gh_bench")
+        if not loaded_before:
+            server._admin('CREATE DATABASE "gh_bench"')
         app = create_app({
             "TESTING": True, "GOLDENHOUR_ENV": "test", "SQLALCHEMY_DATABASE_URI": url,
             "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
@@ -223,11 +276,17 @@ def main(argv=None) -> int:
             "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         })
         app.instance_path = instance
-        started = time.perf_counter()
-        loaded = load(app, args.count, args.years)
-        print(f"loaded {args.count:,} referrals over {args.years} years in "
-              f"{time.perf_counter() - started:.0f} s: "
-              + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.items()))
+        if loaded_before:
+            print(f"reusing the cluster in {keep} ({args.count:,} referrals)")
+        else:
+            started = time.perf_counter()
+            loaded = load(app, args.count, args.years)
+            print(f"loaded {args.count:,} referrals over {args.years} years in "
+                  f"{time.perf_counter() - started:.0f} s: "
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.items()))
+            if keep:
+                with open(os.path.join(keep, "bench.json"), "w") as f:
+                    json.dump(wanted, f)
         with app.app_context():
             from extensions import db
 
@@ -254,8 +313,9 @@ def main(argv=None) -> int:
         print(f"| referral CSV, one month (HTTP {month[1]}, {month[2]:,} bytes) | "
               f"{month[0] * 1000:.0f} ms | ≤ 1000 ms |")
     finally:
-        server.stop("immediate")
-        shutil.rmtree(server.datadir, ignore_errors=True)
+        server.stop("fast" if keep else "immediate")
+        if not keep:
+            shutil.rmtree(server.datadir, ignore_errors=True)
         shutil.rmtree(instance, ignore_errors=True)
     return 0
 
