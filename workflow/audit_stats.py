@@ -225,7 +225,7 @@ def _spans(clocks: np.ndarray) -> dict[str, np.ndarray]:
     ``timedelta.total_seconds() / 60`` (exact microseconds, then two divisions)."""
     spans = {}
     for key, _label, start, end in INTERVALS:
-        begun, ended = clocks[start].astype(np.int64), clocks[end].astype(np.int64)
+        begun, ended = clocks[start], clocks[end]
         known = (begun != MISSING) & (ended != MISSING)
         spans[key] = np.where(known, (ended - begun) / 1e6 / 60, np.nan)
     return spans
@@ -254,21 +254,26 @@ def _known(values: np.ndarray) -> np.ndarray:
 def _groups(keys: np.ndarray, label_of, flags: np.ndarray,
             spans: dict[str, np.ndarray]) -> list[Group]:
     """One Group per distinct key (labelled by ``label_of(key)``), sorted by label."""
+    if not len(keys):
+        return []
+    order = np.argsort(keys, kind="stable")  # then each group is one slice
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    transfers = (flags & TRANSFER != 0)[order]
+    acknowledged, decided = spans["acknowledge"][order], spans["decision"][order]
     groups = []
-    for key in np.unique(keys):
-        members = keys == key
-        label = label_of(int(key))
-        groups.append(Group(
-            label, label, int(members.sum()), int((flags[members] & TRANSFER != 0).sum()),
-            percentile(_known(spans["acknowledge"][members]), .5),
-            percentile(_known(spans["decision"][members]), .5)))
+    for start, end in zip(starts, [*starts[1:], len(keys)], strict=True):
+        label = label_of(int(keys[start]))
+        groups.append(Group(label, label, int(end - start), int(transfers[start:end].sum()),
+                            percentile(_known(acknowledged[start:end]), .5),
+                            percentile(_known(decided[start:end]), .5)))
     return sorted(groups, key=lambda g: g.key)
 
 
 def _dashboard(clocks: np.ndarray, sites: dict[int, str]) -> Dashboard:
+    clocks = clocks.astype(clocks.dtype.newbyteorder("="))  # once, not per use
     spans = _spans(clocks)
-    flags = clocks["flags"].astype(np.int32)
-    created = clocks["created"].astype(np.int64)
+    flags, created = clocks["flags"], clocks["created"]
     month_index, month_labels = _london_months(created)
     measures = []
     for key, label, *_ in INTERVALS:
@@ -285,8 +290,7 @@ def _dashboard(clocks: np.ndarray, sites: dict[int, str]) -> Dashboard:
         slow_acknowledge=int((acknowledged > ACKNOWLEDGE_LIMIT).sum()),
         slow_decision=int((decided > DECISION_LIMIT).sum()),
         by_month=_groups(month_index, month_labels.__getitem__, flags, spans),
-        by_site=_groups(clocks["site"].astype(np.int64), lambda site: sites.get(site, "?"),
-                        flags, spans),
+        by_site=_groups(clocks["site"], lambda site: sites.get(site, "?"), flags, spans),
     )
 
 
