@@ -9,6 +9,8 @@ Rows are generated inside PostgreSQL (INSERT ... SELECT generate_series), so the
 load is bound by the server, not by Python. The referrals' audit milestone columns
 (first_paged_at, escalated, unanswered_at) agree with the generated pages, deliveries
 and events; first_image_viewed_at is set for 90 % (no access-log rows are generated).
+The `audit_facts` rows the dashboard reads are written by their trigger as the
+referrals are inserted, as in production.
 ``--statements`` prints each statement of both requests over 20 ms with its time inside
 the request's transaction; ``--explain`` adds EXPLAIN (ANALYZE, BUFFERS) of each.
 ``--keep DIR`` keeps the loaded cluster in DIR and reuses it on the next run with the
