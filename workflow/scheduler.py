@@ -32,7 +32,7 @@ _in_process: BackgroundScheduler | None = None
 _woken = threading.Event()
 
 
-def _job(app: Flask) -> None:
+def _job(app: Flask, scheduler=None) -> None:
     from workflow import records, sweep
 
     with app.app_context():
@@ -41,14 +41,57 @@ def _job(app: Flask) -> None:
             try:
                 result = sweep.run_once(app.extensions["goldenhour.channels"])
                 rendered = records.render_pending()
+                next_due = sweep.next_due()
             except Exception:  # noqa: BLE001 - one bad sweep must not stop the scheduler
                 log.exception("sweep failed")
                 db.session.remove()
                 return
             if result.claimed or result.resent or rendered:
                 log.info("sweep: %s; records rendered: %d", result, rendered)
+            if result.claimed and next_due is not None and next_due <= utcnow() + EARLY:
+                continue  # fell due while we swept (a page that cannot be claimed waits
+                # for the timer below instead, so it cannot spin this loop)
             if not _woken.is_set():
+                _run_again_at(scheduler, next_due)
                 return
+
+
+# A page due this soon is swept now rather than waited for.
+EARLY = timedelta(milliseconds=50)
+MIN_DELAY = 0.25  # seconds; the soonest the timer runs the sweep again
+_deadline: threading.Timer | None = None
+_deadline_lock = threading.Lock()
+
+
+def _run_again_at(scheduler, due: datetime | None) -> None:
+    """Escalation steps fall due with time, not with a commit: nothing wakes the sweep
+    for them. When the next page falls due before the next tick, a timer wakes the
+    sweep at that moment, so a step fires on its deadline, not up to an interval late.
+
+    A timer thread, not a change to the job from inside it: the scheduler's shutdown
+    holds its locks while it waits for a running job, so a job that reached for them
+    would deadlock it.
+    """
+    global _deadline
+    if scheduler is None or due is None:
+        return
+    delay = max(MIN_DELAY, (due - utcnow()).total_seconds())
+    with _deadline_lock:
+        if _deadline is not None:
+            _deadline.cancel()
+        _deadline = threading.Timer(delay, _wake_job, args=[scheduler])
+        _deadline.daemon = True
+        _deadline.start()
+
+
+def _wake_job(scheduler) -> None:
+    """Run the sweep job now (or once more, if it is running)."""
+    _woken.set()
+    if not scheduler.running:
+        return
+    job = scheduler.get_job(JOB_ID)
+    if job is not None:
+        job.modify(next_run_time=datetime.now())
 
 
 def nightly_integrity_check() -> str:
@@ -73,7 +116,7 @@ def _nightly(app: Flask) -> None:
 
 def _add_job(scheduler, app: Flask) -> None:
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
-    scheduler.add_job(_job, "interval", seconds=interval, args=[app], id=JOB_ID,
+    scheduler.add_job(_job, "interval", seconds=interval, args=[app, scheduler], id=JOB_ID,
                       max_instances=1, coalesce=True, next_run_time=datetime.now())
     scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
                       max_instances=1, coalesce=True, timezone="Europe/London")
@@ -89,13 +132,21 @@ def start_in_process(app: Flask) -> BackgroundScheduler:
     return scheduler
 
 
+def stop_in_process() -> None:
+    """Stop the in-process scheduler (tests; the process exiting does it otherwise)."""
+    global _in_process
+    if _in_process is not None:
+        _in_process.shutdown(wait=True)
+        _in_process = None
+    with _deadline_lock:
+        if _deadline is not None:
+            _deadline.cancel()
+
+
 def wake() -> None:
     """Ask the sweep to run now. Call after the commit that made a page due."""
     if _in_process is not None:
-        _woken.set()
-        job = _in_process.get_job(JOB_ID)
-        if job is not None:
-            job.modify(next_run_time=datetime.now())
+        _wake_job(_in_process)
         return
     if db.engine.dialect.name == "postgresql":
         try:
@@ -115,10 +166,7 @@ def _listen(app: Flask, scheduler: BlockingScheduler, stop: threading.Event) -> 
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
                 for _ in conn.notifies(timeout=5, stop_after=None):
-                    _woken.set()
-                    job = scheduler.get_job(JOB_ID)
-                    if job is not None:
-                        job.modify(next_run_time=datetime.now())
+                    _wake_job(scheduler)
                     if stop.is_set():
                         return
         except Exception:  # noqa: BLE001 - database restarting: retry, the tick still runs

@@ -17,9 +17,9 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
@@ -268,6 +268,15 @@ def _count(result: SweepResult, outcome) -> None:
         result.failed += 1
     else:
         result.sent += 1
+
+
+def next_due() -> datetime | None:
+    """When the earliest page still waiting falls due (None: nothing is waiting)."""
+    due = db.session.scalar(select(func.min(Page.due_at)).where(Page.status == "due"))
+    db.session.commit()
+    if due is not None and due.tzinfo is None:  # SQLite's min() skips the column type
+        due = due.replace(tzinfo=UTC)
+    return due
 
 
 def recipient_of(delivery: Delivery) -> User | None:
