@@ -118,4 +118,41 @@ IMAGE_PATHS = {
             },
         },
     },
+    "/api/v1/referrals/{referral_id}/studies/{study_uid}/series/{series_uid}/rendered": {
+        "get": {
+            "summary": "Consecutive slices of a series in one answer (what the viewer loads)",
+            "description": "The body is the images one after another. X-Frame-Sizes gives "
+                           "their byte lengths and X-Frame-Sops their SOP Instance UIDs, in "
+                           "order; a size of 0 is a slice that could not be rendered (ask "
+                           "for it alone to learn why). X-Series-Slices is the series' "
+                           "length. One access-log row per user, series and minute.",
+            "operationId": "renderedSeries",
+            "parameters": [
+                _REFERRAL_ID,
+                {"name": "study_uid", "in": "path", "required": True,
+                 "schema": {"type": "string"}},
+                {"name": "series_uid", "in": "path", "required": True,
+                 "schema": {"type": "string"}},
+                {"name": "first", "in": "query", "description": "first slice, from 1",
+                 "schema": {"type": "integer", "minimum": 1}},
+                {"name": "count", "in": "query", "description": "how many slices",
+                 "schema": {"type": "integer", "minimum": 1}},
+                {"name": "preset", "in": "query", "schema": {"type": "string"},
+                 "description": "as for one frame"},
+                {"name": "window", "in": "query", "schema": {"type": "string"},
+                 "description": "<center>,<width> (instead of preset)"},
+                {"name": "format", "in": "query",
+                 "schema": {"type": "string", "enum": ["png", "jpeg"]}},
+            ],
+            "responses": {
+                "200": {"description": "the slices' images, concatenated", "content": {
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}}}},
+                **_COMMON,
+                "404": _error("no such referral, linked study or series"),
+                "422": _error("bad first, count, preset or format"),
+                "503": _UNAVAILABLE,
+            },
+        },
+    },
 }
