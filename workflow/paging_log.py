@@ -56,7 +56,7 @@ def _who(who: str, people: dict[int, str]) -> str:
     if who == "duty_manager":
         return "duty manager"
     if who.startswith("user:"):
-        return people.get(int(who[5:]), "a named colleague")
+        return people.get(int(who[5:]) if who[5:].isdigit() else 0, "a named colleague")
     return who
 
 
@@ -95,7 +95,7 @@ def page_history(referral: Referral) -> list[PageLine]:
         .options(selectinload(Page.deliveries))
         .order_by(Page.due_at, Page.id)).all()
     ids = {d.recipient_id for p in pages for d in p.deliveries if d.recipient_id}
-    ids |= {int(p.who[5:]) for p in pages if p.who.startswith("user:")}
+    ids |= {int(p.who[5:]) for p in pages if p.who.startswith("user:") and p.who[5:].isdigit()}
     people = dict(db.session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) \
         if ids else {}
     lines = []

@@ -65,8 +65,8 @@ _deadline_lock = threading.Lock()
 
 def _run_again_at(scheduler, due: datetime | None) -> None:
     """Escalation steps fall due with time, not with a commit: nothing wakes the sweep
-    for them. When the next page falls due before the next tick, a timer wakes the
-    sweep at that moment, so a step fires on its deadline, not up to an interval late.
+    for them. A timer wakes the sweep when the next waiting page falls due (it replaces
+    the previous timer), so a step fires on its deadline, not up to an interval late.
 
     A timer thread, not a change to the job from inside it: the scheduler's shutdown
     holds its locks while it waits for a running job, so a job that reached for them
