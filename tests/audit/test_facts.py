@@ -13,7 +13,6 @@ from models import AuditFact, Hospital, Referral
 from tests.audit.conftest import at
 from workflow import audit_clocks, audit_stats
 
-
 # audit_facts is kept by a PostgreSQL trigger (SQLite reads referrals): these tests
 # run on PostgreSQL only, chosen here rather than skipped on SQLite.
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

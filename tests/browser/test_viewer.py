@@ -29,7 +29,8 @@ def canvas_signature(page) -> list[int]:
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         const out = [];
         for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) {
-          const i = (Math.floor((y + .5) * c.height / 16) * c.width + Math.floor((x + .5) * c.width / 16)) * 4;
+          const row = Math.floor((y + .5) * c.height / 16);
+          const i = (row * c.width + Math.floor((x + .5) * c.width / 16)) * 4;
           out.push(d[i]);
         }
         return out;
@@ -94,10 +95,12 @@ def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, 
     phone.evaluate("""([x, y, dy]) => {
         const c = document.getElementById('viewer-canvas');
         const touch = (yy) => new Touch({identifier: 1, target: c, clientX: x, clientY: yy});
-        c.dispatchEvent(new TouchEvent('touchstart', {touches: [touch(y)], bubbles: true, cancelable: true}));
+        const opts = {bubbles: true, cancelable: true};
+        c.dispatchEvent(new TouchEvent('touchstart', {touches: [touch(y)], ...opts}));
         for (let i = 1; i <= 10; i++)
-          c.dispatchEvent(new TouchEvent('touchmove', {touches: [touch(y - dy * i / 10)], bubbles: true, cancelable: true}));
-        c.dispatchEvent(new TouchEvent('touchend', {touches: [], bubbles: true, cancelable: true}));
+          c.dispatchEvent(new TouchEvent('touchmove',
+                                         {touches: [touch(y - dy * i / 10)], ...opts}));
+        c.dispatchEvent(new TouchEvent('touchend', {touches: [], ...opts}));
     }""", [x, y, 120])
     swiped = int(phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice"))
     assert swiped > 21
