@@ -84,10 +84,11 @@ def test_never_more_than_send_workers_at_once(with_workers, twilio):
 def test_a_send_that_raises_stays_sending_for_the_lease(with_workers, twilio, monkeypatch):
     with_workers(4)
     first, second = raise_stroke(), raise_stroke()
+    first_id = first.id  # read here: the loops' threads must not touch this session
     real_send = sender.send
 
     def send(delivery_id, channels):
-        if db.session.get(Delivery, delivery_id).referral_id == first.id:
+        if db.session.get(Delivery, delivery_id).referral_id == first_id:
             raise RuntimeError("database went away mid-send")
         return real_send(delivery_id, channels)
 
