@@ -47,7 +47,16 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
+POSTGRES_DRIVERS = {"postgresql", "postgresql+psycopg", "postgresql+psycopg2"}
+
+
 def _database_url(env: dict[str, str], instance_path: Path) -> str:
+    """The SQLAlchemy URL from DATABASE_URL, or a SQLite file under ``instance_path``.
+
+    Raises ConfigError when the URL cannot be parsed, names another database or driver,
+    has a bad port, names no database, or names a SQLite file in a missing directory.
+    """
     raw = env.get("DATABASE_URL", "").strip()
     if not raw:
         return f"sqlite:///{instance_path / 'goldenhour.sqlite3'}"
@@ -55,21 +64,44 @@ def _database_url(env: dict[str, str], instance_path: Path) -> str:
         raw = "postgresql://" + raw[len("postgres://") :]
     try:
         url = make_url(raw)
-    except ArgumentError:
+        port = url.port  # parsed lazily: "host:abc" fails only here
+    except (ArgumentError, ValueError):
         raise ConfigError(
             "DATABASE_URL is not a database URL; expected e.g. "
             "postgresql://user:password@127.0.0.1:5432/goldenhour or sqlite:////path/file.db"
         ) from None
-    if url.get_backend_name() not in {"sqlite", "postgresql"}:
+    backend = url.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        raise ConfigError(f"DATABASE_URL uses {backend!r}; goldenhour runs on sqlite or postgresql")
+    if url.drivername not in SQLITE_DRIVERS | POSTGRES_DRIVERS:
         raise ConfigError(
-            f"DATABASE_URL uses {url.get_backend_name()!r}; goldenhour runs on sqlite or postgresql"
+            f"DATABASE_URL asks for the driver {url.drivername!r}; use postgresql:// "
+            "(goldenhour connects with psycopg 3) or sqlite:///"
         )
-    if url.get_backend_name() == "postgresql":
-        if url.drivername in {"postgresql", "postgresql+psycopg2"}:
-            url = url.set(drivername="postgresql+psycopg")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(f"DATABASE_URL has the port {port}; a port is 1 to 65535")
+    if backend == "sqlite":
+        _check_sqlite_file(url.database)
+    else:
+        url = url.set(drivername="postgresql+psycopg")
         if not url.database:
             raise ConfigError("DATABASE_URL names no database (add /goldenhour at the end)")
     return url.render_as_string(hide_password=False)
+
+
+def _check_sqlite_file(database: str | None) -> None:
+    # An in-memory database would lose every referral at restart, and each connection
+    # would see a different empty one.
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise ConfigError(
+            "DATABASE_URL names no SQLite file; use sqlite:////absolute/path/goldenhour.sqlite3"
+        )
+    folder = Path(database).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"DATABASE_URL names a SQLite file in {str(folder)!r}, which is not a directory "
+            "that exists; create it first"
+        )
 
 
 def _secret_key(env: dict[str, str], instance_path: Path, production: bool) -> str:

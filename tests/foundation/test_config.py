@@ -31,11 +31,23 @@ def test_production_refuses_a_short_secret_key(tmp_path):
         ("not a url", "DATABASE_URL is not a database URL"),
         ("mysql://u@h/db", "goldenhour runs on sqlite or postgresql"),
         ("postgresql://u@127.0.0.1:5432", "names no database"),
+        ("postgresql://u@127.0.0.1:fivefour/gh", "DATABASE_URL is not a database URL"),
+        ("postgresql://u@[::1/gh", "DATABASE_URL is not a database URL"),
+        ("postgresql://u@127.0.0.1:99999/gh", "has the port 99999; a port is 1 to 65535"),
+        ("postgresql+asyncpg://u@127.0.0.1/gh", "asks for the driver 'postgresql\\+asyncpg'"),
+        ("sqlite://", "names no SQLite file"),
+        ("sqlite:///:memory:", "names no SQLite file"),
+        ("sqlite:////no/such/folder/gh.sqlite3", "'/no/such/folder', which is not a directory"),
     ],
 )
 def test_a_malformed_database_url_is_named(tmp_path, url, message):
     with pytest.raises(ConfigError, match=message):
         load_config({"DATABASE_URL": url}, tmp_path)
+
+
+def test_a_sqlite_file_in_an_existing_folder_is_accepted(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gh.sqlite3'}"
+    assert load_config({"DATABASE_URL": url}, tmp_path)["SQLALCHEMY_DATABASE_URI"] == url
 
 
 def test_postgres_urls_use_the_psycopg3_driver(tmp_path):
