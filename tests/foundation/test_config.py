@@ -1,6 +1,8 @@
 import pytest
+from sqlalchemy import text
 
 from config import ConfigError, load_config
+from tests.conftest import TEST_PASSWORD, make_app
 
 
 def test_it_defaults_to_a_sqlite_file_under_instance(tmp_path):
@@ -90,3 +92,49 @@ def test_the_health_check_answers(client):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.json["checks"]["database"] == "ok"
+
+
+def _session_cookie_header(app) -> str:
+    from extensions import db
+    from workflow.accounts import create_user
+
+    with app.app_context():
+        db.create_all()
+        create_user(email="cookie@test.nhs.uk", name="C", password=TEST_PASSWORD,
+                    roles=["referrer"])
+        response = app.test_client().login("cookie@test.nhs.uk")
+        db.engine.dispose()
+    assert response.status_code == 302
+    return next(h for h in response.headers.getlist("Set-Cookie")
+                if h.startswith("goldenhour_session="))
+
+
+def test_the_app_sets_a_secure_session_cookie_when_its_public_url_is_https(tmp_path):
+    url = f"sqlite:///{tmp_path / 'gh.sqlite3'}"
+    https = make_app(url, tmp_path, PUBLIC_BASE_URL="https://gh.example.nhs.uk")
+    assert "; Secure" in _session_cookie_header(https)
+    plain = make_app(f"sqlite:///{tmp_path / 'plain.sqlite3'}", tmp_path)
+    assert "; Secure" not in _session_cookie_header(plain)
+
+
+def test_every_sqlite_connection_uses_wal_a_busy_timeout_and_foreign_keys(tmp_path):
+    from extensions import db
+
+    app = make_app(f"sqlite:///{tmp_path / 'gh.sqlite3'}", tmp_path)
+    with app.app_context():
+        for _ in range(2):  # each new connection, not only the first
+            with db.engine.connect() as conn:
+                assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+                assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+                assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            db.engine.dispose()
+
+
+def test_passwords_are_hashed_with_scrypt_unless_a_test_asks_otherwise(tmp_path):
+    from workflow.accounts import hash_password
+
+    app = make_app(f"sqlite:///{tmp_path / 'gh.sqlite3'}", tmp_path)
+    del app.config["PASSWORD_HASH_METHOD"]  # the test suite's fast setting
+    with app.app_context():
+        stored = hash_password("a long enough password")
+    assert stored.startswith("scrypt:") and "a long enough password" not in stored
