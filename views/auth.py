@@ -82,7 +82,11 @@ def init_app(app) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    if target:
+    """``target`` when it is a path on this site, else the home page.
+
+    Browsers read a backslash as a slash, so "/\\evil.example" would leave the site.
+    """
+    if target and "\\" not in target and not any(ord(c) < 32 for c in target):
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/"):
             return target

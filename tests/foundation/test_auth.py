@@ -1,6 +1,7 @@
 import re
 from datetime import timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -60,15 +61,64 @@ def test_sign_in_is_paused_after_repeated_failures(client, make_user):
         assert client.login("target@pil.nhs.uk").status_code == 302
 
 
-def test_sign_in_gives_a_new_session(client, make_user):
+def test_one_address_trying_many_accounts_is_paused_too(client, make_user):
+    make_user(email="victim@pil.nhs.uk")
+    for n in range(20):  # 4 x LOGIN_MAX_FAILURES, each account below its own limit
+        assert client.login(f"guess{n}@pil.nhs.uk", "guess-guess-guess").status_code == 401
+    response = client.login("victim@pil.nhs.uk")
+    assert "Too many failed sign-ins" in response.get_data(as_text=True)
+    row = _log_rows("login")[-1]
+    assert (row.outcome, row.email, row.address) == ("denied", "victim@pil.nhs.uk",
+                                                     "127.0.0.1")
+    elsewhere = client.application.test_client()  # the account itself is not locked
+    elsewhere.environ_base["REMOTE_ADDR"] = "10.1.2.3"
+    assert elsewhere.login("victim@pil.nhs.uk").status_code == 302
+    with time_machine.travel(timedelta(minutes=16)):
+        assert client.login("victim@pil.nhs.uk").status_code == 302
+
+
+@pytest.mark.parametrize(("email", "password", "detail"), [
+    ("known@pil.nhs.uk", "wrong password!", "bad password"),
+    ("unknown@pil.nhs.uk", "whatever-password", "unknown user"),
+])
+def test_each_failed_sign_in_is_logged_with_email_address_and_time(client, make_user, email,
+                                                                   password, detail):
+    make_user(email="known@pil.nhs.uk")
+    client.login(email, password)
+    row = _log_rows("login")[-1]
+    assert (row.outcome, row.user_id, row.email, row.address, row.detail) == (
+        "failure", None, email, "127.0.0.1", detail)
+    assert row.at is not None
+
+
+def test_sign_out_is_logged(client, make_user):
+    user = make_user(email="bye@pil.nhs.uk")
+    client.login("bye@pil.nhs.uk")
+    client.logout()
+    row = _log_rows("logout")[-1]
+    assert (row.outcome, row.user_id, row.address) == ("ok", user.id, "127.0.0.1")
+
+
+def test_sign_in_gives_a_new_session(app, client, make_user):
     make_user(email="fix@pil.nhs.uk")
     client.get("/login")
+    with client.session_transaction() as planted:  # what an attacker could have set
+        planted["sid"] = "chosen-by-the-attacker"
+        planted["planted"] = "yes"
     before = client.get_cookie("goldenhour_session").value
     client.login("fix@pil.nhs.uk")
     after = client.get_cookie("goldenhour_session").value
     assert before != after
+    with client.session_transaction() as renewed:
+        assert "planted" not in renewed
+        assert renewed["sid"] != "chosen-by-the-attacker"
     sessions = db.session.scalars(select(LoginSession)).all()
     assert len(sessions) == 1 and sessions[0].ended_at is None
+    assert sessions[0].id == renewed["sid"]
+    # The cookie from before sign-in is still anonymous.
+    attacker = app.test_client()
+    attacker.set_cookie("goldenhour_session", before)
+    assert attacker.get("/").location.startswith("/login")
 
 
 def test_a_cookie_replayed_after_sign_out_is_refused(client, make_user, app):
@@ -130,12 +180,25 @@ def test_the_session_cookie_is_httponly_and_samesite(client, make_user):
     assert "HttpOnly" in header and "SameSite=Lax" in header
 
 
-def test_next_parameter_cannot_send_the_user_off_site(client, make_user):
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/",
+                                    "/\\evil.example/", "/\t/evil.example/", "\\evil.example"])
+def test_next_parameter_cannot_send_the_user_off_site(client, make_user, target):
     make_user(email="next@pil.nhs.uk")
     client.csrf_token = None
-    response = client.post("/login?next=https://evil.example/", data={
+    response = client.post("/login", query_string={"next": target}, data={
         "email": "next@pil.nhs.uk", "password": TEST_PASSWORD})
+    assert response.status_code == 302
     assert response.location == "/"
+
+
+def test_next_parameter_returns_the_user_to_the_page_they_asked_for(client, make_user):
+    make_user(roles=["admin"], email="back@pil.nhs.uk")
+    response = client.get("/admin/users")
+    assert response.location == "/login?next=/admin/users"
+    client.csrf_token = None
+    response = client.post(response.location, data={"email": "back@pil.nhs.uk",
+                                                     "password": TEST_PASSWORD})
+    assert response.location == "/admin/users"
 
 
 def test_an_api_token_authenticates_and_can_be_revoked(app, make_user):
@@ -148,3 +211,22 @@ def test_an_api_token_authenticates_and_can_be_revoked(app, make_user):
     assert api.get("/", headers={"Authorization": "Bearer gh_forged"}).status_code == 302
     assert revoke_tokens("api@test.nhs.uk") == 1
     assert api.get("/", headers={"Authorization": f"Bearer {token}"}).status_code == 302
+
+
+def _login_from(client, forwarded_for: str):
+    client.csrf_token = None
+    return client.post("/login", data={"email": "proxied@pil.nhs.uk", "password": TEST_PASSWORD},
+                       headers={"X-Forwarded-For": forwarded_for})
+
+
+def test_a_forged_forwarded_for_header_is_ignored_without_a_trusted_proxy(client, make_user):
+    make_user(email="proxied@pil.nhs.uk")
+    assert _login_from(client, "203.0.113.7").status_code == 302
+    assert _log_rows("login")[-1].address == "127.0.0.1"
+
+
+@pytest.mark.parametrize("app_config", [{"TRUSTED_PROXIES": 1}])
+def test_behind_a_trusted_proxy_the_log_has_the_clients_address(client, make_user):
+    make_user(email="proxied@pil.nhs.uk")
+    assert _login_from(client, "203.0.113.7").status_code == 302
+    assert _log_rows("login")[-1].address == "203.0.113.7"
