@@ -254,13 +254,25 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
         db.session.commit()
         return mine
 
-    for mine in run_loops(workers_for(current_app.config, db.engine.dialect.name), loop):
+    loops = workers_for(current_app.config, db.engine.dialect.name)
+    if loops > 1:
+        # No more loops than pages due: an idle tick starts no threads at all.
+        loops = min(loops, limit, _due_count(now if pinned else utcnow(), loops))
+    for mine in run_loops(loops, loop):
         result.claimed += mine.claimed
         result.sent += mine.sent
         result.failed += mine.failed
         result.cancelled += mine.cancelled
         result.errors.extend(mine.errors)
     return result
+
+
+def _due_count(now: datetime, at_most: int) -> int:
+    """How many pages are due now, counting no further than ``at_most``."""
+    due = select(Page.id).where(Page.status == "due", Page.due_at <= now).limit(at_most)
+    count = db.session.scalar(select(func.count()).select_from(due.subquery()))
+    db.session.commit()
+    return count
 
 
 def _count(result: SweepResult, outcome) -> None:

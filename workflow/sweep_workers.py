@@ -46,11 +46,14 @@ class Budget:
 def run_loops(count: int, loop: Callable[[], T]) -> list[T]:
     """Run ``loop`` ``count`` times side by side; return what each returned.
 
-    With ``count`` 1 the loop runs in the caller's thread and session. Otherwise each
-    runs on its own thread with its own app context. If any loop raised, the first
-    exception is raised here once every loop has finished (what a loop had claimed is
-    committed; a delivery it left "sending" is resent after the lease).
+    With ``count`` 0 nothing runs; with 1 the loop runs in the caller's thread and
+    session. Otherwise each runs on its own thread with its own app context. If any
+    loop raised, the first exception is raised here once every loop has finished (what
+    a loop had claimed is committed; a delivery it left "sending" is resent after the
+    lease).
     """
+    if count <= 0:
+        return []
     if count == 1:
         return [loop()]
     app = current_app._get_current_object()

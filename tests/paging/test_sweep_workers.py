@@ -100,3 +100,23 @@ def test_a_send_that_raises_stays_sending_for_the_lease(with_workers, twilio, mo
     assert statuses[first.id] == "sending"  # the lease resends it (tests/paging row 2)
     assert statuses[second.id] not in ("sending", "failed")
     assert len(twilio.sent("Messages")) == 1
+
+
+def test_no_more_loops_than_pages_due(with_workers, twilio, monkeypatch):
+    """An idle tick starts no threads; two due pages start two loops, not eight."""
+    from workflow import sweep_workers
+
+    started = []
+    real_run_loops = sweep_workers.run_loops
+
+    def run_loops(count, loop):
+        started.append(count)
+        return real_run_loops(count, loop)
+
+    monkeypatch.setattr(sweep_workers, "run_loops", run_loops)
+    with_workers(8)
+    assert run_sweep().claimed == 0
+    raise_stroke(), raise_stroke()
+    result = run_sweep()
+    assert (result.claimed, result.sent) == (2, 2)
+    assert started == [0, 2]
