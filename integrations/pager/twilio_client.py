@@ -17,6 +17,7 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from integrations.pager.base import TransportError
 
@@ -48,7 +49,7 @@ class TwilioSettings:
     from_number: str
     api_base: str = TWILIO_BASE  # Prism in tests and `make run`
     timeout: float = 5.0  # seconds, for connect and for each read
-    retries: int = 2  # only after a 429 or a 5xx
+    retries: int = 2  # only after a 429, a 5xx or a connection that never opened
     backoff: float = 0.25  # seconds; the n-th retry waits n * backoff
 
 
@@ -84,10 +85,13 @@ def make_client(settings: TwilioSettings) -> Client:
 def call_twilio(action: Callable[[], T], settings: TwilioSettings, what: str) -> T:
     """Run one Twilio API call; retry it (at most ``settings.retries`` times) only on 429/5xx.
 
+    A connection that could not be opened (refused, or no answer to connect) is also
+    retried: no byte of the request left us, so a retry cannot page twice.
+
     Raises TransportError: permanent for a refused request (the codes in PERMANENT and
-    any other 4xx); transient for 429/5xx once the retries are spent, and at once for a
-    timeout or a connection failure (a POST that timed out may have been sent, so
-    whether to try again is the sweep's decision, not ours).
+    any other 4xx); transient for 429/5xx or an unopened connection once the retries
+    are spent, and at once for a read timeout or a connection lost mid-request (that
+    POST may have been sent, so whether to try again is the sweep's decision, not ours).
     """
     attempt = 0
     while True:
@@ -99,18 +103,33 @@ def call_twilio(action: Callable[[], T], settings: TwilioSettings, what: str) ->
                 raise _refused(what, status, exc.code) from None
             problem = ("Twilio is rate-limiting us (429)" if status == 429
                        else f"Twilio answered {status}")
-        except requests.Timeout:
-            raise TransportError(
-                f"{what}: Twilio did not answer within {settings.timeout:g} s") from None
-        except (requests.RequestException, OSError):
+        except (requests.RequestException, OSError) as exc:
             host = urlsplit(settings.api_base).netloc
-            raise TransportError(f"{what}: Twilio could not be reached at {host}") from None
+            if _never_sent(exc):
+                problem = f"Twilio could not be reached at {host}"
+            elif isinstance(exc, requests.Timeout):
+                raise TransportError(f"{what}: Twilio did not answer within "
+                                     f"{settings.timeout:g} s") from None
+            elif isinstance(exc, requests.ConnectionError):
+                raise TransportError(f"{what}: the connection to Twilio at {host} broke "
+                                     "mid-request") from None
+            else:
+                raise TransportError(f"{what}: Twilio could not be reached at {host}") \
+                    from None
         except TwilioException as exc:
             raise TransportError(f"{what}: the Twilio client failed ({exc})") from None
         if attempt >= settings.retries:
             raise TransportError(f"{what}: {problem}, {attempt + 1} attempts")
         attempt += 1
         time.sleep(settings.backoff * attempt)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether the connection failed before any of the request was sent."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 def _refused(what: str, status: int, code) -> TransportError:

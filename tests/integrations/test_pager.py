@@ -9,6 +9,7 @@ import time
 from xml.etree import ElementTree
 
 import pytest
+import requests
 
 from integrations.pager import build_channels
 from integrations.pager.base import PageMessage, TransportError
@@ -162,9 +163,43 @@ def test_an_unreachable_twilio_is_a_transient_error(twilio):
     settings = twilio.settings()
     settings = type(settings)(**{**settings.__dict__,
                                  "api_base": f"http://127.0.0.1:{free_port()}"})
-    with pytest.raises(TransportError, match="could not be reached") as raised:
+    with pytest.raises(TransportError, match="could not be reached .*, 3 attempts") as raised:
         TwilioSmsChannel(settings).notify(PAGE)
     assert not raised.value.permanent
+
+
+def test_a_connection_refused_once_is_retried_and_pages_once():
+    """A refused connection sent nothing, so it is retried; the retry gets through."""
+    from integrations.pager.twilio_client import TwilioSettings, call_twilio
+
+    port = free_port()
+    attempts = []
+
+    def create():
+        attempts.append(port)
+        if len(attempts) == 1:  # nothing listens yet: refused
+            return requests.post(f"http://127.0.0.1:{port}/Messages.json", timeout=1)
+        return "SM-created"
+
+    settings = TwilioSettings("AC", "token", "+441", api_base=f"http://127.0.0.1:{port}",
+                              backoff=0.01)
+    assert call_twilio(create, settings, "SMS") == "SM-created"
+    assert len(attempts) == 2
+
+
+def test_a_connection_dropped_mid_request_is_not_retried():
+    """Once the request was sent, Twilio may have made the page: no blind retry."""
+    from integrations.pager.twilio_client import TwilioSettings, call_twilio
+
+    attempts = []
+
+    def create():
+        attempts.append(1)
+        raise requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+
+    with pytest.raises(TransportError, match="broke mid-request") as raised:
+        call_twilio(create, TwilioSettings("AC", "token", "+441", backoff=0.01), "SMS")
+    assert not raised.value.permanent and len(attempts) == 1
 
 
 @pytest.mark.prism

@@ -92,6 +92,17 @@ def page_keys() -> dict[int, tuple[int, int, int]]:
     return {row.id: (row.referral_id, row.step, row.attempt) for row in rows}
 
 
+def what_happened(steps) -> list:
+    """For (referral, step, attempt) keys: their pages' and deliveries' rows."""
+    found = []
+    for referral_id, step, attempt in steps:
+        page = db.session.scalar(select(Page).where(
+            Page.referral_id == referral_id, Page.step == step, Page.attempt == attempt))
+        found.append((referral_id, step, page and (page.status, page.due_at, page.claimed_by),
+                      [(d.status, d.channel, d.error) for d in (page.deliveries if page else [])]))
+    return found
+
+
 def wait_for(check, timeout: float, what: str) -> None:
     """Poll ``check`` (which may return (ok, detail)) until it holds or ``timeout``."""
     deadline, detail = time.monotonic() + timeout, ""
@@ -270,7 +281,7 @@ def test_several_sweep_processes_page_each_step_exactly_once(pg_app, twilio, tmp
     print(f"\nrow 1: {sum(sent.values())} SMS at the boundary for {len(expected)} steps; "
           f"duplicates {len(duplicates)}, missed {len(missed)}, unknown {len(unknown)}; "
           f"claims per sweep process {sorted(claimers.values())}; sweep errors {sweep_errors}")
-    assert not duplicates and not missed and not unknown
+    assert not duplicates and not missed and not unknown, what_happened(sorted(missed)[:5])
     assert len(claimers) >= 2, "the sweeps did not actually compete"
     assert sweep_errors == 0
 

@@ -213,6 +213,9 @@ def _handler(boundary: TwilioBoundary):
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Several sweep processes, each with SEND_WORKERS loops, connect at once: the
+    # default backlog of 5 refused some of them on a loaded machine.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):  # a client that hung up is normal
         pass
