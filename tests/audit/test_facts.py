@@ -88,3 +88,31 @@ def test_months_are_london_months_so_a_late_spring_evening_in_utc_is_next_month(
     board = audit_stats.dashboard(audit_stats.Filters())
     assert [(g.key, g.referrals, g.median_acknowledge) for g in board.by_month] == [
         ("2026-03", 1, 7), ("2026-04", 1, 5)]
+
+
+@pytest.mark.postgres
+def test_the_migrated_trigger_is_the_one_the_models_create(postgres_server, tmp_path):
+    """The migration keeps its own copy of the trigger SQL (a migration must not change
+    when the model does): the database migrations build must run the same functions
+    and trigger as the one ``create_all`` builds from models/audit_facts.py."""
+    from flask_migrate import upgrade
+
+    from tests.conftest import make_app
+
+    definitions = text(
+        "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'public' AND p.proname IN ('audit_clocks', 'keep_audit_facts') "
+        "UNION ALL SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgname = 'referrals_keep_audit_facts' ORDER BY 1")
+    built = {}
+    for how in ("migrated", "created"):
+        app = make_app(postgres_server.create_database(f"gh_facts_{how}"), tmp_path / how)
+        with app.app_context():
+            upgrade() if how == "migrated" else db.create_all()
+            built[how] = db.session.execute(definitions).all()
+            db.session.remove()
+            db.engine.dispose()
+    assert [name for name, _ in built["created"]] == [
+        "audit_clocks", "keep_audit_facts", "referrals_keep_audit_facts"]
+    assert built["migrated"] == built["created"]
