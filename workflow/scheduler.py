@@ -21,6 +21,10 @@ from models import SchedulerHeartbeat
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
+# APScheduler logs "Running job" / "executed successfully" at INFO for every 2 s tick:
+# noise that buries what matters. Its warnings (a missed or overlapping run) still show.
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
 CHANNEL = "goldenhour_sweep"
 JOB_ID = "sweep"
 STALE_AFTER = timedelta(seconds=30)
