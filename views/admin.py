@@ -29,6 +29,7 @@ from workflow.errors import ValidationFailed
 from workflow.times import now
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+ROTA_CSV_MAX_BYTES = 2_000_000  # a year of a large network's rota is well under this
 
 
 class MultiCheckbox(SelectMultipleField):
@@ -171,17 +172,29 @@ def reset_password(user_id: int):
     return render_template("admin/password.html", user=user, form=form), status
 
 
+def _csv_text(raw: bytes) -> str:
+    """The uploaded rota as text. Raises ValueError, with a message for the admin, when it
+    is too large (read one byte past the limit: a file cut short would import only its
+    first part) or not UTF-8."""
+    if len(raw) > ROTA_CSV_MAX_BYTES:
+        raise ValueError(f"The file is larger than {ROTA_CSV_MAX_BYTES // 1_000_000} MB; "
+                         "split it and import each part.")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError("The file is not UTF-8 text; save it as CSV (UTF-8).") from None
+
+
 @bp.route("/rota", methods=["GET", "POST"])
 @requires("admin.manage")
 def rota_page():
     form = RotaImportForm()
     bad_rows, status = [], 200
     if form.validate_on_submit():
-        raw = form.file.data.read(2_000_000)
         try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            form.file.errors = ["The file is not UTF-8 text; save it as CSV (UTF-8)."]
+            text = _csv_text(form.file.data.read(ROTA_CSV_MAX_BYTES + 1))
+        except ValueError as exc:
+            form.file.errors = [str(exc)]
             status = 422
         else:
             try:

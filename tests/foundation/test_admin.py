@@ -12,27 +12,34 @@ NON_ADMIN_ROLES = ["referrer", "specialist", "audit_lead", "duty_manager"]
 FRIENDLY_403 = "Your role or hospital does not give you access to this page."
 
 
-# Which table each URL argument of an admin route names. A new route with a new argument
-# fails here until its table is added, so that it is checked with a row that exists.
-ROW_FOR_ARGUMENT = {"user_id": User, "service_id": HubService, "hospital_id": Hospital}
+# Which column each URL argument of an admin route names. A new route with a new argument
+# fails here until its column is added, so that it is checked with a row that exists.
+ROW_FOR_ARGUMENT = {"user_id": User.id, "service_id": HubService.id,
+                    "hospital_id": Hospital.id, "code": Hospital.code}
 
 
-def _existing_id(match) -> str:
+def _existing_value(match) -> str:
     name = match.group(1)
     assert name in ROW_FOR_ARGUMENT, f"add the URL argument {name!r} to ROW_FOR_ARGUMENT"
-    model = ROW_FOR_ARGUMENT[name]
-    return str(db.session.scalar(select(model.id).order_by(model.id)) or 1)
+    column = ROW_FOR_ARGUMENT[name]
+    return str(db.session.scalar(select(column).order_by(column)) or 1)
+
+
+def _is_admin_rule(rule) -> bool:
+    return rule.rule.startswith("/admin") or rule.endpoint.split(".")[0].startswith("admin")
 
 
 def _admin_routes(app):
-    """(method, url, endpoint) for every admin route; ids point at existing rows."""
+    """(method, url, endpoint) for every method of every admin route: each rule under
+    /admin or on an admin blueprint, read from the URL map so a new one cannot be missed.
+    URL arguments point at existing rows."""
     routes = []
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith("admin."):
+        if not _is_admin_rule(rule):
             continue
-        url = re.sub(r"<(?:\w+:)?(\w+)>", _existing_id, rule.rule)
-        method = "GET" if "GET" in rule.methods else "POST"
-        routes.append((method, url, rule.endpoint))
+        url = re.sub(r"<(?:\w+:)?(\w+)>", _existing_value, rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            routes.append((method, url, rule.endpoint))
     return routes
 
 
@@ -57,11 +64,14 @@ def admin(client, make_user):
     return user
 
 
-def test_the_admin_blueprint_has_the_routes_this_file_expects(app, make_user):
+def test_the_admin_routes_include_the_ones_this_file_expects(app, make_user):
     make_user()
-    endpoints = {endpoint for _m, _u, endpoint in _admin_routes(app)}
-    assert {"admin.index", "admin.hospitals", "admin.users", "admin.set_active",
-            "admin.reset_password", "admin.rota_page"} <= endpoints
+    routes = {(method, endpoint) for method, _u, endpoint in _admin_routes(app)}
+    assert {("GET", "admin.index"), ("GET", "admin.hospitals"), ("GET", "admin.users"),
+            ("POST", "admin.users"), ("POST", "admin.set_active"),
+            ("GET", "admin.reset_password"), ("POST", "admin.reset_password"),
+            ("GET", "admin.rota_page"), ("POST", "admin.rota_page"),
+            ("GET", "admin_pacs.index"), ("POST", "admin_pacs.test")} <= routes
 
 
 def test_anonymous_visitors_are_sent_to_sign_in_from_every_admin_route(app, client, make_user):
@@ -79,15 +89,18 @@ def test_every_admin_route_refuses_a_non_admin_with_a_page_and_a_log_row(app, cl
     client.login(user.email)
     routes = _admin_routes(app)
     for method, url, endpoint in routes:
+        before = _count(AccessLog)
         response = client.open(url, method=method)
         assert response.status_code == 403, f"{role} reached {method} {url}"
         assert FRIENDLY_403 in _page(response), endpoint
-        denied = db.session.scalars(select(AccessLog).where(
-            AccessLog.action == endpoint, AccessLog.outcome == "denied")).all()
-        assert [(row.user_id, row.email) for row in denied] == [(user.id, user.email)], endpoint
-        assert url in denied[0].detail
+        new_rows = db.session.scalars(select(AccessLog).order_by(AccessLog.id)
+                                      .offset(before)).all()
+        assert [(r.action, r.outcome, r.user_id, r.email) for r in new_rows] == [
+            (endpoint, "denied", user.id, user.email)], f"{method} {url}"
+        assert url in new_rows[0].detail
     # a refused POST changed nothing
     assert db.session.get(User, user.id).active
+    assert _count(User) == 1
 
 
 def test_an_admin_can_open_every_admin_page(app, client, network, admin):
@@ -227,3 +240,25 @@ def test_a_weak_reset_password_is_refused_and_the_old_one_still_works(app, clien
 def test_an_unknown_user_id_is_a_404_page(client, admin):
     assert client.get("/admin/users/9999/password").status_code == 404
     assert client.post("/admin/users/9999/active", data={"active": "0"}).status_code == 404
+
+
+def _table_rows(page: str) -> list[str]:
+    body = re.search(r"<tbody>(.*?)</tbody>", page, re.S).group(1)
+    return re.findall(r"<tr\b.*?</tr>", body, re.S)
+
+
+def test_the_hospitals_page_lists_every_hospital_with_its_trust_hubs_and_pacs(client, admin,
+                                                                             network):
+    from models import PacsEndpoint
+
+    qmc = db.session.scalar(select(Hospital).where(Hospital.code == "QMC"))
+    db.session.add(PacsEndpoint(hospital=qmc, base_url="https://pacs.qmc.example/dicom-web"))
+    db.session.commit()
+    rows = _table_rows(_page(client.get("/admin/hospitals")))
+    assert len(rows) == _count(Hospital)
+    qmc_row = next(r for r in rows if "Queen's Medical Centre" in r)
+    for text in ("QMC", "Nottingham University Hospitals NHS Trust", "major trauma",
+                 "stroke", "https://pacs.qmc.example/dicom-web"):
+        assert text in qmc_row, text
+    pilgrim = next(r for r in rows if "Pilgrim Hospital" in r)
+    assert "United Lincolnshire Hospitals NHS Trust" in pilgrim and "none" in pilgrim

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from extensions import db
 from models import AccessLog, RotaShift
@@ -213,3 +215,40 @@ def test_a_deactivated_specialist_is_not_on_call(people):
     rota.import_csv(GOOD)
     set_active(db.session.scalar(select(User).where(User.email == "night@qmc.nhs.uk")), False)
     assert _on_call_emails(1, _utc(2030, 10, 26, 22)) == []
+
+
+def test_the_admin_page_lists_who_is_on_call_with_local_times(admin_client, people):
+    from models import User
+
+    rota.import_csv(GOOD)
+    page = html.unescape(admin_client.get("/admin/rota").get_data(as_text=True))
+    name = db.session.scalar(select(User.name).where(User.email == "night@qmc.nhs.uk"))
+    night = ("<tr><td>Stroke (hyperacute), Queen's Medical Centre</td><td>1</td>"
+             f"<td>{name}</td>\n      <td>Sat 26 Oct 2030 20:00</td>"
+             "<td>Sun 27 Oct 2030 08:00</td></tr>")
+    assert night in page
+    # The seeded week is listed too: someone holds tier 2 for vascular at Leicester now.
+    assert "Vascular surgery, Leicester Royal Infirmary</td><td>2</td><td>Vascular Consultant" \
+        in page
+
+
+def test_a_file_over_the_size_limit_is_refused_whole_not_cut_short(admin_client, people):
+    from views.admin import ROTA_CSV_MAX_BYTES
+
+    row = "day@qmc.nhs.uk,QMC,stroke,1,2030-11-05 08:00,2030-11-05 20:00\n"
+    rows, spare = divmod(ROTA_CSV_MAX_BYTES - len(HEADER), len(row))
+    # The first row padded (the tier's spaces are ignored) so that the limit falls exactly
+    # between two rows: cut there, the file would still look whole.
+    first = row.replace(",1,", "," + " " * spare + "1,")
+    content = (HEADER + first + row * rows).encode()
+    assert len(content) == ROTA_CSV_MAX_BYTES + len(row)
+    before = _shift_count()
+    # Encoded here, in memory: the test client would spool a large body to a temporary
+    # file that it never closes (a ResourceWarning, an error under filterwarnings).
+    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(content), "rota.csv")})
+    response = admin_client.post("/admin/rota", data=body,
+                                 content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 422
+    assert "The file is larger than 2 MB; split it and import each part." in \
+        response.get_data(as_text=True)
+    assert _shift_count() == before
