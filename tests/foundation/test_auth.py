@@ -159,18 +159,26 @@ def test_a_post_without_csrf_token_is_refused_with_a_message(client, make_user):
     assert "security token" in response.get_data(as_text=True)
 
 
-def test_every_non_get_form_route_refuses_a_post_without_csrf(app, client, make_user):
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def test_every_state_changing_route_refuses_a_signed_in_browser_without_csrf(app, client,
+                                                                             make_user):
+    """Pages and the JSON API alike: only Twilio's signed webhooks are exempt."""
     make_user(roles=["admin"], email="admin@test.nhs.uk")
     client.login("admin@test.nhs.uk")
-    checked = 0
+    checked = set()
     for rule in app.url_map.iter_rules():
-        if "POST" not in rule.methods or rule.rule.startswith(("/api/", "/webhooks/")):
+        if rule.rule.startswith("/webhooks/"):
             continue
         url = re.sub(r"<(?:\w+:)?\w+>", "1", rule.rule)
-        response = client.post(url, data={}, csrf=False)
-        assert response.status_code == 400, f"{rule.rule} accepted a post without CSRF"
-        checked += 1
-    assert checked >= 5
+        for method in sorted(rule.methods & UNSAFE_METHODS):
+            response = client.open(url, method=method, data={}, csrf=False)
+            assert response.status_code == 400, f"{method} {rule.rule} accepted no CSRF token"
+            assert "security token" in response.get_data(as_text=True), rule.rule
+            checked.add(rule.rule)
+    assert {"/login", "/logout", "/admin/users", "/admin/rota"} <= checked
+    assert any(url.startswith("/api/") for url in checked)
 
 
 def test_the_session_cookie_is_httponly_and_samesite(client, make_user):
