@@ -57,15 +57,34 @@ def visible(user: User, query: Select) -> Select:
     return query.where(or_(*clauses))
 
 
+# Ids are 32-bit on PostgreSQL; a larger number in a URL names nothing rather than
+# overflowing the database driver.
+MAX_ID = 2**31 - 1
+
+
+def find(model, object_id: int):
+    """The row of ``model`` with ``object_id``, or None (also for an id out of range)."""
+    if not isinstance(object_id, int) or isinstance(object_id, bool) \
+            or not 1 <= object_id <= MAX_ID:
+        return None
+    return db.session.get(model, object_id)
+
+
+def get_referral(referral_id: int) -> Referral:
+    """The referral with ``referral_id``. Raises NotFound when there is none."""
+    referral = find(Referral, referral_id)
+    if referral is None:
+        raise NotFound(f"no referral {referral_id}")
+    return referral
+
+
 def get_visible(user: User, referral_id: int) -> Referral:
     """The referral with ``referral_id`` if ``user`` may see it.
 
     Raises NotFound when there is no such referral, NotAllowed when it is outside the
     user's rights (the caller logs the refusal).
     """
-    referral = db.session.get(Referral, referral_id)
-    if referral is None:
-        raise NotFound(f"no referral {referral_id}")
+    referral = get_referral(referral_id)
     if not can_view(user, referral):
         raise NotAllowed("this referral is outside your hospital or service")
     return referral

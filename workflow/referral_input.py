@@ -58,6 +58,34 @@ def text(data: dict, key: str, path: str, errors: Errors, *, required: bool = Tr
     if "\x00" in value:
         errors.need(False, path, f"The {label} contains a NUL character.")
         return ""
+    if not storable(value):
+        errors.need(False, path, f"The {label} contains a broken character (a lone surrogate).")
+        return ""
+    return value
+
+
+def storable(value: str) -> bool:
+    """False for strings no database can store: JSON may carry lone surrogates (\\ud800)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def code(data: dict, key: str, path: str, errors: Errors, known: set[str], *,
+         required: bool = True, label: str = "hospital") -> str | None:
+    """A code from ``known`` (a hospital code), or None with a message at ``path``."""
+    value = data.get(key)
+    if value in (None, ""):
+        errors.need(not required, path, f"Choose the {label}.")
+        return None
+    if not isinstance(value, str):
+        errors.need(False, path, f"The {label} must be a code such as {min(known, default='QMC')}.")
+        return None
+    if value not in known:
+        errors.need(False, path, f"No hospital has the code {value!r}.")
+        return None
     return value
 
 
@@ -125,7 +153,11 @@ def when(data: dict, key: str, path: str, errors: Errors, now: datetime, *,
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=LONDON)
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        errors.need(False, path, f"The {label} is not a date and time this century.")
+        return None
     if parsed > now + CLOCK_SKEW:
         errors.need(False, path, f"The {label} is in the future.")
         return None
@@ -184,13 +216,9 @@ def parse_new_referral(payload: Any, now: datetime, specialties: set[str],
     if not isinstance(payload, dict):
         raise ValidationFailed({"": "Send the referral as a JSON object."})
     specialty = choice(payload, "specialty", "specialty", errors, sorted(specialties))
-    hospital = payload.get("referring_hospital")
-    errors.need(hospital in hospitals, "referring_hospital",
-                "Choose the referring hospital." if not hospital
-                else f"No hospital has the code {hospital!r}.")
-    hub = payload.get("hub") or None
-    if hub is not None:
-        errors.need(hub in hospitals, "hub", f"No hospital has the code {hub!r}.")
+    hospital = code(payload, "referring_hospital", "referring_hospital", errors, hospitals,
+                    label="referring hospital")
+    hub = code(payload, "hub", "hub", errors, hospitals, required=False, label="hub")
     patient_in = _as_dict(payload.get("patient"), "patient", errors)
     if "patient" not in payload:
         errors.need(False, "patient", "Enter the patient's details.")
@@ -323,16 +351,14 @@ def parse_decision(payload: Any, hospitals: set[str]) -> DecisionInput:
     if not isinstance(payload, dict):
         raise ValidationFailed({"": "Send the decision as a JSON object."})
     outcome = choice(payload, "outcome", "outcome", errors, [o.value for o in Outcome])
-    destination = payload.get("destination_hospital") or None
     urgency = ""
+    if outcome == Outcome.TRANSFER and payload.get("destination_hospital") in (None, ""):
+        errors.need(False, "destination_hospital", "A transfer needs a destination hospital.")
+    destination = code(payload, "destination_hospital", "destination_hospital", errors,
+                       hospitals, required=False, label="destination hospital")
     if outcome == Outcome.TRANSFER:
-        errors.need(destination is not None, "destination_hospital",
-                    "A transfer needs a destination hospital.")
         urgency = choice(payload, "transfer_urgency", "transfer_urgency", errors,
                          TRANSFER_URGENCY, required=False) or "immediate"
-    if destination is not None:
-        errors.need(destination in hospitals, "destination_hospital",
-                    f"No hospital has the code {destination!r}.")
     result = DecisionInput(
         outcome=outcome,
         destination_hospital=destination,

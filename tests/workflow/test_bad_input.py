@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from models import Decision, Referral, ReferralEvent
 from tests.workflow.helpers import (
+    AUDIT,
     DEMO_NOW,
     OTHER_REFERRER,
     REFERRER,
@@ -162,3 +165,139 @@ def test_html_in_free_text_comes_back_as_the_same_text_and_is_escaped_on_pages(a
 ])
 def test_the_nhs_number_check(number, valid):
     assert (nhs_number.problem(number) is None) is valid
+
+
+def _trauma(**clinical):
+    return stroke_payload(specialty="major_trauma", question="Accept for the major trauma centre?",
+                          clinical=clinical)
+
+
+MISSING_SPECIALTY_FIELDS = {
+    "major_trauma": (_trauma(), {
+        "clinical.age": "Enter the age (ATMIST A) (0–125).", "clinical.mechanism":
+        "Enter the mechanism.", "clinical.injuries": "Enter the injuries.",
+        "clinical.gcs": "Enter the GCS (3–15)."}),
+    "spinal": (stroke_payload(specialty="spinal", clinical={}), {
+        "clinical.level": "Enter the spinal level.",
+        "clinical.neurology": "Enter the neurology."}),
+    "vascular": (stroke_payload(specialty="vascular", clinical={}), {
+        "clinical.diagnosis": "Enter the diagnosis.",
+        "clinical.haemodynamics": "Choose the haemodynamics: stable, unstable."}),
+    "stroke": (stroke_payload(clinical={}), {
+        "clinical.nihss": "Enter the NIHSS (0–42).",
+        "clinical.pre_stroke_mrs": "Enter the pre-stroke mRS (0–5).",
+        "clinical.anticoagulant": "Choose the anticoagulant: none, warfarin, apixaban, "
+                                  "rivaroxaban, edoxaban, dabigatran, heparin, other, unknown.",
+        "clinical.thrombolysis_given": "Say whether thrombolysis given (yes or no).",
+        "clinical.imaging": "List the imaging done: CT, CTA, CTP, MRI."}),
+}
+
+
+@pytest.mark.parametrize("specialty", list(MISSING_SPECIALTY_FIELDS))
+def test_each_missing_specialty_field_is_named(api, specialty):
+    payload, expected = MISSING_SPECIALTY_FIELDS[specialty]
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post("/api/v1/referrals", json=payload, headers=bearer(REFERRER))
+    assert response.status_code == 422, response.json
+    assert response.json["errors"] == expected
+    _nothing_stored(before)
+
+
+def test_a_trauma_referral_keeps_every_atmist_field_eta_and_requirements(api):
+    atmist = {"age": 34, "time_of_injury": "2026-11-29T01:10", "mechanism": "Motorbike v car",
+              "injuries": "Open femur fracture", "gcs": 9, "heart_rate": 128, "systolic_bp": 85,
+              "resp_rate": 28, "spo2": 91, "treatment": "TXA, pelvic binder",
+              "eta_minutes": 25, "requirements": "Trauma team, CT on arrival"}
+    response = api.post("/api/v1/referrals", json=_trauma(**atmist), headers=bearer(REFERRER))
+    assert response.status_code == 201, response.json
+    assert response.json["clinical"] == {**atmist, "time_of_injury": "2026-11-29T01:10:00+00:00"}
+
+
+@pytest.mark.parametrize("payload, field, words", [
+    (stroke_payload(patient=_patient(family_name="x" * 101)), "patient.family_name",
+     "101 characters; the most is 100"),
+    (_trauma(age=34, mechanism="m" * 1001, injuries="Femur", gcs=9), "clinical.mechanism",
+     "1001 characters; the most is 1000"),
+    (stroke_payload(specialty="spinal", clinical={"level": "Z9", "neurology": "Weak legs"}),
+     "clinical.level", "like C5, T12 or L1-L2"),
+    (_trauma(age=34, mechanism="m", injuries="i", gcs=2), "clinical.gcs", "from 3 to 15, not 2"),
+    (stroke_payload(hub="LRI"), "hub", "LRI is not a Stroke (hyperacute) hub."),
+])
+def test_over_long_or_out_of_range_specialty_text_is_named(api, payload, field, words):
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post("/api/v1/referrals", json=payload, headers=bearer(REFERRER))
+    assert response.status_code == 422, response.json
+    assert words in response.json["errors"][field], response.json
+    _nothing_stored(before)
+
+
+# Bodies a JSON client can send that no form would: each must be a 422 naming the field,
+# never a 500 (they once raised TypeError, OverflowError and UnicodeEncodeError).
+MALFORMED = {
+    "hospital as a list": (stroke_payload(referring_hospital=["PIL"]), "referring_hospital",
+                           "must be a code"),
+    "hub as an object": (stroke_payload(hub={"code": "QMC"}), "hub", "must be a code"),
+    "onset in year 9999 west of Greenwich": (
+        stroke_payload(onset_at="9999-12-31T23:59:59-01:00"), "onset_at", "not a date"),
+    "arrival in year 1 east of Greenwich": (
+        stroke_payload(arrived_at="0001-01-01T00:00:00+01:00"), "arrived_at", "not a date"),
+    "NHS number in Arabic-Indic digits": (
+        stroke_payload(patient=_patient(nhs_number="٩٤٣٤٧٦٥٩١٩")), "patient.nhs_number",
+        "10 digits"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_a_malformed_json_value_is_a_422_not_a_server_error(api, case):
+    payload, field, words = MALFORMED[case]
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post("/api/v1/referrals", json=payload, headers=bearer(REFERRER))
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert words in response.json["errors"][field], response.json
+    _nothing_stored(before)
+
+
+def test_a_lone_surrogate_in_free_text_is_a_422_not_a_server_error(api):
+    # json.dumps escapes it as \ud800; Python decodes that to a str no database stores.
+    body = json.dumps(stroke_payload(question="QUESTION")).replace("QUESTION", "\\ud800 LVO?")
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post("/api/v1/referrals", data=body.encode(),
+                        headers={**bearer(REFERRER), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert "broken character" in response.json["errors"]["question"]
+    _nothing_stored(before)
+    rid, specialist = _under_review(api)
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post(f"/api/v1/referrals/{rid}/messages", data=b'{"text": "\\udfff"}',
+                        headers={**specialist, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "broken character" in response.json["errors"]["text"]
+    _nothing_stored(before)
+
+
+@pytest.mark.parametrize("body, field, words", [
+    ({"outcome": "transfer", "destination_hospital": ["QMC"], "rationale": "LVO"},
+     "destination_hospital", "must be a code"),
+    ({"outcome": "advice_only", "advice": "a" * 4001, "rationale": "Mimic"}, "advice",
+     "4001 characters"),
+    ({"outcome": "advice_only", "advice": "Aspirin", "rationale": "r" * 4001}, "rationale",
+     "4001 characters"),
+])
+def test_a_malformed_or_over_long_decision_is_named(api, body, field, words):
+    rid, specialist = _under_review(api)
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    response = api.post(f"/api/v1/referrals/{rid}/decide", json=body, headers=specialist)
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert words in response.json["errors"][field]
+    _nothing_stored(before)
+
+
+@pytest.mark.parametrize("referral_id", [2**31, 2**63, 10**30])
+def test_a_referral_id_too_large_for_the_database_is_404(api, referral_id):
+    headers = bearer(AUDIT)
+    assert api.get(f"/api/v1/referrals/{referral_id}", headers=headers).status_code == 404
+    response = api.post(f"/api/v1/referrals/{referral_id}/cancel", json={"reason": "x"},
+                        headers=bearer(REFERRER))
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]
+    api.login(AUDIT, "goldenhour-demo")
+    assert api.get(f"/referrals/{referral_id}").status_code == 404
