@@ -463,6 +463,7 @@ def act(referral_id: int, action: str):
     try:
         signature = "session"
         if action == "decide":
+            referrals.check(referral_id, "decide", current_user)  # 403 / 409 before 422
             signature = _signature(payload)
         referral = referrals.perform(action, referral_id, current_user, payload,
                                      signature=signature)

@@ -25,7 +25,7 @@ from models import (
     User,
 )
 from workflow import chain, referral_input, states
-from workflow.access import actor_kinds, get_visible
+from workflow.access import actor_kinds, find, get_referral, get_visible
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflow.referral_input import Errors, text
 from workflow.states import State
@@ -151,6 +151,26 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     return referral
 
 
+def check(referral_id: int, event: str, actor: User | None) -> Referral:
+    """The referral, if the table lets ``actor`` (None: the system) apply ``event`` now.
+
+    Called before an action reads its input, so that a move the user may not make is
+    refused as such (403 / 409) whatever the body says. Raises NotFound,
+    IllegalTransition (not from this state, or not after this decision outcome) or
+    NotAllowed (the actor's capacity does not permit the move).
+    """
+    referral = get_referral(referral_id)
+    move = states.move_for(referral.state, event)
+    kinds = frozenset({states.SYSTEM}) if actor is None else actor_kinds(actor, referral)
+    if not move.permits(kinds, referral.outcome):
+        if move.outcomes is not None and referral.outcome not in move.outcomes:
+            raise states.IllegalTransition(
+                f"cannot {event.replace('_', ' ')} after a {referral.outcome} decision")
+        raise NotAllowed(f"your role does not allow you to {event.replace('_', ' ')} "
+                         "this referral")
+    return referral
+
+
 def transition(referral_id: int, event: str, actor: User | None, *, reason: str = "",
                data: dict | None = None, updates: dict | None = None,
                now: datetime | None = None, before_commit=None,
@@ -163,17 +183,8 @@ def transition(referral_id: int, event: str, actor: User | None, *, reason: str 
     referral between our read and our write).
     """
     now = now or utcnow()
-    referral = db.session.get(Referral, referral_id)
-    if referral is None:
-        raise NotFound(f"no referral {referral_id}")
+    referral = check(referral_id, event, actor)
     move = states.move_for(referral.state, event)
-    kinds = frozenset({states.SYSTEM}) if actor is None else actor_kinds(actor, referral)
-    if not move.permits(kinds, referral.outcome):
-        if move.outcomes is not None and referral.outcome not in move.outcomes:
-            raise states.IllegalTransition(
-                f"cannot {event.replace('_', ' ')} after a {referral.outcome} decision")
-        raise NotAllowed(f"your role does not allow you to {event.replace('_', ' ')} "
-                         "this referral")
     from_state, version = referral.state, referral.version
     values = {"state": move.target, "version": version + 1, **(updates or {})}
     result = db.session.execute(
@@ -215,8 +226,8 @@ def acknowledge(referral_id: int, user: User, via: str = "web") -> Referral:
 
     Raises Conflict when someone else accepted it first (naming them).
     """
-    referral = db.session.get(Referral, referral_id)
-    if referral is not None and referral.state == State.UNDER_REVIEW \
+    referral = get_referral(referral_id)
+    if referral.state == State.UNDER_REVIEW \
             and referral.assigned_specialist:
         raise Conflict(f"{referral.assigned_specialist.name} accepted this referral first")
     now = utcnow()
@@ -234,11 +245,18 @@ def acknowledge(referral_id: int, user: User, via: str = "web") -> Referral:
 
 
 def request_info(referral_id: int, user: User, payload: Any) -> Referral:
+    """The assigned specialist asks the referrer a ``question``; the referral waits for
+    the answer. Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no
+    question, or one too long) or Conflict."""
+    check(referral_id, "request_info", user)
     question = _reason(payload, "question", "information you need")
     return transition(referral_id, "request_info", user, reason=question)
 
 
 def provide_info(referral_id: int, user: User, payload: Any) -> Referral:
+    """The referrer answers (``text``); the referral is under review again. Raises
+    NotFound, NotAllowed, IllegalTransition, ValidationFailed or Conflict."""
+    check(referral_id, "provide_info", user)
     answer = _reason(payload, "text", "information")
     return transition(referral_id, "provide_info", user, reason=answer)
 
@@ -246,7 +264,9 @@ def provide_info(referral_id: int, user: User, payload: Any) -> Referral:
 def decide(referral_id: int, user: User, payload: Any, signature: str = "session") -> Referral:
     """Record the signed decision; ``signature`` says how the signer confirmed it
     (password, totp, api-token). Raises ValidationFailed (no rationale, a transfer
-    without destination...), NotAllowed, IllegalTransition or Conflict."""
+    without destination...), NotFound, NotAllowed, IllegalTransition or Conflict; the
+    first three before the input is read."""
+    check(referral_id, "decide", user)
     hospitals = {h.code: h for h in db.session.scalars(select(Hospital))}
     choice = referral_input.parse_decision(payload, set(hospitals))
     now = utcnow()
@@ -274,10 +294,17 @@ def decide(referral_id: int, user: User, payload: Any, signature: str = "session
 
 
 def add_addendum(referral_id: int, user: User, payload: Any) -> Referral:
+    """A correction or addition to the signed decision (``text``), as an event of its
+    own: the decision row never changes. Raises NotFound, NotAllowed,
+    IllegalTransition, ValidationFailed or Conflict."""
+    check(referral_id, "addendum", user)
     return transition(referral_id, "addendum", user, reason=_reason(payload, "text", "addendum"))
 
 
 def cancel(referral_id: int, user: User, payload: Any) -> Referral:
+    """Cancel an undecided or decided referral, with a ``reason``; the clocks stop.
+    Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed or Conflict."""
+    check(referral_id, "cancel", user)
     reason = _reason(payload, "reason", "reason for cancelling")
     now = utcnow()
     return transition(referral_id, "cancel", user, reason=reason, now=now,
@@ -285,12 +312,19 @@ def cancel(referral_id: int, user: User, payload: Any) -> Referral:
 
 
 def depart(referral_id: int, user: User, payload: Any = None) -> Referral:
+    """The patient leaves for the hub after a transfer decision (optional ``note``).
+    Raises NotFound, NotAllowed, IllegalTransition (also after any other outcome),
+    ValidationFailed or Conflict."""
+    check(referral_id, "depart", user)
     now = utcnow()
     return transition(referral_id, "depart", user, now=now, updates={"departed_at": now},
                       reason=_reason(payload or {}, "note", "note", required=False))
 
 
 def arrive(referral_id: int, user: User, payload: Any = None) -> Referral:
+    """The patient has arrived at the hub; the referral closes (optional ``note``).
+    Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed or Conflict."""
+    check(referral_id, "arrive", user)
     now = utcnow()
     return transition(referral_id, "arrive", user, now=now,
                       updates={"arrived_at_hub": now, "ended_at": now},
@@ -298,6 +332,10 @@ def arrive(referral_id: int, user: User, payload: Any = None) -> Referral:
 
 
 def close(referral_id: int, user: User, payload: Any = None) -> Referral:
+    """Close a referral decided other than transfer (optional ``note``). Raises NotFound,
+    NotAllowed, IllegalTransition (also after a transfer decision), ValidationFailed or
+    Conflict."""
+    check(referral_id, "close", user)
     now = utcnow()
     return transition(referral_id, "close", user, now=now, updates={"ended_at": now},
                       reason=_reason(payload or {}, "note", "note", required=False))
@@ -306,17 +344,19 @@ def close(referral_id: int, user: User, payload: Any = None) -> Referral:
 def hand_over(referral_id: int, user: User, payload: Any) -> Referral:
     """Hand the referral (or the page) to another specialist of the same service.
 
-    Raises ValidationFailed when the colleague is unknown or not of this service.
+    ``to`` is the colleague's user id or email. Raises NotFound, NotAllowed,
+    IllegalTransition, Conflict, or ValidationFailed when the colleague is unknown or
+    not of this service.
     """
+    referral = check(referral_id, "hand_over", user)
     payload = payload if isinstance(payload, dict) else {}
-    referral = db.session.get(Referral, referral_id)
-    if referral is None:
-        raise NotFound(f"no referral {referral_id}")
     target = None
     to = payload.get("to")
-    if isinstance(to, int) or (isinstance(to, str) and to.isdigit()):
-        target = db.session.get(User, int(to))
-    elif isinstance(to, str):
+    if isinstance(to, str) and to.strip().isascii() and to.strip().isdigit():
+        to = int(to.strip())
+    if isinstance(to, int) and not isinstance(to, bool):
+        target = find(User, to)
+    elif isinstance(to, str) and referral_input.storable(to):
         target = db.session.scalar(select(User).where(User.email == to.strip().lower()))
     if target is None or states.HUB_SPECIALIST not in actor_kinds(target, referral):
         raise ValidationFailed({"to": "Choose a specialist of this hub service to hand over to."})
@@ -331,12 +371,18 @@ def hand_over(referral_id: int, user: User, payload: Any) -> Referral:
 
 
 def post_message(referral_id: int, user: User, payload: Any) -> Referral:
+    """A message (``text``) in the thread between referrer and specialists, from any
+    state before the referral ends. Raises NotFound, NotAllowed, IllegalTransition,
+    ValidationFailed or Conflict."""
+    check(referral_id, "message", user)
     return transition(referral_id, "message", user, reason=_reason(payload, "text", "message"))
 
 
 def system_event(referral_id: int, event: str, data: dict | None = None,
                  reason: str = "") -> Referral:
-    """An event raised by the scheduler (page sent, escalation exhausted)."""
+    """An event raised by the scheduler (page sent, escalation exhausted).
+
+    Raises NotFound, IllegalTransition or Conflict."""
     return transition(referral_id, event, None, data=data, reason=reason)
 
 

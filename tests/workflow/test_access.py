@@ -123,7 +123,7 @@ def test_every_action_outside_a_persons_rights_is_refused_and_logged(client, two
                 assert response.status_code == 200, where
                 assert [r.outcome for r in rows] == ["ok"], where
             elif move is None:
-                assert response.status_code in (409, 422), (where, response.json)
+                assert response.status_code == 409, (where, response.json)
                 assert [r.outcome for r in rows] == ["failure"], where
             else:
                 assert response.status_code == 403, (where, response.json)
@@ -163,3 +163,31 @@ def test_a_signed_in_browser_session_still_needs_the_csrf_token(client, two_refe
     forged = client.post(f"/api/v1/referrals/{rid}/messages", json=BODY, csrf=False)
     assert forged.status_code == 400
     assert client.post(f"/api/v1/referrals/{rid}/messages", json=BODY).status_code == 200
+
+
+@pytest.mark.parametrize("path, email, accepted, status", [
+    ("decide", REFERRER, True, 403),               # a referrer never decides
+    ("decide", STROKE_SPECIALISTS[1], True, 403),  # nor a colleague of the one who accepted
+    ("decide", STROKE_SPECIALISTS[0], False, 409),  # nobody has accepted it yet
+    ("cancel", STROKE_SPECIALISTS[0], False, 403),  # only the referrer or the assigned one
+    ("request-info", STROKE_SPECIALISTS[0], False, 409),
+    ("provide-info", REFERRER, True, 409),          # nobody asked
+    ("addendum", STROKE_SPECIALISTS[0], True, 409),  # nothing decided
+    ("hand-over", REFERRER, False, 409),            # not while submitted
+    ("close", REFERRER, False, 409),
+])
+def test_a_forbidden_or_illegal_action_is_refused_as_such_whatever_the_body(
+        client, two_referrals, path, email, accepted, status):
+    """Role and state are checked before the input: an empty body does not turn a 403 or
+    409 into a 422 about the missing fields."""
+    rid = two_referrals["stroke"]
+    if accepted:
+        referrals.acknowledge(rid, user(STROKE_SPECIALISTS[0]))
+    response = client.post(f"/api/v1/referrals/{rid}/{path}", json={}, headers=bearer(email))
+    assert response.status_code == status, response.json
+    assert "errors" not in response.json
+    if status == 409:
+        event = EVENT_FOR_PATH[path]
+        state = "under review" if accepted else "submitted"
+        assert response.json["error"] == f"cannot {event.replace('_', ' ')} a referral that is " \
+            f"{state}"

@@ -452,3 +452,73 @@ def test_a_referral_is_handed_over_to_a_colleague(login, at_3am):
     assert night.post(f"{url}/hand-over", data={"to": consultant}).status_code == 302
     db.session.expire_all()
     assert db.session.get(Referral, referral.id).assigned_specialist.name == "Stroke Consultant"
+
+
+def test_an_unknown_specialty_on_the_form_is_named_at_the_specialty(login, at_3am):
+    response = login(REFERRER).post("/referrals/new", data=stroke_form(specialty="dermatology"))
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "specialty") == \
+        "'dermatology' is not one of major_trauma, neurosurgery, spinal, stroke, vascular."
+    assert referral_count() == 0
+
+
+def _accepted(login) -> tuple[Referral, object, str]:
+    referral = raise_stroke(login(REFERRER))
+    night = login(NIGHT)
+    url = f"/referrals/{referral.id}"
+    assert night.post(f"{url}/acknowledge").status_code == 302
+    return referral, night, url
+
+
+def decisions() -> int:
+    from models import Decision
+
+    db.session.expire_all()
+    return db.session.scalar(select(func.count(Decision.id)))
+
+
+def test_a_transfer_without_destination_is_named_at_the_field_and_nothing_is_signed(login,
+                                                                                  at_3am):
+    referral, night, url = _accepted(login)
+    response = night.post(f"{url}/decide", data={
+        "outcome": "transfer", "destination_hospital": "", "rationale": "M1 occlusion",
+        "password": DEMO_PASSWORD})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert field_error(page, "decide.destination_hospital") == \
+        "A transfer needs a destination hospital."
+    assert decisions() == 0
+    db.session.expire_all()
+    assert db.session.get(Referral, referral.id).state == "under_review"
+    assert [e.kind for e in db.session.get(Referral, referral.id).events] == \
+        ["raise", "acknowledge"]
+
+
+def test_a_decision_without_rationale_on_the_form_stores_nothing(login, at_3am):
+    referral, night, url = _accepted(login)
+    response = night.post(f"{url}/decide", data={
+        "outcome": "advice_only", "advice": "Aspirin", "rationale": "  ",
+        "password": DEMO_PASSWORD})
+    assert response.status_code == 422
+    assert field_error(response.get_data(as_text=True), "decide.rationale") == \
+        "Enter the rationale."
+    assert decisions() == 0
+    db.session.expire_all()
+    assert db.session.get(Referral, referral.id).state == "under_review"
+
+
+def test_someone_who_may_not_decide_is_refused_before_the_form_is_checked(login, at_3am):
+    referral, _night, url = _accepted(login)
+    # Not the assigned specialist: refused (403), not asked for a password or rationale.
+    day = login(DAY).post(f"{url}/decide", data={"outcome": "transfer"})
+    assert day.status_code == 403
+    assert "password" not in day.get_data(as_text=True).lower()
+    assert login(REFERRER).post(f"{url}/decide", data={}).status_code == 403
+    assert decisions() == 0
+
+
+def test_a_referral_id_too_large_for_the_database_is_a_404_page(login, at_3am):
+    client = login(REFERRER)
+    for path in (f"/referrals/{2**63}", f"/referrals/{2**63}/status.json"):
+        assert client.get(path).status_code == 404
+    assert client.post(f"/referrals/{2**31}/cancel", data={"reason": "x"}).status_code == 404
