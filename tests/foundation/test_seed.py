@@ -68,7 +68,10 @@ def test_there_are_demo_users_for_every_role_and_every_hub_specialty(runner):
     users = db.session.scalars(select(User)).all()
     for role in Role:
         assert any(u.has_role(role) for u in users), role
-    for service in db.session.scalars(select(HubService)):
+    services = db.session.scalars(select(HubService)).all()
+    assert {s.specialty.code for s in services} == {
+        "stroke", "major_trauma", "spinal", "vascular", "neurosurgery"}
+    for service in services:
         staff = [u for u in users if u.has_role(Role.SPECIALIST)
                  and service.specialty.code in u.specialty_codes
                  and u.hospital_id == service.hospital_id]
