@@ -126,11 +126,19 @@ def _add_job(scheduler, app: Flask) -> None:
                       max_instances=1, coalesce=True, timezone="Europe/London")
 
 
+def _warm(app: Flask) -> None:
+    """Before the first tick: the first page after a restart should not be the slow one."""
+    from integrations.pager import warm
+
+    warm(app.extensions["goldenhour.channels"])
+
+
 def start_in_process(app: Flask) -> BackgroundScheduler:
     """Start the sweep in a background thread of this process (development, `make run`)."""
     global _in_process
     scheduler = BackgroundScheduler(daemon=True)
     _add_job(scheduler, app)
+    _warm(app)
     scheduler.start()
     _in_process = scheduler
     return scheduler
@@ -182,6 +190,7 @@ def run_forever(app: Flask) -> None:
     """The dedicated scheduler process (`flask scheduler run`)."""
     scheduler = BlockingScheduler()
     _add_job(scheduler, app)
+    _warm(app)
     stop = threading.Event()
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         threading.Thread(target=_listen, args=(app, scheduler, stop), daemon=True).start()

@@ -45,3 +45,10 @@ def build_channels(config: Mapping) -> dict:
     else:
         channels["email"] = ConsoleChannel("email")
     return channels
+
+
+def warm(channels: Mapping) -> None:
+    """Load what each channel would otherwise load on its first page (no request)."""
+    for channel in channels.values():
+        if hasattr(channel, "warm"):
+            channel.warm()

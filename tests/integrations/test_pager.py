@@ -289,3 +289,24 @@ def test_with_twilio_and_smtp_settings_the_real_channels_are_built():
     assert isinstance(channels["voice"], TwilioVoiceChannel)
     assert isinstance(channels["email"], EmailChannel)
     assert channels["sms"].settings.timeout == 5.0
+
+
+def test_warming_loads_the_twilio_modules_a_first_page_would_load_without_a_request():
+    """The scheduler warms its channels before its first tick (workflow.scheduler)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from integrations.pager import build_channels, warm\n"
+        "channels = build_channels({'TWILIO_ACCOUNT_SID': 'AC' + '0' * 32,\n"
+        "    'TWILIO_AUTH_TOKEN': 't', 'TWILIO_FROM_NUMBER': '+441',\n"
+        f"    'TWILIO_API_BASE': 'http://127.0.0.1:{free_port()}'}})\n"
+        "modules = ('twilio.rest.api.v2010.account.message', "
+        "'twilio.rest.api.v2010.account.call')\n"
+        "print([m in sys.modules for m in modules])\n"
+        "warm(channels)\n"
+        "print([m in sys.modules for m in modules])\n")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert ran.stdout.split("\n")[:2] == ["[False, False]", "[True, True]"]

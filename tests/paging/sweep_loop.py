@@ -22,6 +22,7 @@ def main() -> None:
     settings = json.loads(sys.argv[1])
     from app import create_app
     from extensions import db
+    from integrations.pager import warm
     from workflow import sweep
 
     app = create_app(settings["config"])
@@ -30,6 +31,7 @@ def main() -> None:
     interval = float(settings.get("interval", 0.2))
     with app.app_context():
         channels = app.extensions["goldenhour.channels"]
+        warm(channels)  # as workflow.scheduler does before its first tick
         db.session.execute(db.text("SELECT 1"))
         db.session.commit()
         print("ready", flush=True)
