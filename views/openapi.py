@@ -6,7 +6,8 @@ from functools import cache
 
 from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
-from workflow.referral_input import ONSET_CERTAINTY, SEXES
+from workflow.clocks import STROKE_WINDOWS
+from workflow.referral_input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
 from workflow.states import Outcome, State
 
 
@@ -21,6 +22,10 @@ def _referral(description: str) -> dict:
 
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+MINUTES = {"type": ["integer", "null"], "description": "whole minutes; null until it starts"}
+CLOCKS = ("since_onset", "since_arrival", "since_referral", "since_acknowledge",
+          "referral_to_acknowledge", "referral_to_decision", "door_in_door_out",
+          "travel_minutes_to_hub")
 
 SCHEMAS = {
     "Error": {
@@ -78,6 +83,58 @@ SCHEMAS = {
             "data": {"type": "object"},
         },
     },
+    "Window": {
+        "type": "object",
+        "required": ["name", "label", "hours", "note", "minutes_left", "open_now",
+                     "open_on_arrival", "closes_at"],
+        "properties": {
+            "name": {"type": "string", "enum": list(STROKE_WINDOWS)},
+            "label": {"type": "string"}, "hours": {"type": "number"}, "note": {"type": "string"},
+            "minutes_left": MINUTES,
+            "open_now": {"type": ["boolean", "null"]},
+            "open_on_arrival": {"type": ["boolean", "null"],
+                                "description": "still inside the window after the "
+                                               "blue-light travel minutes to the hub"},
+            "closes_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "Clocks": {
+        "type": "object",
+        "required": ["now", "onset_certainty", "windows", *CLOCKS],
+        "properties": {
+            "now": {"type": "string", "format": "date-time"},
+            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY)},
+            **{name: MINUTES for name in CLOCKS},
+            "windows": {"type": "array", "description": "stroke treatment windows; empty for "
+                                                        "other specialties",
+                        "items": {"$ref": "#/components/schemas/Window"}},
+        },
+    },
+    "Decision": {
+        "type": "object",
+        "required": ["outcome", "destination_hospital", "destination_unit", "transfer_urgency",
+                     "advice", "rationale", "decided_by", "decided_at"],
+        "properties": {
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "destination_hospital": NULLABLE_STRING, "destination_unit": {"type": "string"},
+            "transfer_urgency": {"type": "string", "enum": ["", *TRANSFER_URGENCY]},
+            "advice": {"type": "string"}, "rationale": {"type": "string"},
+            "decided_by": {"type": "string"},
+            "decided_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Study": {
+        "type": "object",
+        "required": ["study_uid", "hospital", "description", "study_date", "modalities",
+                     "series_count", "instance_count", "linked_at"],
+        "properties": {
+            "study_uid": {"type": "string"}, "hospital": {"type": "string"},
+            "description": {"type": "string"}, "study_date": {"type": "string"},
+            "modalities": {"type": "string"}, "series_count": {"type": "integer"},
+            "instance_count": {"type": "integer"},
+            "linked_at": {"type": "string", "format": "date-time"},
+        },
+    },
     "ReferralSummary": {
         "type": "object",
         "required": ["id", "reference", "state", "specialty", "referring_hospital", "hub"],
@@ -100,9 +157,10 @@ SCHEMAS = {
                 "version": {"type": "integer"},
                 "patient": {"$ref": "#/components/schemas/Patient"},
                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
-                "clocks": {"type": "object"},
-                "decision": {"type": ["object", "null"]},
-                "studies": {"type": "array", "items": {"type": "object"}},
+                "clocks": {"$ref": "#/components/schemas/Clocks"},
+                "decision": {"oneOf": [{"$ref": "#/components/schemas/Decision"},
+                                       {"type": "null"}]},
+                "studies": {"type": "array", "items": {"$ref": "#/components/schemas/Study"}},
                 "allowed_actions": {"type": "array", "items": {"type": "string"}},
             },
         }],
@@ -116,7 +174,8 @@ SCHEMAS = {
         "properties": {
             "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
             "destination_hospital": {"type": "string"}, "destination_unit": {"type": "string"},
-            "transfer_urgency": {"type": "string"}, "advice": {"type": "string"},
+            "transfer_urgency": {"type": "string", "enum": list(TRANSFER_URGENCY)},
+            "advice": {"type": "string"},
             "rationale": {"type": "string"}, "question": {"type": "string"},
             "text": {"type": "string"}, "reason": {"type": "string"},
             "note": {"type": "string"}, "to": {"type": ["string", "integer"]},

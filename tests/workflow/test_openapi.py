@@ -10,12 +10,22 @@ import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemathesis.specs.openapi.definitions import OPENAPI_31
 
 from extensions import db
-from tests.workflow.helpers import DEMO_NOW, REFERRER, STROKE_SPECIALISTS, bearer, stroke_payload
+from models import LinkedStudy, Referral
+from tests.workflow.helpers import (
+    DEMO_NOW,
+    REFERRER,
+    STROKE_SPECIALISTS,
+    bearer,
+    stroke_payload,
+    user,
+)
 from views.openapi import openapi_document
+from workflow import referrals
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -53,17 +63,84 @@ def test_every_api_route_is_in_the_document_and_nothing_else(app):
     assert _route_operations(app) == documented
 
 
-@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
-def test_generated_requests_get_no_server_error_and_answers_match_the_document(
-        network, time_machine, who):
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    document = openapi_document()
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{name}", "components": document["components"]},
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_a_decided_referral_with_a_study_matches_the_documented_schema(network, client,
+                                                                      time_machine):
+    """Generated requests seldom reach a decision: this one does, with a linked study."""
     time_machine.move_to(DEMO_NOW, tick=True)
-    headers = bearer(who)
+    rid = referrals.raise_referral(user(REFERRER), stroke_payload()).id
+    specialist = user(STROKE_SPECIALISTS[0])
+    referrals.acknowledge(rid, specialist)
+    referral = db.session.get(Referral, rid)
+    db.session.add(LinkedStudy(referral_id=rid, hospital_id=referral.referring_hospital_id,
+                               study_uid="1.2.826.0.1.3680043.8.498.1", description="CT head",
+                               study_date="20261129", modalities="CT", series_count=2,
+                               instance_count=300, linked_by_id=specialist.id))
+    db.session.commit()
+    referrals.decide(rid, specialist, {"outcome": "transfer", "destination_hospital": "QMC",
+                                       "destination_unit": "HASU", "rationale": "M1 occlusion"})
+    body = client.get(f"/api/v1/referrals/{rid}", headers=bearer(REFERRER)).json
+    _validator("Referral").validate(body)
+    assert body["decision"]["transfer_urgency"] == "immediate"
+    assert body["studies"][0]["modalities"] == "CT"
+    broken = {**body, "clocks": {**body["clocks"], "since_onset": "two hours"}}
+    with pytest.raises(jsonschema.ValidationError):
+        _validator("Referral").validate(broken)
+
+
+def _seed_referrals(network) -> None:
     referrer = bearer(REFERRER)
     client = network.test_client()
     for _ in range(3):  # something to find, act on and list
         assert client.post("/api/v1/referrals", json=stroke_payload(),
                            headers=referrer).status_code == 201
     db.session.commit()
+
+
+def _existing_id(case) -> None:
+    """Mostly the referrals that exist: an unknown id only ever finds the 404."""
+    value = (case.path_parameters or {}).get("referral_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        case.path_parameters["referral_id"] = value % 5
+
+
+@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
+def test_requests_that_break_the_document_get_a_refusal_not_a_server_error(
+        network, time_machine, who):
+    """Negative mode: wrong types, missing required fields, values outside the enums."""
+    time_machine.move_to(DEMO_NOW, tick=True)
+    headers = bearer(who)
+    _seed_referrals(network)
+    schema = contextvars.Context().run(schemathesis.openapi.from_wsgi, "/api/v1/openapi.json",
+                                       network)
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(max_examples=25, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        def check(case):
+            _existing_id(case)
+            case.headers = {**(case.headers or {}), **headers}
+            db.session.rollback()
+            response = contextvars.Context().run(case.call)
+            case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+
+        check()
+
+
+@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
+def test_generated_requests_get_no_server_error_and_answers_match_the_document(
+        network, time_machine, who):
+    time_machine.move_to(DEMO_NOW, tick=True)
+    headers = bearer(who)
+    _seed_referrals(network)
     schema = contextvars.Context().run(schemathesis.openapi.from_wsgi, "/api/v1/openapi.json",
                                        network)
     schema.validate()
@@ -76,9 +153,7 @@ def test_generated_requests_get_no_server_error_and_answers_match_the_document(
         @settings(max_examples=25, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         def check(case):
-            if "referral_id" in (case.path_parameters or {}):
-                # Mostly the referrals that exist: an unknown id only ever finds the 404.
-                case.path_parameters["referral_id"] = case.path_parameters["referral_id"] % 5
+            _existing_id(case)
             # The document's bearer scheme makes schemathesis send made-up tokens: use ours.
             case.headers = {**(case.headers or {}), **headers}
             db.session.rollback()
