@@ -8,7 +8,7 @@ tries every endpoint on both.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from extensions import db
 from models import AccessLog, Referral
@@ -191,3 +191,15 @@ def test_a_forbidden_or_illegal_action_is_refused_as_such_whatever_the_body(
         state = "under review" if accepted else "submitted"
         assert response.json["error"] == f"cannot {event.replace('_', ' ')} a referral that is " \
             f"{state}"
+
+
+@pytest.mark.parametrize("email", [STROKE_SPECIALISTS[0], DUTY_MANAGER, AUDIT, ADMIN])
+def test_only_referrers_raise_referrals_and_a_refusal_is_logged(client, two_referrals, email):
+    before = db.session.scalar(select(func.count(Referral.id)))
+    response = client.post("/api/v1/referrals", json=stroke_payload(), headers=bearer(email))
+    assert response.status_code == 403, response.json
+    assert response.json["error"] == "only referrers can raise referrals"
+    assert [(r.action, r.outcome) for r in _log_rows(email)][-1:] == [("referral.raise",
+                                                                       "denied")]
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(Referral.id))) == before

@@ -522,3 +522,17 @@ def test_a_referral_id_too_large_for_the_database_is_a_404_page(login, at_3am):
     for path in (f"/referrals/{2**63}", f"/referrals/{2**63}/status.json"):
         assert client.get(path).status_code == 404
     assert client.post(f"/referrals/{2**31}/cancel", data={"reason": "x"}).status_code == 404
+
+
+def test_in_summer_the_page_shows_uk_time_an_hour_ahead_of_the_stored_utc(login,
+                                                                          time_machine):
+    time_machine.move_to("2026-07-01T03:00:00+00:00", tick=False)  # 04:00 BST
+    client = login(REFERRER)
+    referral = raise_stroke(client, onset_at="2026-07-01T03:30", arrived_at="2026-07-01T03:50")
+    assert referral.created_at.isoformat() == "2026-07-01T03:00:00+00:00"
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    # Onset 03:30 BST = 02:30 UTC; thrombolysis closes 4.5 h later: 08:00 BST (07:00 UTC).
+    assert "Thrombolysis closes Wed 08:00" in text
+    timeline = page[page.index('id="timeline"'):]
+    assert '<time datetime="2026-07-01T03:00:00+00:00">01 Jul 04:00</time>' in timeline

@@ -8,6 +8,7 @@ leave no trace of a refusal.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import event as note_event
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -128,6 +129,11 @@ class ReferralWorkflow(RuleBasedStateMachine):
         assert allowed, f"{actor} could {event} from {model.state}"
         assert model.state not in FINAL or move.target == model.state, \
             f"{event} left the final state {model.state}"
+        db.session.expire_all()
+        last = db.session.scalars(select(ReferralEvent).where(
+            ReferralEvent.referral_id == referral_id).order_by(ReferralEvent.seq.desc())).first()
+        assert (last.seq, last.kind, last.from_state, last.to_state) == \
+            (model.events + 1, event, model.state, move.target), "the event is not this move"
         model.events += 1
         if event == "acknowledge":
             model.assigned = actor
@@ -209,3 +215,16 @@ def _run(time_machine, max_examples: int, steps: int) -> None:
 def test_the_workflow_follows_the_table(network, time_machine, request):
     postgres = request.node.callspec.params["database_url"] == "postgres"
     _run(time_machine, max_examples=10 if postgres else 25, steps=30)
+
+
+def test_every_event_the_table_does_not_allow_is_refused_naming_state_and_event():
+    for state in State:
+        for event in sorted(states.EVENTS):
+            if (state, event) in states._BY_KEY:
+                assert states.move_for(state, event).event == event
+                continue
+            with pytest.raises(states.IllegalTransition) as refused:
+                states.move_for(state, event)
+            message = str(refused.value)
+            assert event.replace("_", " ") in message and state.replace("_", " ") in message
+            assert refused.value.status == 409  # the API's conflict
