@@ -20,7 +20,16 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Role, Specialty, User
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access, access_log, accounts, paging_log, referral_input, referrals, studies
+from workflow import (
+    access,
+    access_log,
+    accounts,
+    nhs_number,
+    paging_log,
+    referral_input,
+    referrals,
+    studies,
+)
 from workflow.clocks import referral_clocks
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.states import FINAL, Outcome, State
@@ -76,6 +85,9 @@ ACTION_DONE = {
     "messages": "Message sent.",
 }
 AWAITING = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)
+# static/js/nhs-check.js checks the NHS number in the page, in the server's words.
+NHS_CHECK = {"data-nhs-check": "", "data-msg-length": nhs_number.NOT_TEN_DIGITS,
+             "data-msg-check": nhs_number.WRONG_CHECK_DIGIT}
 
 
 @dataclass(frozen=True)
@@ -243,7 +255,7 @@ def new():
         "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
         hospitals=_names(Hospital), fields=CLINICAL_FIELDS, sexes=referral_input.SEXES,
         certainties=CERTAINTY_LABELS, max_time=_local_input(now()), found=found,
-        ticked=ticked,
+        ticked=ticked, nhs_check=NHS_CHECK,
     ), status
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+NOT_TEN_DIGITS = "An NHS number is 10 digits, like 943 476 5919."
+WRONG_CHECK_DIGIT = ("This NHS number's check digit is wrong; check it against the patient's "
+                     "record.")
+
 
 def normalise(text: str) -> str:
     """Strip spaces and dashes: '943 476 5919' -> '9434765919'."""
@@ -16,11 +20,11 @@ def problem(text: str) -> str | None:
     if not digits:
         return "Enter the NHS number."
     if not re.fullmatch(r"[0-9]{10}", digits):  # \d would let in other scripts' digits
-        return "An NHS number is 10 digits, like 943 476 5919."
+        return NOT_TEN_DIGITS
     total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
     if check == 11:
         check = 0
     if check == 10 or check != int(digits[9]):
-        return "This NHS number's check digit is wrong; check it against the patient's record."
+        return WRONG_CHECK_DIGIT
     return None

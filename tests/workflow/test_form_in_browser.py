@@ -12,6 +12,7 @@ from extensions import db
 from models import Referral
 from tests.browser.conftest import browser, live_server, phone  # noqa: F401 - fixtures
 from tests.browser.test_viewer import REFERRER, sign_in
+from workflow import nhs_number
 from workflow.times import local, now
 
 pytestmark = pytest.mark.browser
@@ -65,3 +66,27 @@ def test_each_specialty_shows_its_own_fields_and_sends_only_those(network, live_
     referral = db.session.scalars(select(Referral)).one()
     assert referral.specialty.code == "major_trauma"
     assert referral.clinical["gcs"] == 9 and "nihss" not in referral.clinical
+
+
+def test_a_wrong_nhs_number_is_named_when_the_field_is_left(network, live_server,  # noqa: F811
+                                                            phone):  # noqa: F811
+    sign_in(phone, live_server.url, REFERRER)
+    phone.goto(f"{live_server.url}/referrals/new")
+    posts = []
+    phone.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+    field, error = "input[name='patient.nhs_number']", "#e-patient-nhs_number"
+    for typed, message in (("943 476 5918", nhs_number.WRONG_CHECK_DIGIT),
+                           ("943 476 591", nhs_number.NOT_TEN_DIGITS),
+                           ("123 456 7890", nhs_number.WRONG_CHECK_DIGIT)):  # check 10
+        phone.fill(field, typed)
+        phone.press(field, "Tab")
+        assert phone.locator(error).text_content() == message, typed
+        assert phone.get_attribute(field, "aria-invalid") == "true"
+        assert "e-patient-nhs_number" in phone.get_attribute(field, "aria-describedby")
+        assert phone.locator("#w-patient-nhs_number.invalid").count() == 1
+    phone.fill(field, "943 476 5919")
+    phone.press(field, "Tab")
+    assert phone.locator(error).count() == 0
+    assert phone.get_attribute(field, "aria-invalid") is None
+    assert phone.get_attribute(field, "aria-describedby") == "h-patient-nhs_number"
+    assert posts == []  # checked in the page, nothing sent
