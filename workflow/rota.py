@@ -57,15 +57,35 @@ def find_hub_service(hospital_code: str, specialty_code: str) -> HubService | No
     )
 
 
-def _parse_row(row: dict[str, str]) -> tuple[RotaShift | None, str]:
+class _Lookups:
+    """Users and hub services by what a rota file names them by, each read once: a
+    year's rota is thousands of rows naming a few dozen people and services."""
+
+    def __init__(self):
+        self.users: dict[str, User | None] = {}
+        self.services: dict[tuple[str, str], HubService | None] = {}
+
+    def user(self, email: str) -> User | None:
+        if email not in self.users:
+            self.users[email] = db.session.scalar(select(User).where(User.email == email))
+        return self.users[email]
+
+    def service(self, hub: str, specialty: str) -> HubService | None:
+        if (hub, specialty) not in self.services:
+            self.services[hub, specialty] = find_hub_service(hub, specialty)
+        return self.services[hub, specialty]
+
+
+def _parse_row(row: dict[str, str], lookups: _Lookups) -> tuple[tuple | None, str]:
+    """(user, service, tier, start, end) for a good row, or (None, what is wrong)."""
     email = (row.get("email") or "").strip().lower()
-    user = db.session.scalar(select(User).where(User.email == email))
+    user = lookups.user(email)
     if user is None:
         return None, f"no user has the email {email!r}"
     if not user.has_role(Role.SPECIALIST):
         return None, f"{email} is not a specialist"
     hub, specialty = (row.get("hub") or "").strip(), (row.get("specialty") or "").strip()
-    service = find_hub_service(hub, specialty)
+    service = lookups.service(hub, specialty)
     if service is None:
         return None, f"{hub!r} is not a hub for {specialty!r}"
     if specialty not in user.specialty_codes:
@@ -82,8 +102,7 @@ def _parse_row(row: dict[str, str]) -> tuple[RotaShift | None, str]:
         return None, f"start/end: {exc}"
     if ends <= starts:
         return None, "end must be after start"
-    shift = RotaShift(user=user, hub_service=service, tier=tier, starts_at=starts, ends_at=ends)
-    return shift, ""
+    return (user, service, tier, starts, ends), ""
 
 
 def import_csv(text: str) -> int:
@@ -99,9 +118,10 @@ def import_csv(text: str) -> int:
     if missing:
         raise RotaImportError([BadRow(1, f"missing column(s): {', '.join(missing)}")])
     reader.fieldnames = header
+    lookups = _Lookups()
     shifts, bad = [], []
     for row in reader:
-        shift, problem = _parse_row(row)
+        shift, problem = _parse_row(row, lookups)
         if problem:
             bad.append(BadRow(reader.line_num, problem))
         else:
@@ -111,26 +131,25 @@ def import_csv(text: str) -> int:
     if bad:
         db.session.rollback()
         raise RotaImportError(bad)
-    added, seen = 0, set()
-    with db.session.no_autoflush:
-        for shift in shifts:
-            # A shift listed twice in one file: the pending first copy is not flushed, so
-            # the query below cannot see it.
-            key = (shift.user.id, shift.hub_service.id, shift.tier, shift.starts_at)
-            if key in seen:
-                continue
-            seen.add(key)
-            exists = db.session.scalar(
-                select(RotaShift.id).where(
-                    RotaShift.user_id == shift.user.id,
-                    RotaShift.hub_service_id == shift.hub_service.id,
-                    RotaShift.tier == shift.tier,
-                    RotaShift.starts_at == shift.starts_at,
-                )
-            )
-            if exists:
-                continue
-            db.session.add(shift)
-            added += 1
+    # A shift already present, or listed twice in the file, is added once.
+    seen = _existing_keys({user.id for user, *_ in shifts}, min(s[3] for s in shifts))
+    added = 0
+    for user, service, tier, starts, ends in shifts:
+        key = (user.id, service.id, tier, starts)
+        if key in seen:
+            continue
+        seen.add(key)
+        db.session.add(RotaShift(user_id=user.id, hub_service_id=service.id, tier=tier,
+                                 starts_at=starts, ends_at=ends))
+        added += 1
     db.session.commit()
     return added
+
+
+def _existing_keys(user_ids: set[int], earliest: datetime) -> set[tuple]:
+    """(user, service, tier, start) of the shifts these users have from ``earliest``."""
+    rows = db.session.execute(
+        select(RotaShift.user_id, RotaShift.hub_service_id, RotaShift.tier,
+               RotaShift.starts_at)
+        .where(RotaShift.user_id.in_(user_ids), RotaShift.starts_at >= earliest))
+    return {tuple(row) for row in rows}

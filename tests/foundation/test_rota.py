@@ -252,3 +252,25 @@ def test_a_file_over_the_size_limit_is_refused_whole_not_cut_short(admin_client,
     assert "The file is larger than 2 MB; split it and import each part." in \
         response.get_data(as_text=True)
     assert _shift_count() == before
+
+
+def test_a_long_rota_reads_each_person_and_service_once(people):
+    """A year's rota is thousands of rows naming a few people: the import's reads do not
+    grow with the rows (it made 4 queries a row, minutes for a year inside a request)."""
+    from sqlalchemy import event
+
+    lines = [f"{name}@qmc.nhs.uk,QMC,stroke,{tier},2030-11-{day:02d} 08:00,"
+             f"2030-11-{day:02d} 20:00"
+             for day in range(1, 31) for name, tier in (("day", 1), ("consultant", 2))]
+    reads = []
+
+    def count(conn, cursor, statement, *args):
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert rota.import_csv(HEADER + "\n".join(lines) + "\n") == 60
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(reads) <= 12, f"{len(reads)} reads for 60 rows"
