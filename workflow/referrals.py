@@ -224,7 +224,8 @@ def _reason(payload: Any, key: str, label: str, required: bool = True) -> str:
 def acknowledge(referral_id: int, user: User, via: str = "web") -> Referral:
     """Accept the referral: the user becomes its assigned specialist; paging stops.
 
-    Raises Conflict when someone else accepted it first (naming them).
+    Raises Conflict when someone else accepted it first (naming them), NotFound,
+    NotAllowed (not a specialist of its service) or IllegalTransition.
     """
     referral = get_referral(referral_id)
     if referral.state == State.UNDER_REVIEW \
