@@ -17,7 +17,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from extensions import db
-from models import DecisionRecord, Hospital, Referral, Role, Specialty, User
+from models import DecisionRecord, Hospital, Referral, Specialty
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import (
@@ -379,15 +379,7 @@ def _clinical_rows(referral: Referral) -> list[tuple[str, str]]:
 
 def _colleagues(referral: Referral) -> dict[str, str]:
     """id -> name of the specialists of the referral's service it could be handed to."""
-    service = referral.hub_service
-    people = db.session.scalars(
-        select(User).join(User.specialties)
-        .where(Specialty.id == service.specialty_id, User.hospital_id == service.hospital_id,
-               User.active.is_(True))
-        .order_by(User.name)
-    )
-    return {str(u.id): u.name for u in people if u.has_role(Role.SPECIALIST)
-            and u.id not in (current_user.id, referral.assigned_specialist_id)}
+    return {str(u.id): u.name for u in access.hand_over_candidates(referral, current_user)}
 
 
 def _render_page(referral: Referral, *, status: int = 200, action: str = "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, or_, select
 
 from extensions import db
-from models import HubService, Referral, Role, User
+from models import HubService, Referral, Role, Specialty, User
 from workflow import states
 from workflow.errors import NotAllowed, NotFound
 
@@ -26,6 +26,19 @@ def actor_kinds(user: User | None, referral: Referral) -> frozenset[str]:
     if user.has_role(Role.DUTY_MANAGER) and user.hospital_id == service.hospital_id:
         kinds.add(states.DUTY_MANAGER)
     return frozenset(kinds)
+
+
+def hand_over_candidates(referral: Referral, holder: User) -> list[User]:
+    """Who ``holder`` could hand ``referral`` to: the other active specialists of its
+    hub service (the rule `referrals.hand_over` checks), by name."""
+    service = referral.hub_service
+    people = db.session.scalars(
+        select(User).join(User.specialties)
+        .where(Specialty.id == service.specialty_id, User.hospital_id == service.hospital_id,
+               User.active.is_(True))
+        .order_by(User.name))
+    return [u for u in people if u.id not in (holder.id, referral.assigned_specialist_id)
+            and states.HUB_SPECIALIST in actor_kinds(u, referral)]
 
 
 def can_view(user: User | None, referral: Referral) -> bool:

@@ -19,12 +19,11 @@ from models import (
     HubService,
     Referral,
     ReferralEvent,
-    Role,
     Specialty,
     TravelTime,
     User,
 )
-from workflow import chain, referral_input, states
+from workflow import chain, policy, referral_input, states
 from workflow.access import actor_kinds, find, get_referral, get_visible
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflow.referral_input import Errors, text
@@ -109,7 +108,7 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     Raises NotAllowed if the user is not a referrer, ValidationFailed naming every bad
     field (including a referring hospital other than the user's own).
     """
-    if not user.has_role(Role.REFERRER):
+    if not policy.allowed(user, "referral.raise"):
         raise NotAllowed("only referrers can raise referrals")
     now = now or utcnow()
     specialties = {s.code: s for s in db.session.scalars(select(Specialty))}
