@@ -86,7 +86,8 @@ def verify_events(referral_id: int, events: list[ReferralEvent]) -> ChainProblem
 def verify_chain(referral: Referral, events: list[ReferralEvent]) -> ChainProblem | None:
     """The first problem with a referral's events (chain, count, final state), or None.
 
-    ``events`` are the referral's rows in id order.
+    ``events`` are the referral's rows in id order. Both may be ORM objects or plain
+    rows with the same column names (the nightly walk reads rows).
     """
     if not events:
         return ChainProblem(referral.id, None, None, "has no events at all")

@@ -62,3 +62,37 @@ def test_the_nightly_check_result_shows_on_the_admin_page(network, client):
     assert nightly_integrity_check().startswith("TAMPERED")
     page = client.get("/admin/status").get_data(as_text=True)
     assert "TAMPERING FOUND" in page and f"referral {referral_id}" in page
+
+
+def delete_behind_the_apps_back(referral_id: int) -> None:
+    """Delete the referral row with foreign keys switched off, as a tamperer would."""
+    raw = db.engine.raw_connection()  # outside SQLAlchemy's transaction: PRAGMA needs that
+    try:
+        cursor = raw.cursor()
+        if db.engine.dialect.name == "sqlite":
+            cursor.execute("PRAGMA foreign_keys=OFF")
+            cursor.execute("DELETE FROM referrals WHERE id = ?", (referral_id,))
+        else:
+            cursor.execute("SET session_replication_role = replica")
+            cursor.execute("DELETE FROM referrals WHERE id = %s", (referral_id,))
+        raw.commit()
+    finally:
+        raw.invalidate()  # never hand this connection, settings changed, to the app
+
+
+def test_the_walk_crosses_batches_and_names_a_deleted_referral(network):
+    from workflow.integrity import verify_all
+
+    made = [three_events() for _ in range(5)]
+    clean = verify_all(batch=2)
+    assert (clean.referrals_checked, clean.events_checked, clean.problems) == (5, 15, [])
+    (edited, (_, second, _)), (deleted, _) = made[2], made[3]
+    run_sql("UPDATE referral_events SET reason = 'nothing to see' WHERE id = :id", id=second)
+    delete_behind_the_apps_back(deleted)
+    db.session.expire_all()
+    report = verify_all(batch=2)
+    assert report.referrals_checked == 4
+    assert report.problems == [
+        f"referral {edited}: event {second} (seq 2): its content was changed after it was "
+        "written",
+        f"events exist for referral {deleted}, which is missing"]
