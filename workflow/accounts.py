@@ -226,7 +226,34 @@ def user_for_token(token: str) -> User | None:
     )
     if row is None or not row.user.active:
         return None
+    _note_use(row)
     return row.user
+
+
+TOKEN_USE_GRANULARITY = timedelta(minutes=1)
+
+
+def _note_use(token: ApiToken) -> None:
+    """Stamp the token's last use, at most once a minute (one write, not one per call)."""
+    now = datetime.now(UTC)
+    if token.last_used_at is not None and now - token.last_used_at < TOKEN_USE_GRANULARITY:
+        return
+    db.session.execute(
+        update(ApiToken).where(ApiToken.id == token.id)
+        .values(last_used_at=now).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+def tokens_of(email: str) -> list[ApiToken]:
+    """The user's API tokens, newest first (revoked ones too).
+
+    Raises NotFound when no user has that email.
+    """
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"no user with email {email!r}")
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)
+                                   .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
 
 
 def set_password(user: User, password: str) -> None:

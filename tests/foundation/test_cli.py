@@ -1,5 +1,7 @@
 """`flask users create|token|revoke-tokens|list`."""
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import func, select
 
@@ -111,3 +113,27 @@ def test_users_list_shows_roles_hospital_and_deactivated_accounts(runner, networ
     assert "b.gone@test.nhs.uk\treferrer\t- (deactivated)" in lines
     assert len(lines) == db.session.scalar(select(func.count(User.id)))
     assert lines == sorted(lines)
+
+
+def test_users_tokens_lists_each_token_with_its_last_use(app, runner, make_user,
+                                                         time_machine):
+    time_machine.move_to(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), tick=False)
+    make_user(email="bot@test.nhs.uk")
+    used = _invoke(runner, "users", "token", "bot@test.nhs.uk", "--label", "PACS bot")
+    _invoke(runner, "users", "token", "bot@test.nhs.uk", "--label", "spare")
+    api = app.test_client()
+    time_machine.move_to(datetime(2026, 11, 29, 3, 5, tzinfo=UTC), tick=False)
+    assert api.get("/", headers=_bearer(used.output.strip())).status_code == 200
+    time_machine.move_to(datetime(2026, 11, 29, 3, 5, 30, tzinfo=UTC), tick=False)
+    api.get("/", headers=_bearer(used.output.strip()))  # within the minute: no new stamp
+    stamps = db.session.scalars(select(ApiToken.last_used_at).order_by(ApiToken.id)).all()
+    assert stamps == [datetime(2026, 11, 29, 3, 5, tzinfo=UTC), None]
+    result = _invoke(runner, "users", "tokens", "bot@test.nhs.uk")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "spare: created 2026-11-29 03:00, last used never, live",
+        "PACS bot: created 2026-11-29 03:00, last used 2026-11-29 03:05, live"]
+    _invoke(runner, "users", "revoke-tokens", "bot@test.nhs.uk")
+    assert _invoke(runner, "users", "tokens", "bot@test.nhs.uk").output.endswith(
+        "last used 2026-11-29 03:05, revoked 2026-11-29 03:05\n")
+    assert _invoke(runner, "users", "tokens", "nobody@test.nhs.uk").exit_code == 1

@@ -1,4 +1,4 @@
-"""`flask users create|token|revoke-tokens|list`."""
+"""`flask users create|token|tokens|revoke-tokens|list`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,27 @@ def token(email, label):
     except NotFound as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+
+
+@users_cli.command("tokens")
+@click.argument("email")
+def tokens(email):
+    """List EMAIL's API tokens: label, created, last used, revoked (times in UTC)."""
+    try:
+        found = accounts.tokens_of(email)
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    if not found:
+        click.echo(f"{email} has no API tokens.")
+
+    def when(value) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "never"
+
+    for t in found:
+        state = f"revoked {when(t.revoked_at)}" if t.revoked_at else "live"
+        click.echo(f"{t.label or '(no label)'}: created {when(t.created_at)}, "
+                   f"last used {when(t.last_used_at)}, {state}")
 
 
 @users_cli.command("revoke-tokens")
