@@ -40,7 +40,23 @@ def _respond(status: int, message: str, errors: dict | None = None):
     return render_template("error.html", status=status, message=message), status
 
 
+def refuse_nul_characters() -> None:
+    """A NUL character in a query or form field: no database stores one (PostgreSQL
+    refuses it outright), so it is bad input, named, before any view reads the field.
+    Raises ValidationFailed (422)."""
+    fields = request.args
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields = request.values
+    bad = {name: "This field contains a NUL character." for name, value
+           in fields.items(multi=True) if "\x00" in name or "\x00" in value}
+    if bad:
+        raise ValidationFailed({name.replace("\x00", "\\0"): message
+                                for name, message in bad.items()})
+
+
 def init_app(app) -> None:
+    app.before_request(refuse_nul_characters)
+
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return _respond(

@@ -301,3 +301,21 @@ def test_a_referral_id_too_large_for_the_database_is_404(api, referral_id):
     assert response.status_code == 404, response.get_data(as_text=True)[:300]
     api.login(AUDIT, "goldenhour-demo")
     assert api.get(f"/referrals/{referral_id}").status_code == 404
+
+
+def test_a_nul_character_in_a_query_or_form_field_is_named_not_a_server_error(api):
+    """PostgreSQL refuses NUL in text outright; schemathesis found the study search 500."""
+    from tests.workflow.test_pages import stroke_form
+
+    headers = bearer(REFERRER)
+    response = api.get("/api/v1/studies?nhs_number=9434765919&hospital=Q%00MC",
+                       headers=headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"hospital": "This field contains a NUL character."}
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    api.login(REFERRER)
+    page = api.post("/referrals/new", data=stroke_form(**{"patient.family_name": "Sm\x00ith"}))
+    assert page.status_code == 422
+    assert "patient.family_name: This field contains a NUL character." in page.get_data(
+        as_text=True)
+    _nothing_stored(before)

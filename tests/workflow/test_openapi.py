@@ -110,46 +110,18 @@ def _existing_id(case) -> None:
         case.path_parameters["referral_id"] = value % 5
 
 
-@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
-def test_requests_that_break_the_document_get_a_refusal_not_a_server_error(
-        network, time_machine, who):
-    """Negative mode: wrong types, missing required fields, values outside the enums."""
-    time_machine.move_to(DEMO_NOW, tick=True)
-    headers = bearer(who)
-    _seed_referrals(network)
-    schema = contextvars.Context().run(schemathesis.openapi.from_wsgi, "/api/v1/openapi.json",
-                                       network)
-    for result in schema.get_all_operations():
-        operation = result.ok()
-
-        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-        @settings(max_examples=25, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def check(case):
-            _existing_id(case)
-            case.headers = {**(case.headers or {}), **headers}
-            db.session.rollback()
-            response = contextvars.Context().run(case.call)
-            case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
-
-        check()
-
-
-@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
-def test_generated_requests_get_no_server_error_and_answers_match_the_document(
-        network, time_machine, who):
+def _run_generated(network, time_machine, who, mode, checks) -> None:
+    """Send every operation ``mode`` requests as ``who`` and run ``checks`` on each."""
     time_machine.move_to(DEMO_NOW, tick=True)
     headers = bearer(who)
     _seed_referrals(network)
     schema = contextvars.Context().run(schemathesis.openapi.from_wsgi, "/api/v1/openapi.json",
                                        network)
     schema.validate()
-    checks = [schemathesis.checks.not_a_server_error, response_schema_conformance]
-
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=25, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
         def check(case):
@@ -162,3 +134,18 @@ def test_generated_requests_get_no_server_error_and_answers_match_the_document(
             case.validate_response(response, checks=checks)
 
         check()
+
+
+@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
+def test_requests_that_break_the_document_get_a_refusal_not_a_server_error(
+        network, time_machine, who):
+    """Negative mode: wrong types, missing required fields, values outside the enums."""
+    _run_generated(network, time_machine, who, GenerationMode.NEGATIVE,
+                   [schemathesis.checks.not_a_server_error])
+
+
+@pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
+def test_generated_requests_get_no_server_error_and_answers_match_the_document(
+        network, time_machine, who):
+    _run_generated(network, time_machine, who, GenerationMode.POSITIVE,
+                   [schemathesis.checks.not_a_server_error, response_schema_conformance])

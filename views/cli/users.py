@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -36,27 +38,31 @@ def create(email, name, roles, hospital, specialties, phone, password):
     click.echo(f"Created {user.email} ({', '.join(sorted(user.roles))}).")
 
 
+@contextmanager
+def _unknown_user_exits():
+    """A NotFound (no such user) becomes a one-line error and exit status 1."""
+    try:
+        yield
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
 @users_cli.command("token")
 @click.argument("email")
 @click.option("--label", default="", help="What the token is for.")
 def token(email, label):
     """Print a new API token for EMAIL (shown once; stored hashed)."""
-    try:
+    with _unknown_user_exits():
         click.echo(accounts.issue_token(email, label))
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
 
 
 @users_cli.command("tokens")
 @click.argument("email")
 def tokens(email):
     """List EMAIL's API tokens: label, created, last used, revoked (times in UTC)."""
-    try:
+    with _unknown_user_exits():
         found = accounts.tokens_of(email)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
     if not found:
         click.echo(f"{email} has no API tokens.")
 
@@ -73,11 +79,8 @@ def tokens(email):
 @click.argument("email")
 def revoke_tokens(email):
     """Revoke every API token of EMAIL."""
-    try:
+    with _unknown_user_exits():
         count = accounts.revoke_tokens(email)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(1) from None
     click.echo(f"Revoked {count} token(s).")
 
 
