@@ -40,22 +40,62 @@ def _respond(status: int, message: str, errors: dict | None = None):
     return render_template("error.html", status=status, message=message), status
 
 
-def refuse_nul_characters() -> None:
-    """A NUL character in a query or form field: no database stores one (PostgreSQL
-    refuses it outright), so it is bad input, named, before any view reads the field.
+NUL = "This field contains a NUL character."
+BROKEN = "This field contains a broken character (a lone surrogate)."
+
+
+def _unstorable(value: str) -> str | None:
+    """Why no database can store ``value`` (None: it can)."""
+    if "\x00" in value:
+        return NUL
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's \ud800 decodes to a lone surrogate
+        return BROKEN
+    return None
+
+
+def _printable(name: str) -> str:
+    """A field name fit to echo back: NUL as \\0, a lone surrogate as \\udXXX."""
+    return name.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\0")
+
+
+def _json_problems(value, path: str, found: dict[str, str]) -> None:
+    if isinstance(value, str):
+        if problem := _unstorable(value):
+            found[path or "body"] = problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if problem := _unstorable(key):
+                found[_printable(where)] = problem
+            else:
+                _json_problems(item, where, found)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            _json_problems(item, f"{path}.{n}" if path else str(n), found)
+
+
+def refuse_unstorable_text() -> None:
+    """Text no database stores, in a query, form or JSON field: a NUL character
+    (PostgreSQL refuses it outright) or a lone surrogate (JSON can carry \\ud800). It
+    is bad input, named by its field path, before any view reads it.
     Raises ValidationFailed (422)."""
+    found: dict[str, str] = {}
     fields = request.args
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields = request.values
-    bad = {name: "This field contains a NUL character." for name, value
-           in fields.items(multi=True) if "\x00" in name or "\x00" in value}
-    if bad:
-        raise ValidationFailed({name.replace("\x00", "\\0"): message
-                                for name, message in bad.items()})
+    for name, value in fields.items(multi=True):
+        if problem := _unstorable(name) or _unstorable(value):
+            found[_printable(name)] = problem
+    if request.is_json:
+        _json_problems(request.get_json(silent=True), "", found)
+    if found:
+        raise ValidationFailed(found)
 
 
 def init_app(app) -> None:
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unstorable_text)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):

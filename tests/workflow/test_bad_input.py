@@ -303,6 +303,20 @@ def test_a_referral_id_too_large_for_the_database_is_404(api, referral_id):
     assert api.get(f"/referrals/{referral_id}").status_code == 404
 
 
+def test_a_nul_or_broken_character_anywhere_in_a_json_body_is_named(api):
+    """Schemathesis found a NUL in the study-link body a 500 on PostgreSQL."""
+    rid, specialist = _under_review(api)
+    before = (count(Referral), count(ReferralEvent), count(Decision))
+    body = b'{"study_uids": ["1.2.3"], "hospital": "PIL\\u0000", "x": [{"\\ud800": 1}]}'
+    response = api.post(f"/api/v1/referrals/{rid}/studies", data=body,
+                        headers={**specialist, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {
+        "hospital": "This field contains a NUL character.",
+        "x.0.\\ud800": "This field contains a broken character (a lone surrogate)."}
+    _nothing_stored(before)
+
+
 def test_a_nul_character_in_a_query_or_form_field_is_named_not_a_server_error(api):
     """PostgreSQL refuses NUL in text outright; schemathesis found the study search 500."""
     from tests.workflow.test_pages import stroke_form
