@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from workflow.errors import DomainError, ValidationFailed
+from workflow.referral_input import storable
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,7 @@ def _unstorable(value: str) -> str | None:
     """Why no database can store ``value`` (None: it can)."""
     if "\x00" in value:
         return NUL
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # JSON's \ud800 decodes to a lone surrogate
-        return BROKEN
-    return None
+    return None if storable(value) else BROKEN
 
 
 def _printable(name: str) -> str:

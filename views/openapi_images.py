@@ -10,6 +10,13 @@ def _error(description: str) -> dict:
 
 _REFERRAL_ID = {"name": "referral_id", "in": "path", "required": True,
                 "schema": {"type": "integer"}}
+
+
+def _uid(name: str) -> dict:
+    """A DICOM UID in the path (study, series or SOP instance)."""
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 _COMMON = {
     "400": _error("malformed request (e.g. missing CSRF token on a cookie session)"),
     "401": _error("not signed in: send Authorization: Bearer <token>"),
@@ -94,10 +101,8 @@ IMAGE_PATHS = {
             "operationId": "renderedFrame",
             "parameters": [
                 _REFERRAL_ID,
-                {"name": "study_uid", "in": "path", "required": True,
-                 "schema": {"type": "string"}},
-                {"name": "sop_uid", "in": "path", "required": True,
-                 "schema": {"type": "string"}},
+                _uid("study_uid"),
+                _uid("sop_uid"),
                 {"name": "frame", "in": "query", "schema": {"type": "integer", "minimum": 1}},
                 {"name": "preset", "in": "query", "schema": {"type": "string"},
                  "description": "brain, stroke, subdural, bone, cta, soft_tissue, lung, file, "
@@ -129,10 +134,8 @@ IMAGE_PATHS = {
             "operationId": "renderedSeries",
             "parameters": [
                 _REFERRAL_ID,
-                {"name": "study_uid", "in": "path", "required": True,
-                 "schema": {"type": "string"}},
-                {"name": "series_uid", "in": "path", "required": True,
-                 "schema": {"type": "string"}},
+                _uid("study_uid"),
+                _uid("series_uid"),
                 {"name": "first", "in": "query", "description": "first slice, from 1",
                  "schema": {"type": "integer", "minimum": 1}},
                 {"name": "count", "in": "query", "description": "how many slices",
