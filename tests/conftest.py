@@ -13,6 +13,8 @@ from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
+from tests.clock import SUITE_NIGHT
+
 pytest_plugins = [
     "tests.services.postgres",
     "tests.services.prism",
@@ -21,6 +23,34 @@ pytest_plugins = [
 ]
 
 TEST_PASSWORD = "correct horse battery"
+
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "clock(at=SUITE_NIGHT, tick=False): freeze time at `at` before any other fixture "
+        "runs, so every seed (people, rota, policies, tokens) reads the test's own clock")
+
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """The test's clock: a time_machine traveller, or None on the wall clock.
+
+    With `@pytest.mark.clock(at, tick=False)` time moves to ``at`` (default
+    SUITE_NIGHT) before any other fixture of the test runs: autouse fixtures run
+    first, so `network`, `make_user` and every other seed takes its "now" from the
+    clock the test then moves with `clock.shift()` or `clock.move_to()`. A test that
+    moves time by hand after seeding would depend on the day the suite runs; the
+    date-shifted run (`make test-dates`) catches that.
+    """
+    marker = request.node.get_closest_marker("clock")
+    if marker is None:
+        return None
+    at = marker.kwargs.get("at", marker.args[0] if marker.args else SUITE_NIGHT)
+    traveller = request.getfixturevalue("time_machine")
+    traveller.move_to(at, tick=marker.kwargs.get("tick", False))
+    return traveller
 
 # Property tests (the workflow state machine, schemathesis) explore new random cases on
 # every developer run; CI replays a fixed set, so a landing never hangs on a draw. A

@@ -13,11 +13,7 @@ from tests.paging.helpers import raise_stroke, run_sweep
 from workflow import access_log
 from workflow.times import now
 
-
-@pytest.fixture
-def frozen(time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
-    return time_machine
+pytestmark = pytest.mark.clock
 
 
 def reread(referral_id: int) -> Referral:
@@ -25,7 +21,7 @@ def reread(referral_id: int) -> Referral:
     return db.session.get(Referral, referral_id)
 
 
-def test_the_sweep_writes_first_page_escalated_and_unanswered(network, frozen):
+def test_the_sweep_writes_first_page_escalated_and_unanswered(network, clock):
     referral = raise_stroke()
     started = now()
     fresh = reread(referral.id)
@@ -33,12 +29,12 @@ def test_the_sweep_writes_first_page_escalated_and_unanswered(network, frozen):
     run_sweep()
     fresh = reread(referral.id)
     assert fresh.first_paged_at == started and not fresh.escalated
-    frozen.shift(timedelta(minutes=5))
+    clock.shift(timedelta(minutes=5))
     run_sweep()  # tier 2
     fresh = reread(referral.id)
     assert fresh.escalated and fresh.first_paged_at == started
     for _ in range(2):  # duty manager, then nobody is left
-        frozen.shift(timedelta(minutes=5))
+        clock.shift(timedelta(minutes=5))
         run_sweep()
     fresh = reread(referral.id)
     assert fresh.state == "unanswered"
@@ -46,7 +42,7 @@ def test_the_sweep_writes_first_page_escalated_and_unanswered(network, frozen):
     assert fresh.first_paged_at == started
 
 
-def test_a_step_that_reached_nobody_is_not_the_first_page(network, frozen):
+def test_a_step_that_reached_nobody_is_not_the_first_page(network, clock):
     from workflow import sweep
 
     db.session.query(RotaShift).filter(RotaShift.tier == 1).delete()
@@ -55,21 +51,21 @@ def test_a_step_that_reached_nobody_is_not_the_first_page(network, frozen):
     page, ids = sweep.claim_next(now())  # tier 1: nobody on the rota
     assert page.step == 0 and ids == []
     assert reread(referral.id).first_paged_at is None
-    frozen.shift(timedelta(seconds=30))
+    clock.shift(timedelta(seconds=30))
     page, ids = sweep.claim_next(now())  # tier 2, brought forward
     assert page.step == 1 and ids
     fresh = reread(referral.id)
     assert fresh.first_paged_at == now() and fresh.escalated
 
 
-def test_the_first_image_view_is_kept_on_the_referral(network, frozen):
+def test_the_first_image_view_is_kept_on_the_referral(network, clock):
     referral = raise_stroke()
     access_log.record("image.view", "denied", email="x@test.nhs.uk", referral_id=referral.id)
     access_log.record("image.list", "ok", email="x@test.nhs.uk", referral_id=referral.id)
     assert reread(referral.id).first_image_viewed_at is None
     first = now()
     access_log.record("image.view", "ok", email="x@test.nhs.uk", referral_id=referral.id)
-    frozen.shift(timedelta(minutes=3))
+    clock.shift(timedelta(minutes=3))
     access_log.record("image.view", "ok", email="x@test.nhs.uk", referral_id=referral.id)
     assert reread(referral.id).first_image_viewed_at == first
     assert db.session.scalar(select(Referral.version).where(Referral.id == referral.id)) \

@@ -115,16 +115,16 @@ def test_users_list_shows_roles_hospital_and_deactivated_accounts(runner, networ
     assert lines == sorted(lines)
 
 
+@pytest.mark.clock
 def test_users_tokens_lists_each_token_with_its_last_use(app, runner, make_user,
-                                                         time_machine):
-    time_machine.move_to(datetime(2026, 11, 29, 3, 0, tzinfo=UTC), tick=False)
+                                                         clock):
     make_user(email="bot@test.nhs.uk")
     used = _invoke(runner, "users", "token", "bot@test.nhs.uk", "--label", "PACS bot")
     _invoke(runner, "users", "token", "bot@test.nhs.uk", "--label", "spare")
     api = app.test_client()
-    time_machine.move_to(datetime(2026, 11, 29, 3, 5, tzinfo=UTC), tick=False)
+    clock.move_to(datetime(2026, 11, 29, 3, 5, tzinfo=UTC), tick=False)
     assert api.get("/", headers=_bearer(used.output.strip())).status_code == 200
-    time_machine.move_to(datetime(2026, 11, 29, 3, 5, 30, tzinfo=UTC), tick=False)
+    clock.move_to(datetime(2026, 11, 29, 3, 5, 30, tzinfo=UTC), tick=False)
     api.get("/", headers=_bearer(used.output.strip()))  # within the minute: no new stamp
     stamps = db.session.scalars(select(ApiToken.last_used_at).order_by(ApiToken.id)).all()
     assert stamps == [datetime(2026, 11, 29, 3, 5, tzinfo=UTC), None]

@@ -2,14 +2,16 @@
 
 import logging
 
+import pytest
+
 from tests.paging.helpers import raise_stroke, run_sweep
 from workflow.accounts import issue_token
 
 NHS = "9434765919"
 
 
-def test_a_busy_night_leaves_no_secrets_in_the_logs(network, client, caplog, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=True)
+@pytest.mark.clock(tick=True)
+def test_a_busy_night_leaves_no_secrets_in_the_logs(network, client, caplog, clock):
     caplog.set_level(logging.DEBUG)
     token = issue_token("referrer@pil.demo.nhs.uk")
     client.login("referrer@pil.demo.nhs.uk", "wrong-password-here")

@@ -142,9 +142,9 @@ def image_views(**where):
                               .order_by(AccessLog.id)).all()
 
 
+@pytest.mark.clock("2026-11-29T03:00:05+00:00")
 def test_a_series_view_is_logged_once_a_minute_and_another_hospitals_referrer_is_refused(
-        referral, client, time_machine):
-    time_machine.move_to("2026-11-29T03:00:05+00:00", tick=False)
+        referral, client, clock):
     link_sample(referral)
     ids = sops(referral.id)
     client.login(SPECIALIST, PASSWORD)
@@ -153,7 +153,7 @@ def test_a_series_view_is_logged_once_a_minute_and_another_hospitals_referrer_is
     [view] = image_views(outcome="ok")
     assert view.referral_id == referral.id and view.email == SPECIALIST
     assert ids[0] in view.detail and "series" in view.detail
-    time_machine.move_to("2026-11-29T03:01:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:01:00+00:00", tick=False)
     assert client.get(frame_url(referral.id, ids[3])).status_code == 200
     assert len(image_views(outcome="ok")) == 2  # a new minute, a new row
     client.logout()

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Delivery, Page, Referral, User
 from workflow import referrals, sweep
+from workflow.times import now
 
 REFERRER = "referrer@pil.demo.nhs.uk"
 
@@ -24,8 +25,9 @@ def stroke_payload(**over) -> dict:
         "patient": {"nhs_number": "9434765919", "family_name": "Smith", "given_name": "Ann",
                     "birth_date": "1950-01-01", "sex": "female"},
         "onset_at": None, "onset_certainty": "unknown",
-        "arrived_at": (datetime.now().replace(microsecond=0) - timedelta(minutes=30))
-        .isoformat(),
+        # With its offset: a wall-clock time would be read as UK time, wherever the
+        # machine running the suite is.
+        "arrived_at": (now() - timedelta(minutes=30)).replace(microsecond=0).isoformat(),
         "question": "Thrombectomy?",
         "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",
                      "thrombolysis_given": False, "imaging": ["CT", "CTA"]},

@@ -16,12 +16,7 @@ DAY = "stroke.day@qmc.demo.nhs.uk"
 CONSULTANT = "stroke.consultant@qmc.demo.nhs.uk"
 DUTY = "duty.manager@qmc.demo.nhs.uk"
 
-
-@pytest.fixture
-def frozen(time_machine):
-    # 03:00 UK time on a winter night: the night registrar holds tier 1.
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
-    return time_machine
+pytestmark = pytest.mark.clock
 
 
 def referral_state(referral_id):
@@ -29,7 +24,7 @@ def referral_state(referral_id):
     return db.session.get(Referral, referral_id).state
 
 
-def test_a_new_referral_pages_tier_one_by_sms_and_call_at_once(network, frozen):
+def test_a_new_referral_pages_tier_one_by_sms_and_call_at_once(network, clock):
     referral = raise_stroke()
     assert [p.step for p in pages(referral.id)] == [0]
     result = run_sweep()
@@ -41,7 +36,7 @@ def test_a_new_referral_pages_tier_one_by_sms_and_call_at_once(network, frozen):
     assert events == ["raise", "page_sent"]
 
 
-def test_the_page_carries_no_patient_identifiers(network, frozen):
+def test_the_page_carries_no_patient_identifiers(network, clock):
     referral = raise_stroke()
     run_sweep()
     for delivery in deliveries(referral.id):
@@ -50,20 +45,20 @@ def test_the_page_carries_no_patient_identifiers(network, frozen):
         assert "Stroke" in delivery.text and "Pilgrim" in delivery.text
 
 
-def test_nobody_answering_escalates_to_tier_two_then_the_duty_manager(network, frozen):
+def test_nobody_answering_escalates_to_tier_two_then_the_duty_manager(network, clock):
     referral = raise_stroke()
     run_sweep()
-    frozen.shift(timedelta(minutes=4, seconds=59))
+    clock.shift(timedelta(minutes=4, seconds=59))
     assert run_sweep().claimed == 0  # not yet
-    frozen.shift(timedelta(seconds=1))
+    clock.shift(timedelta(seconds=1))
     run_sweep()
     assert paged_people(referral.id, 1) == {CONSULTANT}
-    frozen.shift(timedelta(minutes=5))
+    clock.shift(timedelta(minutes=5))
     run_sweep()
     assert paged_people(referral.id, 2) == {DUTY}
     assert {d.channel for d in deliveries(referral.id) if d.page.step == 2} == {
         "sms", "voice", "email"}
-    frozen.shift(timedelta(minutes=5))
+    clock.shift(timedelta(minutes=5))
     run_sweep()
     assert referral_state(referral.id) == "unanswered"
     run_sweep()  # the alarm pages
@@ -75,13 +70,13 @@ def test_nobody_answering_escalates_to_tier_two_then_the_duty_manager(network, f
     assert accepted.state == "under_review"
 
 
-def test_acknowledging_stops_every_further_page(network, frozen):
+def test_acknowledging_stops_every_further_page(network, clock):
     referral = raise_stroke()
     run_sweep()
     referrals.acknowledge(referral.id, user(NIGHT))
     sent_before = len(deliveries(referral.id))
     for _ in range(4):
-        frozen.shift(timedelta(minutes=6))
+        clock.shift(timedelta(minutes=6))
         run_sweep()
     escalation_pages = [d for d in deliveries(referral.id) if d.page.kind == "escalation"]
     assert len(escalation_pages) == 2  # only tier 1's SMS and call
@@ -93,13 +88,13 @@ def test_acknowledging_stops_every_further_page(network, frozen):
     assert sent_before <= len(deliveries(referral.id))
 
 
-def test_a_policy_edited_mid_escalation_does_not_change_a_live_one(network, frozen):
+def test_a_policy_edited_mid_escalation_does_not_change_a_live_one(network, clock):
     referral = raise_stroke()
     db.session.add(EscalationPolicy(hub_service_id=referral.hub_service_id, steps=[
         {"who": "duty_manager", "channels": ["in_app"], "wait_minutes": 1, "repeat": 0}]))
     db.session.commit()
     run_sweep()
-    frozen.shift(timedelta(minutes=5))
+    clock.shift(timedelta(minutes=5))
     run_sweep()
     assert paged_people(referral.id, 1) == {CONSULTANT}
     later = raise_stroke()
@@ -107,7 +102,7 @@ def test_a_policy_edited_mid_escalation_does_not_change_a_live_one(network, froz
     assert paged_people(later.id, 0) == {DUTY}
 
 
-def test_an_empty_rota_moves_on_at_once_and_says_why(network, frozen):
+def test_an_empty_rota_moves_on_at_once_and_says_why(network, clock):
     from models import RotaShift
 
     db.session.query(RotaShift).filter(RotaShift.tier == 1).delete()
@@ -120,7 +115,7 @@ def test_an_empty_rota_moves_on_at_once_and_says_why(network, frozen):
     assert paged_people(referral.id, 1) == {CONSULTANT}
 
 
-def test_two_sweeps_never_send_the_same_step_twice(network, frozen):
+def test_two_sweeps_never_send_the_same_step_twice(network, clock):
     referral = raise_stroke()
     run_sweep()
     run_sweep()
@@ -128,7 +123,7 @@ def test_two_sweeps_never_send_the_same_step_twice(network, frozen):
     assert escalation.pages_for(referral.id)[0].status == "claimed"
 
 
-def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, frozen):
+def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, clock):
     from models import Delivery
     from workflow import sweep
 
@@ -137,7 +132,7 @@ def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, frozen)
     page, ids = sweep.claim_next(now())
     assert len(ids) == 2
     assert run_sweep().resent == 0
-    frozen.shift(sweep.LEASE + timedelta(seconds=1))
+    clock.shift(sweep.LEASE + timedelta(seconds=1))
     result = run_sweep()
     assert result.resent == 2
     assert {d.status for d in db.session.scalars(select(Delivery))} == {"delivered"}

@@ -10,7 +10,7 @@ from extensions import db
 from tests.paging.helpers import deliveries, raise_stroke, run_sweep, user
 from workflow import referrals
 
-pytestmark = pytest.mark.prism
+pytestmark = [pytest.mark.prism, pytest.mark.clock(tick=True)]
 NIGHT = "stroke.night@qmc.demo.nhs.uk"
 DEMO_PASSWORD = "goldenhour-demo"
 
@@ -18,11 +18,6 @@ DEMO_PASSWORD = "goldenhour-demo"
 @pytest.fixture
 def app_config(twilio):
     return twilio.app_config()
-
-
-@pytest.fixture
-def frozen(time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=True)
 
 
 def paging_section(client, referral_id: int) -> str:
@@ -36,7 +31,7 @@ def text_of(html: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
-def test_the_referrer_sees_who_was_paged_and_how(network, frozen, client):
+def test_the_referrer_sees_who_was_paged_and_how(network, clock, client):
     referral = raise_stroke()
     client.login("referrer@pil.demo.nhs.uk", DEMO_PASSWORD)
     before = text_of(paging_section(client, referral.id))
@@ -50,7 +45,7 @@ def test_the_referrer_sees_who_was_paged_and_how(network, frozen, client):
     assert "failed" not in after
 
 
-def test_a_failed_page_is_named_with_its_reason_on_the_referral(network, frozen, client,
+def test_a_failed_page_is_named_with_its_reason_on_the_referral(network, clock, client,
                                                                 twilio):
     referral = raise_stroke()
     # The first create to arrive (the SMS, or on PostgreSQL perhaps the call: they are
@@ -68,7 +63,7 @@ def test_a_failed_page_is_named_with_its_reason_on_the_referral(network, frozen,
     assert "correct it on their profile" in section
 
 
-def test_after_acceptance_the_next_step_says_it_will_not_be_sent(network, frozen, client):
+def test_after_acceptance_the_next_step_says_it_will_not_be_sent(network, clock, client):
     referral_id = raise_stroke().id
     run_sweep()
     referrals.acknowledge(referral_id, user(NIGHT))
@@ -79,7 +74,7 @@ def test_after_acceptance_the_next_step_says_it_will_not_be_sent(network, frozen
     assert "if nobody accepts first" not in section
 
 
-def test_a_voicemail_shows_as_not_an_answer(network, frozen, client):
+def test_a_voicemail_shows_as_not_an_answer(network, clock, client):
     from workflow import pager_replies
 
     referral = raise_stroke()

@@ -11,18 +11,13 @@ from models import Delivery, Referral
 from tests.paging.helpers import deliveries, paged_people, raise_stroke, run_sweep, user
 from tests.services.prism import AUTH_TOKEN
 
-pytestmark = pytest.mark.prism
+pytestmark = [pytest.mark.prism, pytest.mark.clock(tick=True)]
 PUBLIC = "https://goldenhour.example.nhs.uk"
 
 
 @pytest.fixture
 def app_config(twilio):
     return {**twilio.app_config(), "PUBLIC_BASE_URL": PUBLIC}
-
-
-@pytest.fixture
-def frozen(time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=True)
 
 
 def sign(path: str, params: dict, base: str = PUBLIC, token: str = AUTH_TOKEN) -> str:
@@ -72,7 +67,7 @@ def test_without_an_auth_token_webhooks_are_off(network, app, client):
     assert "TWILIO_AUTH_TOKEN" in response.json["error"]
 
 
-def test_a_reply_of_1_accepts_and_stops_the_escalation(network, client, twilio, frozen):
+def test_a_reply_of_1_accepts_and_stops_the_escalation(network, client, twilio, clock):
     referral = raise_stroke()
     run_sweep()
     [sms] = twilio.sent("Messages")
@@ -94,7 +89,7 @@ def test_a_reply_of_1_accepts_and_stops_the_escalation(network, client, twilio, 
     assert len(twilio.sent("Calls")) == calls_before
 
 
-def test_a_replayed_reply_changes_nothing_more(network, client, frozen):
+def test_a_replayed_reply_changes_nothing_more(network, client, clock):
     referral = raise_stroke()
     run_sweep()
     reply = {"MessageSid": "SM" + "5" * 32, "From": night_registrar().phone, "Body": "1"}
@@ -105,7 +100,7 @@ def test_a_replayed_reply_changes_nothing_more(network, client, frozen):
     assert kinds.count("acknowledge") == 1
 
 
-def test_simultaneous_replays_change_state_once(network, app, frozen):
+def test_simultaneous_replays_change_state_once(network, app, clock):
     referral = raise_stroke()
     run_sweep()
     [sms] = [d for d in deliveries(referral.id) if d.channel == "sms"]
@@ -129,7 +124,7 @@ def test_simultaneous_replays_change_state_once(network, app, frozen):
     assert after.status == "undelivered"
 
 
-def test_undelivered_sms_and_unanswered_call_page_tier_two_at_once(network, client, frozen):
+def test_undelivered_sms_and_unanswered_call_page_tier_two_at_once(network, client, clock):
     referral = raise_stroke()
     run_sweep()
     for d in deliveries(referral.id):
@@ -145,7 +140,7 @@ def test_undelivered_sms_and_unanswered_call_page_tier_two_at_once(network, clie
                       "voice": "nobody answered the call"}
 
 
-def test_a_voicemail_is_not_an_answer(network, client, frozen):
+def test_a_voicemail_is_not_an_answer(network, client, clock):
     referral = raise_stroke()
     run_sweep()
     [call] = [d for d in deliveries(referral.id) if d.channel == "voice"]
@@ -158,7 +153,7 @@ def test_a_voicemail_is_not_an_answer(network, client, frozen):
     assert state_of(referral.id) == "awaiting_specialist"
 
 
-def test_a_human_pressing_1_on_the_call_accepts(network, client, frozen):
+def test_a_human_pressing_1_on_the_call_accepts(network, client, clock):
     referral = raise_stroke()
     run_sweep()
     [call] = [d for d in deliveries(referral.id) if d.channel == "voice"]
@@ -172,7 +167,7 @@ def test_a_human_pressing_1_on_the_call_accepts(network, client, frozen):
     assert state_of(referral.id) == "under_review"
 
 
-def test_a_status_never_moves_backwards(network, client, frozen):
+def test_a_status_never_moves_backwards(network, client, clock):
     referral = raise_stroke()
     run_sweep()
     [sms] = [d for d in deliveries(referral.id) if d.channel == "sms"]
@@ -183,7 +178,7 @@ def test_a_status_never_moves_backwards(network, client, frozen):
     assert db.session.get(Delivery, sms.id).status == "delivered"
 
 
-def test_the_page_link_needs_sign_in_works_once_and_only_for_its_owner(network, app, frozen):
+def test_the_page_link_needs_sign_in_works_once_and_only_for_its_owner(network, app, clock):
     referral = raise_stroke()
     run_sweep()
     [sms] = [d for d in deliveries(referral.id) if d.channel == "sms"]
@@ -202,12 +197,12 @@ def test_the_page_link_needs_sign_in_works_once_and_only_for_its_owner(network, 
     assert "already been used" in again
 
 
-def test_an_expired_page_link_is_refused(network, app, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
+@pytest.mark.clock(tick=False)
+def test_an_expired_page_link_is_refused(network, app, clock):
     referral = raise_stroke()
     run_sweep()
     [sms] = [d for d in deliveries(referral.id) if d.channel == "sms"]
-    time_machine.shift(timedelta(hours=7))
+    clock.shift(timedelta(hours=7))
     owner = app.test_client()
     owner.login("stroke.night@qmc.demo.nhs.uk", "goldenhour-demo")
     response = owner.get(sms.link.replace(PUBLIC, ""))

@@ -8,9 +8,6 @@ from extensions import db
 from models import ReferralEvent, User
 from workflow.accounts import issue_token
 
-# The demo clock: a night shift in late November (GMT), after the payload's arrival time.
-DEMO_NOW = "2026-11-29T03:00:00+00:00"
-
 REFERRER = "referrer@pil.demo.nhs.uk"
 OTHER_REFERRER = "referrer@lch.demo.nhs.uk"
 STROKE_SPECIALISTS = ("stroke.night@qmc.demo.nhs.uk", "stroke.day@qmc.demo.nhs.uk",

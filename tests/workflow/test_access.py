@@ -15,7 +15,6 @@ from models import AccessLog, Referral
 from tests.workflow.helpers import (
     ADMIN,
     AUDIT,
-    DEMO_NOW,
     DUTY_MANAGER,
     OTHER_REFERRER,
     REFERRER,
@@ -47,6 +46,9 @@ BODY = {"question": "Any anticoagulant?", "text": "None", "reason": "Resolved",
         "note": "Note", "outcome": "advice_only", "advice": "Aspirin", "rationale": "Mimic",
         "to": STROKE_SPECIALISTS[1]}
 
+# The suite's night, with the clock running.
+pytestmark = pytest.mark.clock(tick=True)
+
 
 def vascular_payload():
     return stroke_payload(specialty="vascular", referring_hospital="LCH",
@@ -55,8 +57,7 @@ def vascular_payload():
 
 
 @pytest.fixture
-def two_referrals(network, time_machine):
-    time_machine.move_to(DEMO_NOW, tick=True)
+def two_referrals(network):
     stroke = referrals.raise_referral(user(REFERRER), stroke_payload())
     vascular = referrals.raise_referral(user(OTHER_REFERRER), vascular_payload())
     assert vascular.hub_service.hospital.code == "LRI"

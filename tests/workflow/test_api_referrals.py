@@ -6,7 +6,6 @@ import pytest
 
 from tests.workflow.helpers import (
     AUDIT,
-    DEMO_NOW,
     OTHER_REFERRER,
     REFERRER,
     STROKE_SPECIALISTS,
@@ -16,12 +15,14 @@ from tests.workflow.helpers import (
 )
 from workflow import referrals
 
+# The suite's night, with the clock running.
+pytestmark = pytest.mark.clock(tick=True)
+
 
 @pytest.fixture
-def three(network, time_machine):
+def three(network):
     """A stroke referral from PIL (accepted), a vascular one from LCH, a stroke one from
     LCH (still submitted)."""
-    time_machine.move_to(DEMO_NOW, tick=True)
     pil = referrals.raise_referral(user(REFERRER), stroke_payload()).id
     referrals.acknowledge(pil, user(STROKE_SPECIALISTS[0]))
     lch_vascular = referrals.raise_referral(user(OTHER_REFERRER), stroke_payload(

@@ -1,11 +1,13 @@
 """The whole story through the API: raise, page sent, accept, ask, answer, decide, transfer."""
 
+import pytest
+
 from tests.workflow.helpers import bearer, stroke_payload
 from workflow import referrals
 
 
-def test_a_stroke_referral_goes_from_raise_to_transfer(network, client, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=True)
+@pytest.mark.clock(tick=True)
+def test_a_stroke_referral_goes_from_raise_to_transfer(network, client, clock):
     referrer = bearer("referrer@pil.demo.nhs.uk")
     specialist = bearer("stroke.night@qmc.demo.nhs.uk")
     created = client.post("/api/v1/referrals", json=stroke_payload(), headers=referrer)

@@ -9,7 +9,6 @@ import pytest
 from models import Decision, Referral, ReferralEvent
 from tests.workflow.helpers import (
     AUDIT,
-    DEMO_NOW,
     OTHER_REFERRER,
     REFERRER,
     STROKE_SPECIALISTS,
@@ -19,6 +18,9 @@ from tests.workflow.helpers import (
     user,
 )
 from workflow import nhs_number, referrals
+
+# The suite's night, with the clock running.
+pytestmark = pytest.mark.clock(tick=True)
 
 
 def _patient(**over):
@@ -56,8 +58,7 @@ BAD_REFERRALS = {
 
 
 @pytest.fixture
-def api(network, client, time_machine):
-    time_machine.move_to(DEMO_NOW, tick=True)
+def api(network, client):
     return client
 
 

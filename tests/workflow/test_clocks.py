@@ -8,12 +8,13 @@ import pytest
 
 from extensions import db
 from models import Referral
+from tests.clock import SUITE_NIGHT
 from tests.workflow.helpers import REFERRER, STROKE_SPECIALISTS, stroke_payload, user
 from workflow import clocks, referrals
 from workflow.referral_input import parse_new_referral
 from workflow.times import parse_local
 
-NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+NOW = SUITE_NIGHT
 
 
 def _windows(onset_minutes_ago: int | None, travel: int | None, certainty="precise"):
@@ -52,14 +53,14 @@ def test_without_a_travel_time_on_arrival_is_unknown():
     assert _windows(60, travel=None)["thrombolysis"].open_on_arrival is None
 
 
-def test_the_referral_clocks_count_minutes_from_each_milestone(network, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
+@pytest.mark.clock
+def test_the_referral_clocks_count_minutes_from_each_milestone(network, clock):
     # onset 01:00 and arrival 01:40 in November are GMT (UTC).
     referral = referrals.raise_referral(user(REFERRER), stroke_payload())
     rid = referral.id
-    time_machine.move_to("2026-11-29T03:10:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:10:00+00:00", tick=False)
     referrals.acknowledge(rid, user(STROKE_SPECIALISTS[0]))
-    time_machine.move_to("2026-11-29T03:25:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:25:00+00:00", tick=False)
     db.session.expire_all()
     referral = db.session.get(Referral, rid)
     c = clocks.referral_clocks(referral, datetime.now(UTC))
@@ -72,19 +73,19 @@ def test_the_referral_clocks_count_minutes_from_each_milestone(network, time_mac
     assert c["referral_to_decision"] is None and c["door_in_door_out"] is None
 
 
-def test_the_clocks_stop_when_the_referral_ends(network, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
+@pytest.mark.clock
+def test_the_clocks_stop_when_the_referral_ends(network, clock):
     rid = referrals.raise_referral(user(REFERRER), stroke_payload()).id
-    time_machine.move_to("2026-11-29T03:30:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:30:00+00:00", tick=False)
     referrals.cancel(rid, user(REFERRER), {"reason": "Symptoms resolved"})
-    time_machine.move_to("2026-11-29T09:00:00+00:00", tick=False)
+    clock.move_to("2026-11-29T09:00:00+00:00", tick=False)
     db.session.expire_all()
     c = clocks.referral_clocks(db.session.get(Referral, rid), datetime.now(UTC))
     assert c["since_referral"] == 30
 
 
-def test_an_unknown_onset_referral_has_no_onset_clock(network, time_machine):
-    time_machine.move_to("2026-11-29T03:00:00+00:00", tick=False)
+@pytest.mark.clock
+def test_an_unknown_onset_referral_has_no_onset_clock(network, clock):
     payload = stroke_payload(onset_certainty="unknown")
     del payload["onset_at"]
     referral = referrals.raise_referral(user(REFERRER), payload)
@@ -104,8 +105,8 @@ def test_a_naive_summer_time_is_london_bst_and_stored_an_hour_earlier_in_utc():
     assert parsed.arrived_at == datetime(2026, 7, 1, 14, 10, tzinfo=UTC)
 
 
-def test_a_summer_referral_is_stored_in_utc(network, time_machine):
-    time_machine.move_to("2026-07-01T16:00:00+00:00", tick=False)
+@pytest.mark.clock("2026-07-01T16:00:00+00:00")
+def test_a_summer_referral_is_stored_in_utc(network, clock):
     rid = referrals.raise_referral(user(REFERRER), stroke_payload(
         onset_at="2026-07-01T14:30", arrived_at="2026-07-01T15:10")).id
     db.session.expire_all()

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from extensions import db
 from models import Referral, User
 from tests.workflow.helpers import (
-    DEMO_NOW,
     REFERRER,
     bearer,
     event_kinds,
@@ -57,8 +56,8 @@ def _at_once(app, requests: list[tuple[str, dict, dict]]) -> list:
 
 
 @pytest.mark.parametrize("racers", [2, 5, 20])
-def test_only_one_of_many_simultaneous_acknowledges_wins(network, time_machine, racers):
-    time_machine.move_to(DEMO_NOW, tick=True)
+@pytest.mark.clock(tick=True)
+def test_only_one_of_many_simultaneous_acknowledges_wins(network, clock, racers):
     referral = referrals.raise_referral(user(REFERRER), stroke_payload())
     referrals.system_event(referral.id, "page_sent")
     rid = referral.id
@@ -83,8 +82,8 @@ def test_only_one_of_many_simultaneous_acknowledges_wins(network, time_machine, 
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_many_referrers_raising_at_once_on_sqlite_all_succeed(network, time_machine):
-    time_machine.move_to(DEMO_NOW, tick=True)
+@pytest.mark.clock(tick=True)
+def test_many_referrers_raising_at_once_on_sqlite_all_succeed(network, clock):
     headers = bearer(REFERRER)
     db.session.commit()
 

@@ -17,7 +17,6 @@ from schemathesis.specs.openapi.definitions import OPENAPI_31
 from extensions import db
 from models import LinkedStudy, Referral
 from tests.workflow.helpers import (
-    DEMO_NOW,
     REFERRER,
     STROKE_SPECIALISTS,
     bearer,
@@ -27,7 +26,9 @@ from tests.workflow.helpers import (
 from views.openapi import openapi_document
 from workflow import referrals
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# The suite's night, with the clock running.
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.clock(tick=True)]
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -71,9 +72,8 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 
 def test_a_decided_referral_with_a_study_matches_the_documented_schema(network, client,
-                                                                      time_machine):
+                                                                      clock):
     """Generated requests seldom reach a decision: this one does, with a linked study."""
-    time_machine.move_to(DEMO_NOW, tick=True)
     rid = referrals.raise_referral(user(REFERRER), stroke_payload()).id
     specialist = user(STROKE_SPECIALISTS[0])
     referrals.acknowledge(rid, specialist)
@@ -110,9 +110,8 @@ def _existing_id(case) -> None:
         case.path_parameters["referral_id"] = value % 5
 
 
-def _run_generated(network, time_machine, who, mode, checks) -> None:
+def _run_generated(network, who, mode, checks) -> None:
     """Send every operation ``mode`` requests as ``who`` and run ``checks`` on each."""
-    time_machine.move_to(DEMO_NOW, tick=True)
     headers = bearer(who)
     _seed_referrals(network)
     schema = contextvars.Context().run(schemathesis.openapi.from_wsgi, "/api/v1/openapi.json",
@@ -138,14 +137,14 @@ def _run_generated(network, time_machine, who, mode, checks) -> None:
 
 @pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
 def test_requests_that_break_the_document_get_a_refusal_not_a_server_error(
-        network, time_machine, who):
+        network, who):
     """Negative mode: wrong types, missing required fields, values outside the enums."""
-    _run_generated(network, time_machine, who, GenerationMode.NEGATIVE,
+    _run_generated(network, who, GenerationMode.NEGATIVE,
                    [schemathesis.checks.not_a_server_error])
 
 
 @pytest.mark.parametrize("who", [REFERRER, STROKE_SPECIALISTS[0]])
 def test_generated_requests_get_no_server_error_and_answers_match_the_document(
-        network, time_machine, who):
-    _run_generated(network, time_machine, who, GenerationMode.POSITIVE,
+        network, who):
+    _run_generated(network, who, GenerationMode.POSITIVE,
                    [schemathesis.checks.not_a_server_error, response_schema_conformance])

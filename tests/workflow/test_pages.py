@@ -14,15 +14,11 @@ from models import AccessLog, Referral
 from workflow import referrals
 from workflow.seed import DEMO_PASSWORD
 
-NOW = "2026-11-29T03:00:00+00:00"  # GMT in November: UK time is UTC
+# The suite's night, 03:00 GMT in November: UK time is UTC.
+pytestmark = pytest.mark.clock
 REFERRER = "referrer@pil.demo.nhs.uk"
 NIGHT = "stroke.night@qmc.demo.nhs.uk"
 DAY = "stroke.day@qmc.demo.nhs.uk"
-
-
-@pytest.fixture
-def at_3am(time_machine):
-    time_machine.move_to(NOW, tick=False)
 
 
 @pytest.fixture
@@ -87,7 +83,7 @@ def views_logged(referral_id: int, outcome: str = "ok", email: str | None = None
 # --- The new-referral form ----------------------------------------------------------------
 
 
-def test_the_form_defaults_to_the_referrers_hospital_and_arrival_now(login, at_3am):
+def test_the_form_defaults_to_the_referrers_hospital_and_arrival_now(login):
     page = login(REFERRER).get("/referrals/new").get_data(as_text=True)
     assert re.search(r'<option value="PIL" selected>Pilgrim Hospital</option>', page)
     assert 'name="arrived_at" id="f-arrived_at" value="2026-11-29T03:00"' in page
@@ -98,7 +94,7 @@ def test_the_form_defaults_to_the_referrers_hospital_and_arrival_now(login, at_3
     assert "js/show-if.js" in page
 
 
-def test_a_referrer_raises_a_stroke_referral_through_the_form(login, at_3am):
+def test_a_referrer_raises_a_stroke_referral_through_the_form(login):
     client = login(REFERRER)
     response = client.post("/referrals/new", data=stroke_form())
     assert response.status_code == 302
@@ -120,8 +116,8 @@ def test_a_referrer_raises_a_stroke_referral_through_the_form(login, at_3am):
     assert f"Referral {referral.reference} raised" in page
 
 
-def test_summer_time_is_read_as_uk_local_time(login, time_machine):
-    time_machine.move_to("2026-07-01T03:00:00+00:00", tick=False)  # 04:00 BST
+@pytest.mark.clock("2026-07-01T03:00:00+00:00")  # 04:00 BST
+def test_summer_time_is_read_as_uk_local_time(login, clock):
     referral = raise_stroke(login(REFERRER), onset_at="2026-07-01T03:30",
                             arrived_at="2026-07-01T03:50")
     assert referral.onset_at.isoformat() == "2026-07-01T02:30:00+00:00"
@@ -154,7 +150,7 @@ BAD_FIELDS = [
 
 @pytest.mark.parametrize(("field", "change", "message"), BAD_FIELDS,
                          ids=[f"{f}:{m[:24]}" for f, _c, m in BAD_FIELDS])
-def test_each_bad_field_is_named_next_to_it_and_nothing_is_stored(login, at_3am, field,
+def test_each_bad_field_is_named_next_to_it_and_nothing_is_stored(login, field,
                                                                    change, message):
     client = login(REFERRER)
     response = client.post("/referrals/new", data=stroke_form(**change))
@@ -168,7 +164,7 @@ def test_each_bad_field_is_named_next_to_it_and_nothing_is_stored(login, at_3am,
         "stroke.imaging" in change
 
 
-def test_a_referral_from_another_hospital_than_ones_own_is_refused(login, at_3am):
+def test_a_referral_from_another_hospital_than_ones_own_is_refused(login):
     response = login(REFERRER).post("/referrals/new", data=stroke_form(referring_hospital="LCH"))
     assert response.status_code == 422
     assert field_error(response.get_data(as_text=True), "referring_hospital") == \
@@ -176,7 +172,7 @@ def test_a_referral_from_another_hospital_than_ones_own_is_refused(login, at_3am
     assert referral_count() == 0
 
 
-def test_every_bad_field_at_once_is_listed(login, at_3am):
+def test_every_bad_field_at_once_is_listed(login):
     response = login(REFERRER).post("/referrals/new", data=stroke_form(**{
         "patient.nhs_number": "123", "stroke.nihss": "", "question": ""}))
     page = response.get_data(as_text=True)
@@ -189,7 +185,7 @@ def test_every_bad_field_at_once_is_listed(login, at_3am):
     assert referral_count() == 0
 
 
-def test_a_trauma_referral_without_gcs_is_told_so_at_the_gcs_field(login, at_3am):
+def test_a_trauma_referral_without_gcs_is_told_so_at_the_gcs_field(login):
     form = stroke_form(specialty="major_trauma", **{
         "major_trauma.age": "34", "major_trauma.mechanism": "Motorbike v car, 60 mph",
         "major_trauma.injuries": "Open femur fracture, chest wall"})
@@ -208,7 +204,7 @@ def test_a_trauma_referral_without_gcs_is_told_so_at_the_gcs_field(login, at_3am
     assert "nihss" not in referral.clinical
 
 
-def test_html_in_the_question_is_shown_as_text(login, at_3am):
+def test_html_in_the_question_is_shown_as_text(login):
     client = login(REFERRER)
     question = '<script>alert("x")</script><b onmouseover=alert(1)>bold</b>'
     referral = raise_stroke(client, question=question)
@@ -222,8 +218,7 @@ def test_html_in_the_question_is_shown_as_text(login, at_3am):
 # --- Lists ---------------------------------------------------------------------------------
 
 
-def test_the_worklist_shows_a_new_stroke_referral_to_qmc_stroke_not_lri_vascular(login,
-                                                                                 at_3am):
+def test_the_worklist_shows_a_new_stroke_referral_to_qmc_stroke_not_lri_vascular(login):
     referral = raise_stroke(login(REFERRER))
     page = login(NIGHT).get("/worklist").get_data(as_text=True)
     awaiting = page[page.index('id="section-awaiting"'):page.index('id="section-mine"')]
@@ -241,12 +236,11 @@ def test_the_worklist_shows_a_new_stroke_referral_to_qmc_stroke_not_lri_vascular
     assert referral.reference in duty
 
 
-def test_an_accepted_referral_moves_to_mine_and_ages(login, time_machine):
-    time_machine.move_to(NOW, tick=False)
+def test_an_accepted_referral_moves_to_mine_and_ages(login, clock):
     referral = raise_stroke(login(REFERRER))
     night = login(NIGHT)
     night.post(f"/referrals/{referral.id}/acknowledge")
-    time_machine.move_to("2026-11-29T03:25:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:25:00+00:00", tick=False)
     page = night.get("/worklist").get_data(as_text=True)
     mine = page[page.index('id="section-mine"'):page.index('id="section-info"')]
     assert referral.reference in mine and "25 min" in mine
@@ -254,18 +248,17 @@ def test_an_accepted_referral_moves_to_mine_and_ages(login, time_machine):
     assert "Accepted, under review" in mine
 
 
-def test_the_worklist_is_for_specialists_and_duty_managers(login, at_3am):
+def test_the_worklist_is_for_specialists_and_duty_managers(login):
     assert login(REFERRER).get("/worklist").status_code == 403
     assert login(NIGHT).get("/referrals/mine").status_code == 403
     assert login(NIGHT).get("/referrals/new").status_code == 403
 
 
 def test_my_referrals_lists_the_hospitals_referrals_newest_first_with_status(login,
-                                                                             time_machine):
-    time_machine.move_to(NOW, tick=False)
+                                                                             clock):
     client = login(REFERRER)
     first = raise_stroke(client)
-    time_machine.move_to("2026-11-29T03:05:00+00:00", tick=False)
+    clock.move_to("2026-11-29T03:05:00+00:00", tick=False)
     second = raise_stroke(client, **{"patient.family_name": "Jones"})
     login(NIGHT).post(f"/referrals/{first.id}/acknowledge")
     other = login("referrer@lch.demo.nhs.uk").get("/referrals/mine").get_data(as_text=True)
@@ -280,7 +273,7 @@ def test_my_referrals_lists_the_hospitals_referrals_newest_first_with_status(log
     assert 'data-live="10"' in page and "js/live.js" in page
 
 
-def test_the_status_json_gives_the_state_only(login, at_3am):
+def test_the_status_json_gives_the_state_only(login):
     referral = raise_stroke(login(REFERRER))
     body = login(REFERRER).get(f"/referrals/{referral.id}/status.json").json
     assert body == {"id": referral.id, "state": "submitted", "label": "Submitted",
@@ -292,7 +285,7 @@ def test_the_status_json_gives_the_state_only(login, at_3am):
 # --- The referral page ---------------------------------------------------------------------
 
 
-def test_the_referral_page_shows_the_patient_clocks_and_windows(login, at_3am):
+def test_the_referral_page_shows_the_patient_clocks_and_windows(login):
     client = login(REFERRER)
     referral = raise_stroke(client)
     page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
@@ -312,7 +305,7 @@ def test_the_referral_page_shows_the_patient_clocks_and_windows(login, at_3am):
     assert "NIHSS" in page and "CT, CTA" in page
 
 
-def test_a_window_that_will_shut_on_the_way_says_no(login, at_3am):
+def test_a_window_that_will_shut_on_the_way_says_no(login):
     client = login(REFERRER)
     referral = raise_stroke(client, onset_at="2026-11-28T23:40", arrived_at="2026-11-29T00:30",
                             onset_certainty="during_sleep")
@@ -322,7 +315,7 @@ def test_a_window_that_will_shut_on_the_way_says_no(login, at_3am):
     assert "Thrombolysis closes Sun 04:10 1 h 10 min no" in text
 
 
-def test_the_referrer_sees_no_accept_button_the_specialist_does(login, at_3am):
+def test_the_referrer_sees_no_accept_button_the_specialist_does(login):
     referrer = login(REFERRER)
     referral = raise_stroke(referrer)
     url = f"/referrals/{referral.id}"
@@ -344,7 +337,7 @@ def test_the_referrer_sees_no_accept_button_the_specialist_does(login, at_3am):
     assert f"{url}/" not in audit.replace(f"{url}/status.json", "")
 
 
-def test_the_second_specialist_to_accept_is_told_who_was_first(login, at_3am):
+def test_the_second_specialist_to_accept_is_told_who_was_first(login):
     referral = raise_stroke(login(REFERRER))
     night, day = login(NIGHT), login(DAY)
     url = f"/referrals/{referral.id}"
@@ -358,7 +351,7 @@ def test_the_second_specialist_to_accept_is_told_who_was_first(login, at_3am):
     assert db.session.get(Referral, referral.id).assigned_specialist.email == NIGHT
 
 
-def test_a_referrer_of_another_hospital_is_refused_and_logged(login, at_3am):
+def test_a_referrer_of_another_hospital_is_refused_and_logged(login):
     referral = raise_stroke(login(REFERRER))
     lincoln = login("referrer@lch.demo.nhs.uk")
     response = lincoln.get(f"/referrals/{referral.id}")
@@ -370,7 +363,7 @@ def test_a_referrer_of_another_hospital_is_refused_and_logged(login, at_3am):
     assert lincoln.get("/referrals/99999").status_code == 404
 
 
-def test_the_audit_lead_can_view_and_each_view_is_logged(login, at_3am):
+def test_the_audit_lead_can_view_and_each_view_is_logged(login):
     referral = raise_stroke(login(REFERRER))
     audit = login("audit@em.demo.nhs.uk")
     for n in (1, 2):
@@ -379,7 +372,7 @@ def test_the_audit_lead_can_view_and_each_view_is_logged(login, at_3am):
     assert views_logged(referral.id, "ok") == 2
 
 
-def test_an_action_the_user_may_not_take_is_403_and_logged(login, at_3am):
+def test_an_action_the_user_may_not_take_is_403_and_logged(login):
     referrer = login(REFERRER)
     referral = raise_stroke(referrer)
     assert referrer.post(f"/referrals/{referral.id}/acknowledge").status_code == 403
@@ -391,7 +384,7 @@ def test_an_action_the_user_may_not_take_is_403_and_logged(login, at_3am):
     assert db.session.get(Referral, referral.id).state == "submitted"
 
 
-def test_a_referral_goes_from_accept_to_arrival_through_the_pages(login, at_3am):
+def test_a_referral_goes_from_accept_to_arrival_through_the_pages(login):
     referrer = login(REFERRER)
     referral = raise_stroke(referrer)
     url = f"/referrals/{referral.id}"
@@ -440,7 +433,7 @@ def test_a_referral_goes_from_accept_to_arrival_through_the_pages(login, at_3am)
     assert "cannot cancel a referral that is closed" in response.get_data(as_text=True)
 
 
-def test_a_referral_is_handed_over_to_a_colleague(login, at_3am):
+def test_a_referral_is_handed_over_to_a_colleague(login):
     referral = raise_stroke(login(REFERRER))
     url = f"/referrals/{referral.id}"
     night = login(NIGHT)
@@ -454,7 +447,7 @@ def test_a_referral_is_handed_over_to_a_colleague(login, at_3am):
     assert db.session.get(Referral, referral.id).assigned_specialist.name == "Stroke Consultant"
 
 
-def test_an_unknown_specialty_on_the_form_is_named_at_the_specialty(login, at_3am):
+def test_an_unknown_specialty_on_the_form_is_named_at_the_specialty(login):
     response = login(REFERRER).post("/referrals/new", data=stroke_form(specialty="dermatology"))
     assert response.status_code == 422
     assert field_error(response.get_data(as_text=True), "specialty") == \
@@ -477,8 +470,7 @@ def decisions() -> int:
     return db.session.scalar(select(func.count(Decision.id)))
 
 
-def test_a_transfer_without_destination_is_named_at_the_field_and_nothing_is_signed(login,
-                                                                                  at_3am):
+def test_a_transfer_without_destination_is_named_at_the_field_and_nothing_is_signed(login):
     referral, night, url = _accepted(login)
     response = night.post(f"{url}/decide", data={
         "outcome": "transfer", "destination_hospital": "", "rationale": "M1 occlusion",
@@ -494,7 +486,7 @@ def test_a_transfer_without_destination_is_named_at_the_field_and_nothing_is_sig
         ["raise", "acknowledge"]
 
 
-def test_a_decision_without_rationale_on_the_form_stores_nothing(login, at_3am):
+def test_a_decision_without_rationale_on_the_form_stores_nothing(login):
     referral, night, url = _accepted(login)
     response = night.post(f"{url}/decide", data={
         "outcome": "advice_only", "advice": "Aspirin", "rationale": "  ",
@@ -507,7 +499,7 @@ def test_a_decision_without_rationale_on_the_form_stores_nothing(login, at_3am):
     assert db.session.get(Referral, referral.id).state == "under_review"
 
 
-def test_someone_who_may_not_decide_is_refused_before_the_form_is_checked(login, at_3am):
+def test_someone_who_may_not_decide_is_refused_before_the_form_is_checked(login):
     referral, _night, url = _accepted(login)
     # Not the assigned specialist: refused (403), not asked for a password or rationale.
     day = login(DAY).post(f"{url}/decide", data={"outcome": "transfer"})
@@ -517,16 +509,16 @@ def test_someone_who_may_not_decide_is_refused_before_the_form_is_checked(login,
     assert decisions() == 0
 
 
-def test_a_referral_id_too_large_for_the_database_is_a_404_page(login, at_3am):
+def test_a_referral_id_too_large_for_the_database_is_a_404_page(login):
     client = login(REFERRER)
     for path in (f"/referrals/{2**63}", f"/referrals/{2**63}/status.json"):
         assert client.get(path).status_code == 404
     assert client.post(f"/referrals/{2**31}/cancel", data={"reason": "x"}).status_code == 404
 
 
+@pytest.mark.clock("2026-07-01T03:00:00+00:00")  # 04:00 BST
 def test_in_summer_the_page_shows_uk_time_an_hour_ahead_of_the_stored_utc(login,
-                                                                          time_machine):
-    time_machine.move_to("2026-07-01T03:00:00+00:00", tick=False)  # 04:00 BST
+                                                                          clock):
     client = login(REFERRER)
     referral = raise_stroke(client, onset_at="2026-07-01T03:30", arrived_at="2026-07-01T03:50")
     assert referral.created_at.isoformat() == "2026-07-01T03:00:00+00:00"

@@ -26,7 +26,6 @@ from extensions import db
 from models import Decision, Referral, ReferralEvent
 from tests.workflow.helpers import (
     AUDIT,
-    DEMO_NOW,
     DUTY_MANAGER,
     OTHER_REFERRER,
     REFERRER,
@@ -205,16 +204,16 @@ def test_the_table_has_no_way_out_of_closed_or_cancelled():
             assert move.target == move.source, move
 
 
-def _run(time_machine, max_examples: int, steps: int) -> None:
-    time_machine.move_to(DEMO_NOW, tick=True)
+def _run(max_examples: int, steps: int) -> None:
     run_state_machine_as_test(ReferralWorkflow, settings=settings(
         max_examples=max_examples, stateful_step_count=steps, deadline=None,
         database=None))
 
 
-def test_the_workflow_follows_the_table(network, time_machine, request):
+@pytest.mark.clock(tick=True)
+def test_the_workflow_follows_the_table(network, request):
     postgres = request.node.callspec.params["database_url"] == "postgres"
-    _run(time_machine, max_examples=10 if postgres else 25, steps=30)
+    _run(max_examples=10 if postgres else 25, steps=30)
 
 
 def test_every_event_the_table_does_not_allow_is_refused_naming_state_and_event():

@@ -9,17 +9,19 @@ from sqlalchemy import delete, select, update
 
 from extensions import db
 from models import ReferralEvent
-from tests.workflow.helpers import DEMO_NOW, REFERRER, STROKE_SPECIALISTS, stroke_payload, user
+from tests.workflow.helpers import REFERRER, STROKE_SPECIALISTS, stroke_payload, user
 from workflow import chain, referrals
 
 COLUMNS = ("seq", "kind", "at", "actor_id", "actor_label", "from_state", "to_state", "reason",
            "data", "prev_hash", "hash")
 
+# The suite's night, with the clock running.
+pytestmark = pytest.mark.clock(tick=True)
+
 
 @pytest.fixture
-def story(network, time_machine):
+def story(network):
     """A referral with five events (seq 1-5); returns the event ids by seq."""
-    time_machine.move_to(DEMO_NOW, tick=True)
     rid = referrals.raise_referral(user(REFERRER), stroke_payload()).id
     referrals.system_event(rid, "page_sent")
     specialist = user(STROKE_SPECIALISTS[0])
@@ -146,7 +148,7 @@ def test_an_inserted_event_in_the_middle_is_named(story):
     assert problem.event_id == ids[3], str(problem)
 
 
-def test_an_event_moved_from_another_referral_is_named(story, time_machine):
+def test_an_event_moved_from_another_referral_is_named(story, clock):
     rid, ids = story
     other = referrals.raise_referral(user(REFERRER), stroke_payload()).id
     referrals.post_message(other, user(REFERRER), {"text": "hello"})
