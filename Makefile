@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 PRISM := tools/prism/node_modules/.bin/prism
+CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run test test-deps system-test-deps bench lint clean
+.PHONY: run test test-dates test-deps system-test-deps bench lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +37,19 @@ system-test-deps:
 # Debian packages first: Prism's install needs npm.
 test-deps: system-test-deps $(VENV)/.test-installed $(PRISM)
 
-test: test-deps
+# Then the tests that touch time once more, a year ahead in another time zone, so that
+# the next test that only passes on the day it was written fails here.
+test: test-deps $(CLOCKSHIFT)
 	$(PY) -m pytest -n 2 --dist loadgroup
+	scripts/test-dates.sh ci
+
+# The tests that touch time at each shifted date (clock changes, leap day, new year).
+test-dates: test-deps $(CLOCKSHIFT)
+	scripts/test-dates.sh all
+
+# Moves the wall clock of the test processes (scripts/test-dates.sh).
+$(CLOCKSHIFT): tools/clockshift/clockshift.c
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
 
 bench: test-deps
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
@@ -46,4 +58,4 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules .pytest_cache
+	rm -rf $(VENV) tools/prism/node_modules .pytest_cache $(CLOCKSHIFT)

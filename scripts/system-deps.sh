@@ -25,6 +25,10 @@ done
 if [ "$mode" = test ] && ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi
+# A C compiler builds tools/clockshift for the date-shifted test runs.
+if [ "$mode" = test ] && ! command -v cc >/dev/null; then
+  missing+=(gcc libc6-dev)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
