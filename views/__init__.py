@@ -6,7 +6,7 @@ from flask import Flask
 from flask_login import current_user
 
 from workflow import policy
-from workflow.times import format_local
+from workflow.times import format_local, wall_choices
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.
 NAV_ITEMS: list[tuple[str, str, str]] = [
@@ -56,6 +56,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(review.bp)
 
     app.add_template_filter(format_local, "local")
+    app.add_template_filter(wall_choices, "wall_choices")
 
     @app.context_processor
     def _template_helpers():

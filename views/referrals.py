@@ -190,18 +190,27 @@ def referral_payload(form: MultiDict) -> dict:
     clinical = {}
     for f in CLINICAL_FIELDS.get(specialty, ()):
         name = f"{specialty}.{f.key}"
-        clinical[f.key] = form.getlist(name) if f.kind == "checks" else form.get(name, "")
+        clinical[f.key] = form.getlist(name) if f.kind == "checks" else \
+            _chosen_time(form, name) if f.kind == "datetime" else form.get(name, "")
     return {
         "specialty": specialty,
         "referring_hospital": form.get("referring_hospital", ""),
         "urgency": form.get("urgency", ""),
         "patient": {k: form.get(f"patient.{k}", "") for k in PATIENT_KEYS},
         "onset_certainty": form.get("onset_certainty", ""),
-        "onset_at": form.get("onset_at", ""),
-        "arrived_at": form.get("arrived_at", ""),
+        "onset_at": _chosen_time(form, "onset_at"),
+        "arrived_at": _chosen_time(form, "arrived_at"),
         "question": form.get("question", ""),
         "clinical": clinical,
     }
+
+
+def _chosen_time(form: MultiDict, name: str) -> str:
+    """The field's UK time, or, for a time that happens twice (the clocks went back),
+    the meaning the referrer chose: ``<name>.zone`` holds it with its offset, and
+    counts only while it is for the time still in the field."""
+    value, chosen = form.get(name, "").strip(), form.get(f"{name}.zone", "").strip()
+    return chosen if value and chosen[:16] == value[:16] else value
 
 
 def _field_errors(errors: dict[str, str], specialty: str) -> dict[str, str]:
@@ -247,6 +256,8 @@ def new():
             # checked, since the treatment windows are counted from this time.
             "onset_certainty": "estimated",
             "arrived_at": _local_input(now()),
+            # In the hour that happens twice, "now" says which of the two it is.
+            "arrived_at.zone": now().astimezone(LONDON).isoformat(timespec="minutes"),
         })
     # A fresh search ticks today's studies; a form sent back keeps the referrer's ticks.
     ticked = found.todays_choices() if found and form.get("find_studies") \

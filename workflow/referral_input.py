@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from workflow import nhs_number
 from workflow.errors import ValidationFailed
 from workflow.states import Outcome
-from workflow.times import LONDON
+from workflow.times import LocalTimeError, from_local
 
 MAX_TEXT = 4000
 MAX_NAME = 100
@@ -137,7 +137,9 @@ def boolean(data: dict, key: str, path: str, errors: Errors, *, required=True) -
 
 def when(data: dict, key: str, path: str, errors: Errors, now: datetime, *,
          required: bool = True, label: str | None = None) -> datetime | None:
-    """A date-time (ISO; naive means UK local time), not in the future."""
+    """A date-time (ISO; naive means UK local time), not in the future. A naive time
+    in the hour the clocks go back (it happens twice) or forward (it never happens) is
+    refused naming both meanings: an offset says which."""
     value = data.get(key)
     label = label or key.replace("_", " ")
     if value in (None, ""):
@@ -151,10 +153,11 @@ def when(data: dict, key: str, path: str, errors: Errors, now: datetime, *,
     except ValueError:
         errors.need(False, path, f"The {label} must be a date and time like 2026-11-29T02:15.")
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=LONDON)
     try:
-        parsed = parsed.astimezone(UTC)
+        parsed = from_local(parsed)
+    except LocalTimeError as exc:  # the hour the clocks go back, or forward
+        errors.need(False, path, f"The {label}: {exc}.")
+        return None
     except OverflowError:  # year 1 or 9999 moved across midnight by the offset
         errors.need(False, path, f"The {label} is not a date and time this century.")
         return None
