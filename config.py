@@ -171,6 +171,10 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "SWEEP_INTERVAL_SECONDS": _int(env, "SWEEP_INTERVAL_SECONDS", 2, 1),
         # Claim-and-send loops one sweep runs side by side (PostgreSQL; SQLite runs one).
         "SEND_WORKERS": _int(env, "SEND_WORKERS", 8, 1),
+        # How often the scheduler looks for rota gaps in the next 72 hours.
+        "ROTA_CHECK_MINUTES": _int(env, "ROTA_CHECK_MINUTES", 10, 1),
+        # `make run`: keep the demo network's own rota covering the next week.
+        "DEMO_ROTA": _bool(env, "GOLDENHOUR_DEMO_ROTA", False),
         **_twilio(env),
         **_smtp(env),
     }

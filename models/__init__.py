@@ -12,7 +12,7 @@ from models.paging import (
     SchedulerHeartbeat,
     WebhookReceipt,
 )
-from models.people import ApiToken, LoginSession, Role, RotaShift, User, UserRole
+from models.people import ApiToken, LoginSession, Role, RotaGap, RotaShift, User, UserRole
 from models.records import DecisionRecord
 from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 
@@ -37,6 +37,7 @@ __all__ = [
     "LoginSession",
     "PacsEndpoint",
     "Role",
+    "RotaGap",
     "RotaShift",
     "Specialty",
     "TravelTime",

@@ -92,6 +92,27 @@ class RotaShift(db.Model):
     hub_service: Mapped[HubService] = relationship()
 
 
+class RotaGap(db.Model):
+    """A stretch of time when a hub service's tier would page nobody, as the rota-cover
+    check found it: kept so the duty manager and admins are told once per gap, and so
+    a gap that was filled shows as resolved."""
+
+    __tablename__ = "rota_gaps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hub_service_id: Mapped[int] = mapped_column(ForeignKey("hub_services.id"), index=True)
+    tier: Mapped[int]
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reasons: Mapped[str] = mapped_column(String(200))  # "no_shift,no_phone", etc.
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the claim
+    email_result: Mapped[str] = mapped_column(String(500), default="")
+
+    hub_service: Mapped[HubService] = relationship()
+
+
 class ApiToken(db.Model):
     """A bearer token for the JSON API. Only its SHA-256 is stored."""
 

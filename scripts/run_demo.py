@@ -18,6 +18,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=5000)
     args = parser.parse_args()
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{args.port}")
+    # The demo's rota extends itself, so a demo left running keeps someone on call.
+    os.environ.setdefault("GOLDENHOUR_DEMO_ROTA", "1")
     app = create_app()
     url = f"http://127.0.0.1:{args.port}/"
     print("\n  goldenhour is starting at " + url)

@@ -15,7 +15,7 @@ from extensions import db
 from models import EscalationPolicy, HubService
 from views.access import client_address, requires
 from views.admin import bp
-from workflow import access_log, escalation, scheduler
+from workflow import access_log, escalation, rota_cover, scheduler
 from workflow.errors import ValidationFailed
 from workflow.times import now
 
@@ -35,7 +35,22 @@ def integration_status() -> dict:
         "scheduler": scheduler.heartbeat_status(now()),
         "integrity": scheduler.last_integrity_check(),
         "public_base_url": config["PUBLIC_BASE_URL"],
+        "rota_gaps": _rota_gaps(),
     }
+
+
+def _rota_gaps() -> list[dict]:
+    """The rota's gaps in the next 72 hours as the rota says now, each with what the
+    scheduler's check told people about it (a gap it has not seen yet says so)."""
+    kept = rota_cover.open_gaps()
+    rows = []
+    for gap in rota_cover.find_gaps(now()):
+        told = next((k for k in kept if k.hub_service_id == gap.service_id
+                     and k.tier == gap.tier and k.starts_at < gap.ends_at
+                     and gap.starts_at < k.ends_at), None)
+        rows.append({"gap": gap, "told": told.email_result if told and told.emailed_at
+                     else "not yet emailed (the scheduler checks every few minutes)"})
+    return rows
 
 
 @bp.get("/status")

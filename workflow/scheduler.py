@@ -118,10 +118,39 @@ def _nightly(app: Flask) -> None:
             log.exception("integrity check failed to run")
 
 
+def check_rota_cover(app: Flask) -> int:
+    """Find the rota's gaps in the next 72 hours and tell the duty managers and admins
+    of each new one (the demo network's own rota is topped up first). Returns the
+    number of gaps told about."""
+    from workflow import rota_cover, seed
+
+    if app.config.get("DEMO_ROTA"):
+        seed.extend_demo_rota()
+    at = utcnow()
+    rota_cover.record_gaps(at)
+    return rota_cover.notify_gaps(app.extensions["goldenhour.channels"],
+                                  app.config["PUBLIC_BASE_URL"], at)
+
+
+def _rota_cover(app: Flask) -> None:
+    with app.app_context():
+        try:
+            told = check_rota_cover(app)
+            if told:
+                log.warning("rota cover: %d new gap(s) in the next 72 h; told the duty "
+                            "managers and admins", told)
+        except Exception:  # noqa: BLE001 - report, and look again next time
+            log.exception("rota cover check failed")
+            db.session.remove()
+
+
 def _add_job(scheduler, app: Flask) -> None:
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
     scheduler.add_job(_job, "interval", seconds=interval, args=[app, scheduler], id=JOB_ID,
                       max_instances=1, coalesce=True, next_run_time=datetime.now())
+    scheduler.add_job(_rota_cover, "interval", minutes=app.config.get("ROTA_CHECK_MINUTES", 10),
+                      args=[app], id="rota_cover", max_instances=1, coalesce=True,
+                      next_run_time=datetime.now())
     scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
                       max_instances=1, coalesce=True, timezone="Europe/London")
 

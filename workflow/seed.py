@@ -165,6 +165,20 @@ def _rota(days: int = 7) -> None:
                                ends_at=ends)
 
 
+def extend_demo_rota(days: int = 7) -> int:
+    """Keep the demo network's rota covering the next ``days`` from now (a demo left
+    running for weeks must still page someone); commit. Returns the shifts added, 0
+    when the demo people are not all there (a trust's own network is left alone)."""
+    emails = {p[0] for p in _service_people()}
+    present = set(db.session.scalars(select(User.email).where(User.email.in_(emails))))
+    if present != emails:
+        return 0
+    before = db.session.query(RotaShift).count()
+    _rota(days)
+    db.session.commit()
+    return db.session.query(RotaShift).count() - before
+
+
 def seed_demo() -> dict[str, int]:
     """Create the demo network, users and a 7-day rota; commit; return row counts."""
     _network()

@@ -1,4 +1,5 @@
-"""Command-line tools for admins: `flask users ...`, `flask seed-demo`, `flask images ...`."""
+"""Command-line tools for admins: `flask users ...`, `flask seed-demo`, `flask images ...`,
+`flask rota gaps`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ def register_cli(app: Flask) -> None:
     from views.cli.audit import audit_cli
     from views.cli.docs import docs_cli
     from views.cli.images import images_cli
+    from views.cli.rota import rota_cli
     from views.cli.scheduler import scheduler_cli
     from views.cli.seed import seed_demo_command
     from views.cli.users import users_cli
@@ -19,3 +21,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(docs_cli)
     app.cli.add_command(images_cli)
+    app.cli.add_command(rota_cli)
