@@ -7,7 +7,6 @@ of the same patient dated today, so that "newest first" and "today" can be seen.
 from __future__ import annotations
 
 import io
-from datetime import date
 
 import pydicom
 import pytest
@@ -19,10 +18,17 @@ from extensions import db
 from models import Hospital, PacsEndpoint, Referral
 from tests.paging.helpers import raise_stroke, stroke_payload
 from tests.services.orthanc import HEAD_CT_DIR
+from workflow.times import local, now
 
 PATIENT_ID = "QMNx85rKkkg"  # the sample series' Patient ID
 SAMPLE_STUDY = "1.2.826.0.1.3680043.9.4245.1760717064491086528325869788156915668"
 TODAY_STUDY_DESCRIPTION = "CT angiogram (today)"
+
+
+def uk_today() -> str:
+    """Today's date in the UK (what the product calls today), as DICOM writes it: the
+    machine's own time zone may be another."""
+    return local(now()).strftime("%Y%m%d")
 
 
 def today_study_files(count: int = 3) -> list[bytes]:
@@ -34,7 +40,7 @@ def today_study_files(count: int = 3) -> list[bytes]:
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.StudyDate = date.today().strftime("%Y%m%d")
+        ds.StudyDate = uk_today()
         ds.StudyTime = "031500"
         ds.StudyDescription = TODAY_STUDY_DESCRIPTION
         ds.SeriesDescription = "CTA head"
@@ -46,8 +52,8 @@ def today_study_files(count: int = 3) -> list[bytes]:
 
 def _has_today_study(orthanc) -> bool:
     answer = requests.get(f"{orthanc.base_url}/studies",
-                          params={"PatientID": PATIENT_ID, "StudyDate": date.today()
-                                  .strftime("%Y%m%d")}, auth=orthanc.auth, timeout=5)
+                          params={"PatientID": PATIENT_ID, "StudyDate": uk_today()},
+                          auth=orthanc.auth, timeout=5)
     return bool(answer.content and answer.json())
 
 
