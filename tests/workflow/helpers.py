@@ -32,6 +32,22 @@ def stroke_payload(**over):
     return payload
 
 
+def stroke_form(**over) -> dict:
+    """The new-referral form's fields for the stroke payload (``None`` leaves one out)."""
+    form = {
+        "specialty": "stroke", "referring_hospital": "PIL", "urgency": "emergency",
+        "patient.nhs_number": "943 476 5919", "patient.family_name": "Smith",
+        "patient.given_name": "Ann", "patient.birth_date": "1950-01-01",
+        "patient.sex": "female", "patient.local_number": "PIL123",
+        "onset_certainty": "precise", "onset_at": "2026-11-29T01:00",
+        "arrived_at": "2026-11-29T01:40", "question": "Large vessel occlusion? Thrombectomy?",
+        "stroke.nihss": "14", "stroke.pre_stroke_mrs": "1", "stroke.anticoagulant": "none",
+        "stroke.thrombolysis_given": "no", "stroke.imaging": ["CT", "CTA"],
+    }
+    form.update(over)
+    return {k: v for k, v in form.items() if v is not None}
+
+
 def bearer(email):
     return {"Authorization": f"Bearer {issue_token(email)}"}
 

@@ -14,6 +14,7 @@ from tests.workflow.helpers import (
     STROKE_SPECIALISTS,
     bearer,
     count,
+    stroke_form,
     stroke_payload,
     user,
 )
@@ -320,8 +321,6 @@ def test_a_nul_or_broken_character_anywhere_in_a_json_body_is_named(api):
 
 def test_a_nul_character_in_a_query_or_form_field_is_named_not_a_server_error(api):
     """PostgreSQL refuses NUL in text outright; schemathesis found the study search 500."""
-    from tests.workflow.test_pages import stroke_form
-
     headers = bearer(REFERRER)
     response = api.get("/api/v1/studies?nhs_number=9434765919&hospital=Q%00MC",
                        headers=headers)

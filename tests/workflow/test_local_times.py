@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral
-from tests.workflow.helpers import REFERRER, bearer, stroke_payload
+from tests.workflow.helpers import REFERRER, bearer, stroke_form, stroke_payload
 from workflow import rota
 from workflow.seed import DEMO_PASSWORD
 from workflow.times import (
@@ -126,18 +126,8 @@ def test_an_onset_at_a_time_that_never_happened_is_refused(network, client):
 
 
 def _form(**over) -> dict:
-    form = {
-        "specialty": "stroke", "referring_hospital": "PIL", "urgency": "emergency",
-        "patient.nhs_number": "943 476 5919", "patient.family_name": "Smith",
-        "patient.given_name": "Ann", "patient.birth_date": "1950-01-01",
-        "patient.sex": "female", "onset_certainty": "precise",
-        "onset_at": "2027-10-31T00:50", "arrived_at": "2027-10-31T01:40",
-        "question": "Thrombectomy?", "stroke.nihss": "14", "stroke.pre_stroke_mrs": "1",
-        "stroke.anticoagulant": "none", "stroke.thrombolysis_given": "no",
-        "stroke.imaging": ["CT"],
-    }
-    form.update(over)
-    return form
+    return stroke_form(**{"onset_at": "2027-10-31T00:50", "arrived_at": "2027-10-31T01:40",
+                          **over})
 
 
 @pytest.fixture

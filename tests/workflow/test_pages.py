@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import AccessLog, Referral
+from tests.workflow.helpers import stroke_form
 from workflow import referrals
 from workflow.seed import DEMO_PASSWORD
 
@@ -32,21 +33,6 @@ def login(app, network):
         return client
 
     return sign_in
-
-
-def stroke_form(**over) -> dict:
-    form = {
-        "specialty": "stroke", "referring_hospital": "PIL", "urgency": "emergency",
-        "patient.nhs_number": "943 476 5919", "patient.family_name": "Smith",
-        "patient.given_name": "Ann", "patient.birth_date": "1950-01-01",
-        "patient.sex": "female", "patient.local_number": "PIL123",
-        "onset_certainty": "precise", "onset_at": "2026-11-29T01:00",
-        "arrived_at": "2026-11-29T01:40", "question": "Large vessel occlusion? Thrombectomy?",
-        "stroke.nihss": "14", "stroke.pre_stroke_mrs": "1", "stroke.anticoagulant": "none",
-        "stroke.thrombolysis_given": "no", "stroke.imaging": ["CT", "CTA"],
-    }
-    form.update(over)
-    return {k: v for k, v in form.items() if v is not None}
 
 
 def field_error(page: str, name: str) -> str | None:
