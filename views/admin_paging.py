@@ -45,9 +45,7 @@ def _rota_gaps() -> list[dict]:
     kept = rota_cover.open_gaps()
     rows = []
     for gap in rota_cover.find_gaps(now()):
-        told = next((k for k in kept if k.hub_service_id == gap.service_id
-                     and k.tier == gap.tier and k.starts_at < gap.ends_at
-                     and gap.starts_at < k.ends_at), None)
+        told = rota_cover.kept_row(gap, kept)
         rows.append({"gap": gap, "told": told.email_result if told and told.emailed_at
                      else "not yet emailed (the scheduler checks every few minutes)"})
     return rows

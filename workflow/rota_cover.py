@@ -100,6 +100,12 @@ def find_gaps(at: datetime, horizon: timedelta = HORIZON) -> list[Gap]:
     return gaps
 
 
+def kept_row(gap: Gap, rows: list[RotaGap]) -> RotaGap | None:
+    """The kept gap of the same service and tier that overlaps ``gap``: the same gap."""
+    return next((r for r in rows if r.hub_service_id == gap.service_id and r.tier == gap.tier
+                 and r.starts_at < gap.ends_at and gap.starts_at < r.ends_at), None)
+
+
 def record_gaps(at: datetime) -> list[RotaGap]:
     """Bring the kept gaps up to date with what the rota says now; commit.
 
@@ -111,9 +117,7 @@ def record_gaps(at: datetime) -> list[RotaGap]:
     still_open = list(db.session.scalars(select(RotaGap).where(RotaGap.resolved_at.is_(None))))
     seen, new = set(), []
     for gap in found:
-        row = next((r for r in still_open if r.hub_service_id == gap.service_id
-                    and r.tier == gap.tier and r.starts_at < gap.ends_at
-                    and gap.starts_at < r.ends_at), None)
+        row = kept_row(gap, still_open)
         if row is None:
             row = RotaGap(hub_service_id=gap.service_id, tier=gap.tier,
                           starts_at=gap.starts_at, ends_at=gap.ends_at, found_at=at,
