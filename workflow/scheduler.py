@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
@@ -95,7 +96,18 @@ def _wake_job(scheduler) -> None:
         return
     job = scheduler.get_job(JOB_ID)
     if job is not None:
-        job.modify(next_run_time=datetime.now())
+        job.modify(next_run_time=datetime.now(UTC))
+
+
+def _retry_skipped_wake(scheduler, event) -> None:
+    """A wake-up that found the sweep still running was dropped by APScheduler. The
+    running sweep sees ``_woken`` unless it had already looked and was returning: then
+    nothing would run until the next deadline or tick. Try again in a moment."""
+    if event.job_id != JOB_ID:
+        return
+    retry = threading.Timer(MIN_DELAY, _wake_job, args=[scheduler])
+    retry.daemon = True
+    retry.start()
 
 
 def nightly_integrity_check() -> str:
@@ -146,11 +158,13 @@ def _rota_cover(app: Flask) -> None:
 
 def _add_job(scheduler, app: Flask) -> None:
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
+    scheduler.add_listener(lambda event: _retry_skipped_wake(scheduler, event),
+                           EVENT_JOB_MAX_INSTANCES)
     scheduler.add_job(_job, "interval", seconds=interval, args=[app, scheduler], id=JOB_ID,
-                      max_instances=1, coalesce=True, next_run_time=datetime.now())
+                      max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.add_job(_rota_cover, "interval", minutes=app.config.get("ROTA_CHECK_MINUTES", 10),
                       args=[app], id="rota_cover", max_instances=1, coalesce=True,
-                      next_run_time=datetime.now())
+                      next_run_time=datetime.now(UTC))
     scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
                       max_instances=1, coalesce=True, timezone="Europe/London")
 

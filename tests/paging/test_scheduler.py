@@ -3,6 +3,7 @@ step's deadline, not on its next tick (the tick here is a minute away)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -66,3 +67,32 @@ def test_a_step_falling_due_wakes_the_sweep_at_its_deadline(running):
     db.session.rollback()
     assert -0.01 <= late < 2.0, late  # on its deadline, not on the tick
     assert waited < TICK / 3
+
+
+def test_a_wake_up_while_the_sweep_is_finishing_is_not_lost(network, monkeypatch):
+    """The sweep has taken its last look and is on its way out when a step is brought
+    due and the sweep woken: APScheduler drops that wake-up (the job is still running),
+    so the scheduler tries again instead of leaving the step to the next tick."""
+    finishing, release = threading.Event(), threading.Event()
+    arm_timer = scheduler._run_again_at
+
+    def held_on_the_way_out(sched, due):
+        if not release.is_set():
+            finishing.set()
+            release.wait(10)
+        arm_timer(sched, due)
+
+    monkeypatch.setattr(scheduler, "_run_again_at", held_on_the_way_out)
+    db.session.commit()  # on SQLite an open transaction here would hold the sweep up
+    scheduler.start_in_process(network)
+    try:
+        assert finishing.wait(10), "the first sweep never finished"
+        referral = raise_stroke()
+        page_id = db.session.scalar(select(Page.id).where(Page.referral_id == referral.id))
+        scheduler.wake()  # the sweep is still running: APScheduler skips this run
+        time.sleep(0.3)
+        release.set()
+        claimed_at(page_id, within=TICK / 3)
+    finally:
+        release.set()
+        scheduler.stop_in_process()
