@@ -48,7 +48,11 @@ SMS_ONLY = [  # short first wait; the second step's wait keeps the exhausted pag
 
 @pytest.fixture
 def app_config(twilio):
-    return twilio.app_config()
+    # These tests count pages at the boundary. In one CI run on the loaded 2-core
+    # machine, 15 referrals' last-step SMS reached Twilio yet were recorded as failed,
+    # so their escalation moved on (as it should) and alarms went out: it fits the
+    # client's 5 s timeout. Timeouts have their own tests; here the client waits.
+    return {**twilio.app_config(), "TWILIO_TIMEOUT_SECONDS": 30}
 
 
 # -- shared steps ---------------------------------------------------------------------
@@ -281,7 +285,8 @@ def test_several_sweep_processes_page_each_step_exactly_once(pg_app, twilio, tmp
     print(f"\nrow 1: {sum(sent.values())} SMS at the boundary for {len(expected)} steps; "
           f"duplicates {len(duplicates)}, missed {len(missed)}, unknown {len(unknown)}; "
           f"claims per sweep process {sorted(claimers.values())}; sweep errors {sweep_errors}")
-    assert not duplicates and not missed and not unknown, what_happened(sorted(missed)[:5])
+    odd = sorted(missed)[:5] + sorted({(rid, 1, 0) for rid, _, _ in unknown})[:5]
+    assert not duplicates and not missed and not unknown, what_happened(odd)
     assert len(claimers) >= 2, "the sweeps did not actually compete"
     assert sweep_errors == 0
 
