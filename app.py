@@ -65,8 +65,8 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     import models  # noqa: F401 - register the tables with the metadata
-    import workflow.escalation  # noqa: F401 - paging starts when a referral is raised
-    import workflow.records  # noqa: F401 - a decision makes a record
+    import workflow.audit.records  # noqa: F401 - a decision makes a record
+    import workflow.paging.escalation  # noqa: F401 - paging starts when a referral is raised
     from integrations.pager import build_channels
     from views import register
 

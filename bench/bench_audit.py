@@ -322,7 +322,7 @@ def main(argv=None) -> int:
               f"{month[0] * 1000:.0f} ms | ≤ 1000 ms |")
         if args.verify:
             with app.app_context():
-                from workflow.integrity import verify_all
+                from workflow.audit.integrity import verify_all
 
                 started = time.perf_counter()
                 report = verify_all()

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_viewer.py [--referrals 15] [--browser-runs 5]
                                            [--slices 300] [--no-write]
 
-Starts its own Orthanc (integrations/orthanc_local.py) with the 28-slice head CT and a
+Starts its own Orthanc (tools/orthanc_local.py) with the 28-slice head CT and a
 SLICES-slice copy of it (the 28 slices cycled under new UIDs, one slice position
 each: there is no 300-slice sample), an app on a throw-away SQLite database with the
 demo network, Pilgrim's PACS pointed at the Orthanc, and measures:
@@ -39,12 +39,12 @@ from pydicom.uid import generate_uid  # noqa: E402
 
 from bench.bench_render import write_section  # noqa: E402
 from extensions import db  # noqa: E402
-from integrations.orthanc_local import start_orthanc  # noqa: E402
 from tests.browser.conftest import CHROMIUM, LiveServer, launch_chromium  # noqa: E402
 from tests.conftest import make_app  # noqa: E402
 from tests.images.conftest import PATIENT_ID, SAMPLE_STUDY, point_pilgrim_at  # noqa: E402
 from tests.paging.helpers import REFERRER, raise_stroke, run_sweep, stroke_payload, user  # noqa: E402
 from tests.services.orthanc import HEAD_CT_DIR  # noqa: E402
+from tools.orthanc_local import start_orthanc  # noqa: E402
 
 COMMAND = ".venv/bin/python bench/bench_viewer.py"
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
@@ -54,7 +54,7 @@ How the viewer fetches a series: the slice on screen is one request
 of 64 slices per request (`…/series/<series>/rendered?first=&count=`), nearest runs
 first, 4 requests at a time. A request checks the session and the referral once and
 reads its slices from the caches; the access log gets one `image.view` row per user,
-series and minute (workflow.frames.record_view), not one committed row per slice.
+series and minute (workflow.imaging.frames.record_view), not one committed row per slice.
 "Warm" is after the page went out (the prefetch renders up to 400 slices as JPEG);
 "cold" renders every slice from a WADO-RS fetch during the measurement.
 
@@ -106,7 +106,7 @@ def store_long_series(orthanc, slices: int) -> str:
 
 
 def new_referral(study_uid: str = SAMPLE_STUDY):
-    from workflow import studies
+    from workflow.imaging import studies
 
     patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID)
     referral = raise_stroke(patient=patient)
@@ -125,7 +125,7 @@ def first_slice_url(referral_id: int) -> str:
 
 
 def server_side(app, count: int) -> dict[str, list[float]]:
-    from workflow import frames
+    from workflow.imaging import frames
 
     client = app.test_client()
     client.login(SPECIALIST, "goldenhour-demo")
@@ -151,7 +151,7 @@ def server_side(app, count: int) -> dict[str, list[float]]:
 def in_chromium(app, runs: int, study_uid: str, slices: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    from workflow import frames
+    from workflow.imaging import frames
 
     server = LiveServer(app)
     out: dict[str, list[float]] = {"first slice painted (cold)": [],

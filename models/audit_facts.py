@@ -5,7 +5,7 @@ workflow's conditional UPDATEs, the sweep, the access log, bulk loads) rewrites 
 referral's row in the same transaction. ``clocks`` packs what the dashboard reads per
 referral, so a year is one index range and one ``string_agg`` (measured: packing the
 same values per query cost more than the whole dashboard's budget). Layout, big-endian,
-72 bytes (``workflow.audit_clocks.CLOCKS``):
+72 bytes (``workflow.audit.clocks.CLOCKS``):
 
     8 x int8  microseconds since 2000-01-01 UTC (PostgreSQL's own timestamp encoding;
               NULL as -infinity = INT64_MIN): created, first page, acknowledged, first
@@ -15,7 +15,7 @@ same values per query cost more than the whole dashboard's budget). Layout, big-
     int4      flags: 1 transfer, 2 unanswered, 4 escalated
 
 On SQLite the table exists (one schema for both) but stays empty: the dashboard reads
-`referrals` there. `workflow.audit_clocks.mismatched_facts` proves the rows equal what
+`referrals` there. `workflow.audit.clocks.mismatched_facts` proves the rows equal what
 they are derived from.
 """
 

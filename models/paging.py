@@ -50,7 +50,7 @@ class Page(db.Model):
 
     The unique (referral, step, attempt) key makes a double page impossible: a second
     sweep cannot create or claim the same step twice. ``step`` >= 0 is an escalation
-    step; negative steps are out-of-band pages (see workflow.escalation).
+    step; negative steps are out-of-band pages (see workflow.paging.escalation).
     """
 
     __tablename__ = "pages"

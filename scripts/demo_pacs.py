@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import select
 
-from integrations import orthanc_local
+from tools import orthanc_local
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "dicom" / "series" / \
     "ge_hispeed_head_ct"

@@ -36,7 +36,9 @@ def demo_referral(app) -> int:
     from sqlalchemy import select
 
     from models import Delivery, User
-    from workflow import pager_replies, referrals, sweep
+    from workflow.paging import replies as pager_replies
+    from workflow.paging import sweep
+    from workflow.referrals import actions as referrals
     from workflow.seed import seed_demo
 
     with app.app_context():

@@ -186,7 +186,7 @@ def network(app):
 @pytest.fixture
 def make_user(app):
     """Factory: make_user(roles=["referrer"], hospital="PIL", specialties=[...]) -> User."""
-    from workflow.accounts import create_user
+    from workflow.accounts.accounts import create_user
 
     counter = iter(range(1, 10_000))
 

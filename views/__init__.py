@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from workflow import policy
+from workflow.accounts import policy
 from workflow.times import format_local, wall_choices
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.

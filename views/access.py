@@ -7,7 +7,8 @@ from functools import wraps
 from flask import abort, request
 from flask_login import current_user
 
-from workflow import access_log, policy
+from workflow import access_log
+from workflow.accounts import policy
 
 
 def client_address() -> str:

@@ -24,8 +24,10 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from extensions import db
 from models import Hospital, Role, RotaShift, Specialty, User
 from views.access import client_address, requires
-from workflow import access_log, accounts, rota
+from workflow import access_log
+from workflow.accounts import accounts
 from workflow.errors import ValidationFailed
+from workflow.paging import rota
 from workflow.times import now
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from extensions import db
 from models import Hospital
 from views.access import client_address, requires
-from workflow import access_log, pacs_endpoints
+from workflow import access_log
 from workflow.errors import ValidationFailed
+from workflow.imaging import endpoints as pacs_endpoints
 
 bp = Blueprint("admin_pacs", __name__, url_prefix="/admin/pacs")
 

@@ -15,7 +15,8 @@ from extensions import db
 from models import EscalationPolicy, HubService
 from views.access import client_address, requires
 from views.admin import bp
-from workflow import access_log, escalation, rota_cover, scheduler
+from workflow import access_log, scheduler
+from workflow.paging import escalation, rota_cover
 from workflow.errors import ValidationFailed
 from workflow.times import now
 

@@ -11,9 +11,11 @@ from models import Hospital, Referral, Specialty
 from views.access import client_address
 from views.openapi import openapi_document
 from views.present import referral_json, referral_summary
-from workflow import access, access_log, referrals
+from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
-from workflow.states import State
+from workflow.referrals import access
+from workflow.referrals import actions as referrals
+from workflow.referrals.states import State
 from workflow.times import now
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

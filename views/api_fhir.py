@@ -8,8 +8,9 @@ from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
 from views.access import client_address
-from workflow import access, access_log, fhir
+from workflow import access_log
 from workflow.errors import NotAllowed
+from workflow.referrals import access, fhir
 from workflow.times import now
 
 bp = Blueprint("api_fhir", __name__, url_prefix="/api/v1")

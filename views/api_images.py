@@ -3,7 +3,7 @@
 Frames are fetched from the hospital's PACS by our server and rendered here; the
 browser never sees a PACS address or credential. Frames served are written to the
 access log (action ``image.view``): one row per user, series and minute (see
-workflow.frames.record_view); every refusal and failure gets a row of its own.
+workflow.imaging.frames.record_view); every refusal and failure gets a row of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from flask_login import current_user, login_required
 from extensions import csrf, db
 from models import Referral
 from views.access import client_address
-from workflow import access, access_log, frames, policy, studies
+from workflow import access_log
+from workflow.accounts import policy
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
+from workflow.imaging import frames, studies
+from workflow.referrals import access
 
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)

@@ -15,9 +15,10 @@ from sqlalchemy import select
 from extensions import db
 from models import Hospital, HubService, Specialty
 from views.access import client_address, requires
-from workflow import access_log, audit_stats
+from workflow import access_log
+from workflow.audit import stats as audit_stats
 from workflow.errors import ValidationFailed
-from workflow.states import Outcome, State
+from workflow.referrals.states import Outcome, State
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 

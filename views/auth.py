@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, Length
 from extensions import db, login_manager
 from models import User
 from views.access import client_address
-from workflow import accounts
+from workflow.accounts import accounts
 
 bp = Blueprint("auth", __name__)
 

@@ -7,7 +7,7 @@ from flask_login import login_required
 from sqlalchemy import text
 
 from extensions import db
-from workflow import rota_cover
+from workflow.paging import rota_cover
 from workflow.times import now
 
 bp = Blueprint("home", __name__)

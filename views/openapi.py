@@ -6,9 +6,9 @@ from functools import cache
 
 from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
-from workflow.clocks import STROKE_WINDOWS
-from workflow.referral_input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
-from workflow.states import Outcome, State
+from workflow.referrals.clocks import STROKE_WINDOWS
+from workflow.referrals.input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
+from workflow.referrals.states import Outcome, State
 
 
 def _error(description: str) -> dict:

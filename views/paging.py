@@ -10,8 +10,10 @@ from sqlalchemy import select
 from extensions import db
 from models import Delivery
 from views.access import client_address, requires
-from workflow import access_log, ack_links, pager_replies
+from workflow import access_log
 from workflow.errors import DomainError
+from workflow.paging import ack_links
+from workflow.paging import replies as pager_replies
 
 bp = Blueprint("paging", __name__)
 

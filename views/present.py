@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from models import Referral, User
-from workflow import states
-from workflow.access import actor_kinds
-from workflow.clocks import referral_clocks
+from workflow.referrals import states
+from workflow.referrals.access import actor_kinds
+from workflow.referrals.clocks import referral_clocks
 
 # API path segment for each table event a user can trigger.
 ACTION_PATHS = {

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from extensions import db
 from models import DecisionRecord
 from views.access import client_address
-from workflow import access, access_log
+from workflow import access_log
 from workflow.errors import NotAllowed
+from workflow.referrals import access
 
 bp = Blueprint("records", __name__)
 

@@ -20,19 +20,16 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Specialty
 from views.access import client_address, requires
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import (
-    access,
-    access_log,
-    accounts,
-    nhs_number,
-    paging_log,
-    referral_input,
-    referrals,
-    studies,
-)
-from workflow.clocks import referral_clocks
+from workflow import access_log
+from workflow.accounts import accounts
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
-from workflow.states import FINAL, Outcome, State
+from workflow.imaging import studies
+from workflow.paging import history as paging_log
+from workflow.referrals import access, nhs_number
+from workflow.referrals import actions as referrals
+from workflow.referrals import input as referral_input
+from workflow.referrals.clocks import referral_clocks
+from workflow.referrals.states import FINAL, Outcome, State
 from workflow.times import LONDON, format_local, now
 
 bp = Blueprint("referrals", __name__)

@@ -9,9 +9,11 @@ from flask_login import current_user, login_required
 from extensions import db
 from models import Referral
 from views.access import client_address
-from workflow import access, access_log, frames, key_images, states, studies
-from workflow.access import actor_kinds
+from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
+from workflow.imaging import frames, key_images, studies
+from workflow.referrals import access, states
+from workflow.referrals.access import actor_kinds
 
 bp = Blueprint("review", __name__)
 

@@ -16,7 +16,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from extensions import csrf
 from integrations.pager.webhooks import gather_twiml, verify_twilio_signature
 from views.access import client_address
-from workflow import access_log, pager_replies
+from workflow import access_log
+from workflow.paging import replies as pager_replies
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")

@@ -38,7 +38,8 @@ _woken = threading.Event()
 
 
 def _job(app: Flask, scheduler=None) -> None:
-    from workflow import records, sweep
+    from workflow.audit import records
+    from workflow.paging import sweep
 
     with app.app_context():
         while True:
@@ -112,8 +113,8 @@ def _retry_skipped_wake(scheduler, event) -> None:
 
 def nightly_integrity_check() -> str:
     """Run `flask audit verify`'s check and keep its one-line result for the admin page."""
-    from workflow.integrity import verify_all
-    from workflow.sweep import heartbeat
+    from workflow.audit.integrity import verify_all
+    from workflow.paging.sweep import heartbeat
 
     report = verify_all()
     line = (f"OK: {report.referrals_checked} referrals, {report.events_checked} events"
@@ -134,7 +135,8 @@ def check_rota_cover(app: Flask) -> int:
     """Find the rota's gaps in the next 72 hours and tell the duty managers and admins
     of each new one (the demo network's own rota is topped up first). Returns the
     number of gaps told about."""
-    from workflow import rota_cover, seed
+    from workflow import seed
+    from workflow.paging import rota_cover
 
     if app.config.get("DEMO_ROTA"):
         seed.extend_demo_rota()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Hospital, HubService, RotaShift, Specialty, TravelTime, Trust, User
-from workflow.accounts import hash_password
+from workflow.accounts.accounts import hash_password
 from workflow.times import LONDON, now
 
 DEMO_PASSWORD = "goldenhour-demo"

@@ -100,7 +100,7 @@ def test_the_referral_csv_made_in_sql_is_byte_identical_to_the_python_one(
     # Python path (_csv_lines over export_rows) is the reference: same bytes, including
     # truncated fractional seconds, quoting, a formula-like cell and empty cells.
     from views.audit import _csv_lines
-    from workflow import audit_stats
+    from workflow.audit import stats as audit_stats
 
     make_referral(at("2026-03-05T10:00:59.999999"), reference='-A,"q"', ack=1.5,
                   decision=2.25, outcome="advice_only", onset=-61, certainty="estimated")

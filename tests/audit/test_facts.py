@@ -11,9 +11,11 @@ from sqlalchemy import select, text, update
 from extensions import db
 from models import AuditFact, Hospital, Referral
 from tests.audit.conftest import at
-from workflow import audit_clocks, audit_stats
+from workflow.audit import clocks as audit_clocks
 
 # audit_facts is kept by a PostgreSQL trigger (SQLite reads referrals): these tests
+from workflow.audit import stats as audit_stats
+
 # run on PostgreSQL only, chosen here rather than skipped on SQLite.
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 

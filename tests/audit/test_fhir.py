@@ -12,8 +12,8 @@ from sqlalchemy import select
 from extensions import db
 from models import AccessLog, Decision, LinkedStudy, User
 from tests.audit.conftest import at
-from workflow import fhir
-from workflow.states import State
+from workflow.referrals import fhir
+from workflow.referrals.states import State
 
 DEMO_PASSWORD = "goldenhour-demo"
 # The models check structure, cardinality and types but not code values: the R4

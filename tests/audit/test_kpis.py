@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.audit.conftest import at
-from workflow import audit_stats
+from workflow.audit import stats as audit_stats
 from workflow.errors import ValidationFailed
 
 AUDIT = "audit@em.demo.nhs.uk"

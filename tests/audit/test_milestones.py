@@ -43,7 +43,7 @@ def test_the_sweep_writes_first_page_escalated_and_unanswered(network, clock):
 
 
 def test_a_step_that_reached_nobody_is_not_the_first_page(network, clock):
-    from workflow import sweep
+    from workflow.paging import sweep
 
     db.session.query(RotaShift).filter(RotaShift.tier == 1).delete()
     db.session.commit()

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.images.conftest import SAMPLE_STUDY
-from workflow import studies
+from workflow.imaging import studies
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc]
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"

@@ -41,7 +41,7 @@ def test_an_unknown_user_is_told_so(client, app):
 
 
 def test_a_deactivated_user_cannot_sign_in(client, make_user):
-    from workflow.accounts import set_active
+    from workflow.accounts.accounts import set_active
 
     user = make_user(email="gone@pil.nhs.uk")
     set_active(user, False)
@@ -210,7 +210,7 @@ def test_next_parameter_returns_the_user_to_the_page_they_asked_for(client, make
 
 
 def test_an_api_token_authenticates_and_can_be_revoked(app, make_user):
-    from workflow.accounts import issue_token, revoke_tokens
+    from workflow.accounts.accounts import issue_token, revoke_tokens
 
     make_user(roles=["admin"], email="api@test.nhs.uk")
     token = issue_token("api@test.nhs.uk")

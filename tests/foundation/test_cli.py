@@ -102,7 +102,7 @@ def test_users_revoke_tokens_for_an_unknown_email_fails(runner, app):
 
 
 def test_users_list_shows_roles_hospital_and_deactivated_accounts(runner, network, make_user):
-    from workflow.accounts import set_active
+    from workflow.accounts.accounts import set_active
 
     make_user(roles=["referrer", "audit_lead"], hospital="PIL", email="a.list@pil.nhs.uk")
     set_active(make_user(email="b.gone@test.nhs.uk"), False)

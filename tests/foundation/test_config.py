@@ -96,7 +96,7 @@ def test_the_health_check_answers(client):
 
 def _session_cookie_header(app) -> str:
     from extensions import db
-    from workflow.accounts import create_user
+    from workflow.accounts.accounts import create_user
 
     with app.app_context():
         db.create_all()
@@ -131,7 +131,7 @@ def test_every_sqlite_connection_uses_wal_a_busy_timeout_and_foreign_keys(tmp_pa
 
 
 def test_passwords_are_hashed_with_scrypt_unless_a_test_asks_otherwise(tmp_path):
-    from workflow.accounts import hash_password
+    from workflow.accounts.accounts import hash_password
 
     app = make_app(f"sqlite:///{tmp_path / 'gh.sqlite3'}", tmp_path)
     del app.config["PASSWORD_HASH_METHOD"]  # the test suite's fast setting

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from tests.paging.helpers import raise_stroke, run_sweep
-from workflow.accounts import issue_token
+from workflow.accounts.accounts import issue_token
 
 NHS = "9434765919"
 

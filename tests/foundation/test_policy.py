@@ -1,4 +1,4 @@
-"""The access policy lives in workflow/policy.py, and only there."""
+"""The access policy lives in workflow/accounts/policy.py, and only there."""
 
 import re
 from pathlib import Path
@@ -8,7 +8,7 @@ from flask_login import AnonymousUserMixin
 
 from models import Role
 from views import NAV_ITEMS
-from workflow import policy
+from workflow.accounts import policy
 from workflow.errors import NotAllowed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_a_user_with_two_roles_holds_both_sets(app, make_user):
 
 
 def test_a_deactivated_or_anonymous_user_holds_nothing(app, make_user):
-    from workflow.accounts import set_active
+    from workflow.accounts.accounts import set_active
 
     admin = make_user(roles=["admin"])
     set_active(admin, False)

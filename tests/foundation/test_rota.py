@@ -15,7 +15,7 @@ from werkzeug.test import encode_multipart
 
 from extensions import db
 from models import AccessLog, RotaShift
-from workflow import rota
+from workflow.paging import rota
 
 HEADER = "email,hub,specialty,tier,start,end\n"
 GOOD = HEADER + (
@@ -210,7 +210,7 @@ def test_on_call_covers_both_one_thirties_when_the_clocks_go_back(people):
 
 def test_a_deactivated_specialist_is_not_on_call(people):
     from models import User
-    from workflow.accounts import set_active
+    from workflow.accounts.accounts import set_active
 
     rota.import_csv(GOOD)
     set_active(db.session.scalar(select(User).where(User.email == "night@qmc.nhs.uk")), False)

@@ -14,9 +14,10 @@ from sqlalchemy import delete, select, update
 from extensions import db
 from models import HubService, RotaGap, RotaShift, User
 from tests.clock import SUITE_NIGHT
-from workflow import rota_cover, scheduler
+from workflow import scheduler
+from workflow.paging import rota_cover
 from workflow.seed import DEMO_PASSWORD
-from workflow.sweep import heartbeat
+from workflow.paging.sweep import heartbeat
 from workflow.times import now
 
 pytestmark = pytest.mark.clock

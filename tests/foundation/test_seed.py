@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Hospital, HubService, Role, TravelTime, Trust, User
-from workflow import rota
+from workflow.paging import rota
 from workflow.seed import DEMO_PASSWORD
 from workflow.times import now
 

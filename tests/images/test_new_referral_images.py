@@ -19,7 +19,7 @@ from tests.images.conftest import (
 )
 from tests.paging.helpers import REFERRER
 from tests.workflow.test_pages import field_error, stroke_form
-from workflow import frames
+from workflow.imaging import frames
 
 pytestmark = pytest.mark.orthanc
 PASSWORD = "goldenhour-demo"

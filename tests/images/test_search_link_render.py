@@ -19,7 +19,8 @@ from tests.images.conftest import (
     point_pilgrim_at,
 )
 from tests.paging.helpers import REFERRER, user
-from workflow import referrals, studies
+from workflow.imaging import studies
+from workflow.referrals import actions as referrals
 
 pytestmark = pytest.mark.orthanc
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
@@ -165,7 +166,7 @@ def test_a_series_view_is_logged_once_a_minute_and_another_hospitals_referrer_is
 
 
 def test_an_api_client_fetching_one_frame_leaves_a_trace(referral, client):
-    from workflow import accounts
+    from workflow.accounts import accounts
 
     link_sample(referral)
     ids = sops(referral.id)

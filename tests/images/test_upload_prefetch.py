@@ -17,8 +17,8 @@ from models import LinkedStudy
 from tests.images.conftest import SAMPLE_STUDY, today_study_files
 from tests.images.test_search_link_render import PASSWORD, SPECIALIST, frame_url, link_sample, sops
 from tests.paging.helpers import REFERRER, run_sweep
-from workflow import frames
-from workflow.image_cache import caches
+from workflow.imaging import frames
+from workflow.imaging.cache import caches
 
 pytestmark = pytest.mark.orthanc
 DATA = Path(__file__).resolve().parents[1] / "data" / "dicom"
@@ -93,7 +93,8 @@ def test_prefetch_warms_the_middle_slice_when_a_page_goes_out(referral, client, 
 def test_key_images_go_into_the_decision_record(referral, client):
     from models import DecisionRecord
     from tests.paging.helpers import user
-    from workflow import records, referrals
+    from workflow.audit import records
+    from workflow.referrals import actions as referrals
 
     link_sample(referral)
     referrals.acknowledge(referral.id, user(SPECIALIST))

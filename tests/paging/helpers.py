@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Delivery, Page, Referral, User
-from workflow import referrals, sweep
+from workflow.paging import sweep
+from workflow.referrals import actions as referrals
 from workflow.times import now
 
 REFERRER = "referrer@pil.demo.nhs.uk"

@@ -3,7 +3,7 @@
     python -m tests.paging.sweep_loop '{"config": {...}, "interval": 0.2, "lease_seconds": 5}'
 
 Builds the app from ``config`` (database, Twilio settings), prints "ready" once it can
-sweep, then calls workflow.sweep.run_once every ``interval`` seconds until killed.
+sweep, then calls workflow.paging.sweep.run_once every ``interval`` seconds until killed.
 ``lease_seconds`` shortens sweep.LEASE so that a test can see a crash mid-send
 recovered in seconds rather than a minute. A sweep that raises is logged to stderr
 ("sweep error: ...") and the loop goes on, as the scheduler's job does.
@@ -23,7 +23,7 @@ def main() -> None:
     from app import create_app
     from extensions import db
     from integrations.pager import warm
-    from workflow import sweep
+    from workflow.paging import sweep
 
     app = create_app(settings["config"])
     if settings.get("lease_seconds"):

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from extensions import db
 from models import EscalationPolicy, Referral
 from tests.paging.helpers import deliveries, paged_people, pages, raise_stroke, run_sweep, user
-from workflow import escalation, referrals
+from workflow.paging import escalation
+from workflow.referrals import actions as referrals
 from workflow.times import now
 
 NIGHT = "stroke.night@qmc.demo.nhs.uk"
@@ -125,7 +126,7 @@ def test_two_sweeps_never_send_the_same_step_twice(network, clock):
 
 def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, clock):
     from models import Delivery
-    from workflow import sweep
+    from workflow.paging import sweep
 
     raise_stroke()
     # A sweep that claimed the page and then died before sending.

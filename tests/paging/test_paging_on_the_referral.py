@@ -8,7 +8,7 @@ import pytest
 
 from extensions import db
 from tests.paging.helpers import deliveries, raise_stroke, run_sweep, user
-from workflow import referrals
+from workflow.referrals import actions as referrals
 
 pytestmark = [pytest.mark.prism, pytest.mark.clock(tick=True)]
 NIGHT = "stroke.night@qmc.demo.nhs.uk"
@@ -75,7 +75,7 @@ def test_after_acceptance_the_next_step_says_it_will_not_be_sent(network, clock,
 
 
 def test_a_voicemail_shows_as_not_an_answer(network, clock, client):
-    from workflow import pager_replies
+    from workflow.paging import replies as pager_replies
 
     referral = raise_stroke()
     run_sweep()

@@ -34,7 +34,8 @@ from extensions import db
 from models import Delivery, EscalationPolicy, HubService, Page, Referral, Specialty, User
 from tests.conftest import make_app
 from tests.paging.helpers import REFERRER, deliveries, pages, run_sweep, stroke_payload, user
-from workflow import referrals, sweep
+from workflow.paging import sweep
+from workflow.referrals import actions as referrals
 from workflow.times import now as utcnow
 
 pytestmark = pytest.mark.prism

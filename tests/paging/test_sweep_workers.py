@@ -10,7 +10,7 @@ from extensions import db
 from models import Delivery, EscalationPolicy, HubService, Specialty
 from tests.conftest import make_app
 from tests.paging.helpers import raise_stroke, run_sweep
-from workflow import delivery as sender
+from workflow.paging import delivery as sender
 
 pytestmark = [pytest.mark.postgres, pytest.mark.prism]
 SMS_ONLY = [{"who": "tier1", "channels": ["sms"], "wait_minutes": 5, "repeat": 0}]
@@ -104,7 +104,7 @@ def test_a_send_that_raises_stays_sending_for_the_lease(with_workers, twilio, mo
 
 def test_no_more_loops_than_pages_due(with_workers, twilio, monkeypatch):
     """An idle tick starts no threads; two due pages start two loops, not eight."""
-    from workflow import sweep_workers
+    from workflow.paging import workers as sweep_workers
 
     started = []
     real_run_loops = sweep_workers.run_loops

@@ -6,7 +6,7 @@ from sqlalchemy import select, text
 from extensions import db
 from models import ReferralEvent
 from tests.paging.helpers import raise_stroke, user
-from workflow import referrals
+from workflow.referrals import actions as referrals
 from workflow.scheduler import nightly_integrity_check
 
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
@@ -81,7 +81,7 @@ def delete_behind_the_apps_back(referral_id: int) -> None:
 
 
 def test_the_walk_crosses_batches_and_names_a_deleted_referral(network):
-    from workflow.integrity import verify_all
+    from workflow.audit.integrity import verify_all
 
     made = [three_events() for _ in range(5)]
     clean = verify_all(batch=2)

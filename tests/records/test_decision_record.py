@@ -11,7 +11,8 @@ from sqlalchemy import select, text
 from extensions import db
 from models import DecisionRecord
 from tests.paging.helpers import raise_stroke, user
-from workflow import records, referrals
+from workflow.audit import records
+from workflow.referrals import actions as referrals
 
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
 

@@ -1,6 +1,6 @@
 """The test PACS: a real Orthanc with the DICOMweb plugin, and a proxy that can misbehave.
 
-`start_orthanc(workdir)` (integrations/orthanc_local.py) runs `/usr/sbin/Orthanc <config-dir>` on a
+`start_orthanc(workdir)` (tools/orthanc_local.py) runs `/usr/sbin/Orthanc <config-dir>` on a
 free 127.0.0.1 port with its own storage, authentication on and one registered user.
 The session fixture `orthanc` gives each pytest-xdist worker its own server. The
 benchmark imports `start_orthanc` too.
@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 
-# The server itself lives in integrations/orthanc_local.py (make run starts one too).
-from integrations.orthanc_local import PASSWORD, PLUGIN_GLOB, USERNAME, OrthancServer, find_plugin
-from integrations.orthanc_local import start_orthanc as _start_orthanc
 from tests.services import missing_service, require_binary
+
+# The server itself lives in tools/orthanc_local.py (make run starts one too).
+from tools.orthanc_local import PASSWORD, PLUGIN_GLOB, USERNAME, OrthancServer, find_plugin
+from tools.orthanc_local import start_orthanc as _start_orthanc
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dicom"
 HEAD_CT_DIR = DATA / "series" / "ge_hispeed_head_ct"
@@ -33,7 +34,7 @@ __all__ = ["HEAD_CT_DIR", "PASSWORD", "PLUGIN_GLOB", "USERNAME", "OrthancServer"
 def start_orthanc(workdir: Path | None = None) -> OrthancServer:
     """Start a test Orthanc holding nothing yet; `load_samples()` adds the head CT.
 
-    Raises RuntimeError as integrations.orthanc_local.start_orthanc.
+    Raises RuntimeError as tools.orthanc_local.start_orthanc.
     """
     return _start_orthanc(workdir, samples=HEAD_CT_DIR)
 

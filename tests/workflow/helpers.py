@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import ReferralEvent, User
-from workflow.accounts import issue_token
+from workflow.accounts.accounts import issue_token
 
 REFERRER = "referrer@pil.demo.nhs.uk"
 OTHER_REFERRER = "referrer@lch.demo.nhs.uk"

@@ -25,8 +25,9 @@ from tests.workflow.helpers import (
     user,
 )
 from views.present import ACTION_PATHS
-from workflow import referrals, states
-from workflow.access import actor_kinds
+from workflow.referrals import actions as referrals
+from workflow.referrals import states
+from workflow.referrals.access import actor_kinds
 
 SPINAL = "spinal.day@qmc.demo.nhs.uk"  # a specialist at the stroke hub, another service
 

@@ -13,7 +13,7 @@ from tests.workflow.helpers import (
     stroke_payload,
     user,
 )
-from workflow import referrals
+from workflow.referrals import actions as referrals
 
 # The suite's night, with the clock running.
 pytestmark = pytest.mark.clock(tick=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.workflow.helpers import bearer, stroke_payload
-from workflow import referrals
+from workflow.referrals import actions as referrals
 
 
 @pytest.mark.clock(tick=True)

@@ -18,7 +18,8 @@ from tests.workflow.helpers import (
     stroke_payload,
     user,
 )
-from workflow import nhs_number, referrals
+from workflow.referrals import actions as referrals
+from workflow.referrals import nhs_number
 
 # The suite's night, with the clock running.
 pytestmark = pytest.mark.clock(tick=True)

@@ -10,8 +10,9 @@ from extensions import db
 from models import Referral
 from tests.clock import SUITE_NIGHT
 from tests.workflow.helpers import REFERRER, STROKE_SPECIALISTS, stroke_payload, user
-from workflow import clocks, referrals
-from workflow.referral_input import parse_new_referral
+from workflow.referrals import actions as referrals
+from workflow.referrals import clocks
+from workflow.referrals.input import parse_new_referral
 from workflow.times import parse_local
 
 NOW = SUITE_NIGHT

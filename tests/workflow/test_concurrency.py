@@ -16,8 +16,8 @@ from tests.workflow.helpers import (
     stroke_payload,
     user,
 )
-from workflow import referrals
-from workflow.accounts import create_user
+from workflow.accounts.accounts import create_user
+from workflow.referrals import actions as referrals
 from workflow.seed import DEMO_PASSWORD
 
 

@@ -12,7 +12,7 @@ from extensions import db
 from models import Referral
 from tests.browser.conftest import browser, live_server, phone  # noqa: F401 - fixtures
 from tests.browser.test_viewer import REFERRER, sign_in
-from workflow import nhs_number
+from workflow.referrals import nhs_number
 from workflow.times import local, now
 
 pytestmark = pytest.mark.browser

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Referral
 from tests.workflow.helpers import REFERRER, bearer, stroke_form, stroke_payload
-from workflow import rota
+from workflow.paging import rota
 from workflow.seed import DEMO_PASSWORD
 from workflow.times import (
     AmbiguousLocalTime,

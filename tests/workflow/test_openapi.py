@@ -24,7 +24,7 @@ from tests.workflow.helpers import (
     user,
 )
 from views.openapi import openapi_document
-from workflow import referrals
+from workflow.referrals import actions as referrals
 
 # The suite's night, with the clock running.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),

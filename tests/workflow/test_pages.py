@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import AccessLog, Referral
 from tests.workflow.helpers import stroke_form
-from workflow import referrals
+from workflow.referrals import actions as referrals
 from workflow.seed import DEMO_PASSWORD
 
 # The suite's night, 03:00 GMT in November: UK time is UTC.

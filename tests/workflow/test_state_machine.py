@@ -34,9 +34,10 @@ from tests.workflow.helpers import (
     stroke_payload,
     user,
 )
-from workflow import chain, referrals, states
 from workflow.errors import DomainError
-from workflow.states import FINAL, State
+from workflow.referrals import actions as referrals
+from workflow.referrals import chain, states
+from workflow.referrals.states import FINAL, State
 
 EVENTS = sorted(states.EVENTS)
 ACTORS = ["referrer", "other_referrer", *STROKE_SPECIALISTS, VASCULAR, "duty_manager",
@@ -67,7 +68,7 @@ class Model:
 
 
 def expected_kinds(actor: str, model: Model) -> frozenset[str]:
-    """The actor's capacities, worked out independently of workflow.access."""
+    """The actor's capacities, worked out independently of workflow.referrals.access."""
     if actor == "system":
         return frozenset({states.SYSTEM})
     if actor == "referrer":

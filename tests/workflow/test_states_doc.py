@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from views.cli.docs import states_markdown
-from workflow import states
+from workflow.referrals import states
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "STATES.md"
 

@@ -10,7 +10,8 @@ from sqlalchemy import delete, select, update
 from extensions import db
 from models import ReferralEvent
 from tests.workflow.helpers import REFERRER, STROKE_SPECIALISTS, stroke_payload, user
-from workflow import chain, referrals
+from workflow.referrals import actions as referrals
+from workflow.referrals import chain
 
 COLUMNS = ("seq", "kind", "at", "actor_id", "actor_label", "from_state", "to_state", "reason",
            "data", "prev_hash", "hash")

@@ -11,7 +11,7 @@ audit_cli = AppGroup("audit", help="Audit and integrity.")
 @audit_cli.command("verify")
 def verify():
     """Check every event chain and stored record; exit 1 naming the first problems."""
-    from workflow.integrity import verify_all
+    from workflow.audit.integrity import verify_all
 
     report = verify_all()
     if report.ok:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import click
 from flask.cli import AppGroup
 
-from workflow import rota_cover
+from workflow.paging import rota_cover
 from workflow.times import now
 
 rota_cli = AppGroup("rota", help="The on-call rota.")

@@ -21,7 +21,7 @@ def run():
 @scheduler_cli.command("sweep-once")
 def sweep_once():
     """Run one sweep now and print what it did."""
-    from workflow import sweep
+    from workflow.paging import sweep
 
     result = sweep.run_once(current_app.extensions["goldenhour.channels"])
     click.echo(f"claimed {result.claimed}, sent {result.sent}, failed {result.failed}, "

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Role, User
-from workflow import accounts
+from workflow.accounts import accounts
 from workflow.errors import NotFound, ValidationFailed
 
 users_cli = AppGroup("users", help="Manage user accounts and API tokens.")

@@ -14,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from integrations.pager.webhooks import is_acknowledgement_reply, is_failure, status_rank
 from models import Delivery, Referral, User, WebhookReceipt
-from workflow import referrals, sweep
 from workflow.errors import Conflict, DomainError
-from workflow.states import State
+from workflow.paging import sweep
+from workflow.referrals import actions as referrals
+from workflow.referrals.states import State
 from workflow.times import now as utcnow
 
 ACCEPTABLE = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)

@@ -1,7 +1,7 @@
 """A patient's imaging studies: search the network's PACS, link studies to a referral,
 upload files that are in no PACS yet.
 
-Every PACS call happens outside a database transaction (see workflow.pacs_endpoints).
+Every PACS call happens outside a database transaction (see workflow.imaging.endpoints).
 A PACS that is down or slow never fails the whole search: its hospital is reported as
 "images unavailable from <hospital>: <reason>" and the others still answer.
 """
@@ -21,11 +21,8 @@ from extensions import db
 from integrations import imaging
 from integrations.pacs import StudySummary
 from models import LinkedStudy, Page, Referral, User
-from workflow import referrals, states
-from workflow.access import actor_kinds, get_visible
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
-from workflow.escalation import STEP_NOTICE
-from workflow.pacs_endpoints import (
+from workflow.imaging.endpoints import (
     SEARCH_BUDGET_SECONDS,
     PacsTarget,
     client,
@@ -34,6 +31,10 @@ from workflow.pacs_endpoints import (
     targets,
     timed,
 )
+from workflow.paging.escalation import STEP_NOTICE
+from workflow.referrals import actions as referrals
+from workflow.referrals import states
+from workflow.referrals.access import actor_kinds, get_visible
 from workflow.times import LONDON
 from workflow.times import now as utcnow
 
@@ -306,7 +307,7 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
             continue
         outcome.linked.extend(row.study_uid for row in rows)
     if outcome.linked:
-        from workflow.frames import schedule_prefetch  # frames imports this module
+        from workflow.imaging.frames import schedule_prefetch  # frames imports this module
 
         schedule_prefetch(referral_id)
     return outcome

@@ -22,7 +22,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from integrations.pager.base import PageMessage, TransportError
 from models import HubService, Role, RotaGap, RotaShift, User
-from workflow.escalation import policy_steps
+from workflow.paging.escalation import policy_steps
 from workflow.times import format_local
 
 HORIZON = timedelta(hours=72)

@@ -2,7 +2,7 @@
 
 The browser never talks to a PACS: we fetch the instance by WADO-RS with the
 hospital's credentials, render the frame with a window preset and keep the result in
-the bounded caches of workflow.image_cache. When a page goes out the middle slice of
+the bounded caches of workflow.imaging.cache. When a page goes out the middle slice of
 each series is rendered ahead (`schedule_prefetch`), so the specialist's first image is
 already warm when they tap. The viewer fetches the rest of a series in runs of slices
 (`render_series`), one request and one access check per run; who viewed which series
@@ -26,8 +26,8 @@ from integrations import imaging
 from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
-from workflow.image_cache import caches
-from workflow.pacs_endpoints import (
+from workflow.imaging.cache import caches
+from workflow.imaging.endpoints import (
     Outcome,
     PacsTarget,
     client,
@@ -35,7 +35,7 @@ from workflow.pacs_endpoints import (
     target_for_hospital,
     timed,
 )
-from workflow.studies import ImagesUnavailable
+from workflow.imaging.studies import ImagesUnavailable
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from workflow import nhs_number
 from workflow.errors import ValidationFailed
-from workflow.states import Outcome
+from workflow.referrals import nhs_number
+from workflow.referrals.states import Outcome
 from workflow.times import LocalTimeError, from_local
 
 MAX_TEXT = 4000

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import DecisionRecord, Referral
-from workflow.states import State
+from workflow.referrals.states import State
 
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 DICOM_UID_SYSTEM = "urn:dicom:uid"

@@ -1,7 +1,7 @@
 """Escalation: from a hub service's policy to due pages, step by step.
 
 When a referral is raised its service's policy is copied onto it (an `Escalation`)
-and the first step is written as a due `Page`. The sweep (workflow/sweep.py) sends
+and the first step is written as a due `Page`. The sweep (workflow/paging/sweep.py) sends
 due pages and, in the same transaction that claims a step, schedules the next one,
 so a crash after the claim can never stop the escalation. Acknowledging cancels
 every page still due. Pages carry no patient identifiers.
@@ -16,9 +16,10 @@ from sqlalchemy import select, update
 
 from extensions import db
 from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
-from workflow import referrals, rota
 from workflow.errors import ValidationFailed
-from workflow.states import State
+from workflow.paging import rota
+from workflow.referrals import actions as referrals
+from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "in_app")
 WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")

@@ -23,11 +23,13 @@ from models import (
     TravelTime,
     User,
 )
-from workflow import chain, policy, referral_input, states
-from workflow.access import actor_kinds, find, get_referral, get_visible
+from workflow.accounts import policy
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
-from workflow.referral_input import Errors, text
-from workflow.states import State
+from workflow.referrals import chain, states
+from workflow.referrals import input as referral_input
+from workflow.referrals.access import actor_kinds, find, get_referral, get_visible
+from workflow.referrals.input import Errors, text
+from workflow.referrals.states import State
 from workflow.times import now as utcnow
 
 _after_raise_hooks: list = []

@@ -16,8 +16,8 @@ from sqlalchemy import LargeBinary, func, literal, select
 
 from extensions import db
 from models import AuditFact, Referral, Specialty
-from workflow import integrity
-from workflow.states import Outcome
+from workflow.audit import integrity
+from workflow.referrals.states import Outcome
 
 # The packed layout of audit_facts.clocks (big-endian, as PostgreSQL sends it).
 CLOCKS = np.dtype([

@@ -19,8 +19,10 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
-from workflow import integrity, key_images, referrals
-from workflow.clocks import referral_clocks
+from workflow.audit import integrity
+from workflow.imaging import key_images
+from workflow.referrals import actions as referrals
+from workflow.referrals.clocks import referral_clocks
 from workflow.times import format_local
 from workflow.times import now as utcnow
 

@@ -1,7 +1,7 @@
 """What the referral page shows of its paging: every page, who it reached, how, and
 every failure with the reason an admin can act on.
 
-Read-only; the rows are written by workflow.escalation and workflow.sweep.
+Read-only; the rows are written by workflow.paging.escalation and workflow.paging.sweep.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from sqlalchemy.orm import selectinload
 
 from extensions import db
 from models import Delivery, Page, Referral, User
-from workflow import escalation
-from workflow.states import State
-from workflow.sweep import FAILED
+from workflow.paging import escalation
+from workflow.paging.sweep import FAILED
+from workflow.referrals.states import State
 
 CHANNEL_LABELS = {"sms": "SMS", "voice": "voice call", "email": "email", "in_app": "in-app",
                   "console": "console", "none": "—"}

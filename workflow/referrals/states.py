@@ -39,7 +39,7 @@ OPEN_BEFORE_DECISION = (
     State.UNANSWERED,
 )
 
-# Actor kinds, worked out for a user and a referral by workflow.access.actor_kinds():
+# Actor kinds, worked out for a user and a referral by workflow.referrals.access.actor_kinds():
 REFERRER = "referrer"          # a referrer at the referring hospital
 HUB_SPECIALIST = "hub_specialist"  # a specialist of the target hub service
 ASSIGNED = "assigned"          # the specialist who accepted (or was handed) the referral

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral, ReferralEvent
-from workflow.chain import verify_chain
+from workflow.referrals.chain import verify_chain
 
 
 @dataclass

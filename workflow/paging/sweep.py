@@ -24,9 +24,10 @@ from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat, User
-from workflow import escalation, referrals
 from workflow.errors import Conflict
-from workflow.states import State
+from workflow.paging import escalation
+from workflow.referrals import actions as referrals
+from workflow.referrals.states import State
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
     if people and page.kind in ("escalation", "handover"):
         # A specialist is about to tap the link: warm their first images, in the
         # background and after the claim has committed (never inside it).
-        from workflow import frames
+        from workflow.imaging import frames
 
         frames.schedule_prefetch(referral.id)
     return page, to_send
@@ -213,14 +214,14 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
     """One sweep: resend stale deliveries, then claim and send up to ``limit`` due pages.
 
     On PostgreSQL several claim-and-send loops run side by side (SEND_WORKERS, see
-    workflow.sweep_workers); the sweep returns when all have finished. ``now`` pins
+    workflow.paging.workers); the sweep returns when all have finished. ``now`` pins
     the clock for every claim (tests); by default each claim reads it. Raises what a
     loop raised (a database error), after every loop has finished.
     """
     from flask import current_app
 
-    from workflow import delivery as sender
-    from workflow.sweep_workers import Budget, run_loops, workers_for
+    from workflow.paging import delivery as sender
+    from workflow.paging.workers import Budget, run_loops, workers_for
 
     result = SweepResult()
     pinned = now is not None

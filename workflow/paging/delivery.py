@@ -11,7 +11,7 @@ from flask import current_app
 from extensions import db
 from integrations.pager.base import PageMessage, TransportError
 from models import Delivery, User
-from workflow import ack_links, sweep
+from workflow.paging import ack_links, sweep
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)

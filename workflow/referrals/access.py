@@ -6,12 +6,12 @@ from sqlalchemy import Select, or_, select
 
 from extensions import db
 from models import HubService, Referral, Role, Specialty, User
-from workflow import states
 from workflow.errors import NotAllowed, NotFound
+from workflow.referrals import states
 
 
 def actor_kinds(user: User | None, referral: Referral) -> frozenset[str]:
-    """The capacities in which ``user`` may act on ``referral`` (see workflow.states)."""
+    """The capacities in which ``user`` may act on ``referral`` (see workflow.referrals.states)."""
     if user is None or not user.active:
         return frozenset()
     kinds = set()

@@ -4,7 +4,7 @@ Each referral's milestones are written by the workflow when they happen
 (acknowledged_at, decided_at, ... ; first_paged_at and escalated by the sweep when it
 claims an escalation page, unanswered_at with the `escalation_exhausted` transition,
 first_image_viewed_at with the first `image.view` access-log row). The dashboard reads
-them as one numpy record per referral (workflow.audit_clocks: from the trigger-kept
+them as one numpy record per referral (workflow.audit.clocks: from the trigger-kept
 `audit_facts` on PostgreSQL, from `referrals` elsewhere) and computes everything in
 numpy, the same way on both databases. Medians and 90th percentiles are continuous
 (linear interpolation, as PostgreSQL's ``percentile_cont``), found with
@@ -25,16 +25,16 @@ from sqlalchemy.sql import Select
 from extensions import db
 from models import AccessLog, AuditFact, Hospital, HubService, Referral, Specialty
 from models.types import UTCDateTime
-from workflow import audit_clocks
-from workflow.audit_clocks import EPOCH, ESCALATED, MISSING, TRANSFER, UNANSWERED
+from workflow.audit import clocks as audit_clocks
+from workflow.audit.clocks import EPOCH, ESCALATED, MISSING, TRANSFER, UNANSWERED
 from workflow.errors import ValidationFailed
-from workflow.states import Outcome, State
+from workflow.referrals.states import Outcome, State
 from workflow.times import LONDON
 
 ACKNOWLEDGE_LIMIT = 15  # minutes: an acknowledge slower than this is flagged
 DECISION_LIMIT = 30     # minutes: a decision slower than this is flagged
 
-# (key, label, start clock, end clock) of workflow.audit_clocks.CLOCKS.
+# (key, label, start clock, end clock) of workflow.audit.clocks.CLOCKS.
 INTERVALS: tuple[tuple[str, str, str, str], ...] = (
     ("first_page", "Referral → first page", "created", "first_page"),
     ("acknowledge", "Referral → acknowledged", "created", "acknowledged"),

@@ -1,0 +1,1 @@
+"""Audit: decision records, the integrity check, clocks and statistics for audit leads."""

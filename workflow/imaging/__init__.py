@@ -1,0 +1,1 @@
+"""Imaging: the hospitals' PACS endpoints, linked studies, uploads and rendered frames."""

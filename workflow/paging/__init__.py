@@ -1,0 +1,1 @@
+"""Paging: escalation policies, the sweep that sends due pages, and what comes back."""
