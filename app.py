@@ -65,11 +65,11 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
 
     import models  # noqa: F401 - register the tables with the metadata
-    import workflow.audit.records  # noqa: F401 - a decision makes a record
-    import workflow.paging.escalation  # noqa: F401 - paging starts when a referral is raised
     from integrations.pager import build_channels
     from views import register
+    from workflow import wiring
 
+    wiring.wire()  # who reacts to which referral event
     register(app)
     _configure_logging(app)
     app.extensions["goldenhour.channels"] = build_channels(app.config)

@@ -18,7 +18,10 @@ from flask import Flask
 from sqlalchemy import select, text
 
 from extensions import db
+from integrations.pager import warm
 from models import SchedulerHeartbeat
+from workflow.audit import integrity, records
+from workflow.paging import sweep
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,6 @@ _woken = threading.Event()
 
 
 def _job(app: Flask, scheduler=None) -> None:
-    from workflow.audit import records
-    from workflow.paging import sweep
-
     with app.app_context():
         while True:
             _woken.clear()
@@ -113,13 +113,10 @@ def _retry_skipped_wake(scheduler, event) -> None:
 
 def nightly_integrity_check() -> str:
     """Run `flask audit verify`'s check and keep its one-line result for the admin page."""
-    from workflow.audit.integrity import verify_all
-    from workflow.paging.sweep import heartbeat
-
-    report = verify_all()
+    report = integrity.verify_all()
     line = (f"OK: {report.referrals_checked} referrals, {report.events_checked} events"
             if report.ok else f"TAMPERED: {report.problems[0]}")
-    heartbeat("integrity", detail=line)
+    sweep.heartbeat("integrity", detail=line)
     return line
 
 
@@ -173,8 +170,6 @@ def _add_job(scheduler, app: Flask) -> None:
 
 def _warm(app: Flask) -> None:
     """Before the first tick: the first page after a restart should not be the slow one."""
-    from integrations.pager import warm
-
     warm(app.extensions["goldenhour.channels"])
 
 
@@ -200,8 +195,9 @@ def stop_in_process() -> None:
             _deadline.cancel()
 
 
-def wake() -> None:
-    """Ask the sweep to run now. Call after the commit that made a page due."""
+def wake(_referral_id: int | None = None) -> None:
+    """Ask the sweep to run now. Call after the commit that made a page due (the
+    referral does not matter: the sweep looks at every due page)."""
     if _in_process is not None:
         _wake_job(_in_process)
         return

@@ -16,7 +16,6 @@ from sqlalchemy import LargeBinary, func, literal, select
 
 from extensions import db
 from models import AuditFact, Referral, Specialty
-from workflow.audit import integrity
 from workflow.referrals.states import Outcome
 
 # The packed layout of audit_facts.clocks (big-endian, as PostgreSQL sends it).
@@ -102,7 +101,6 @@ def mismatched_facts(limit: int = 20) -> list[int]:
     return bad  # no row without its referral: the foreign key cascades deletes
 
 
-@integrity.record_check
 def verify_facts() -> tuple[int, list[str]]:
     """`flask audit verify` and the nightly check: the dashboard's facts equal the referrals."""
     bad = mismatched_facts()

@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral, ReferralEvent
+from workflow.audit import clocks as audit_clocks
+from workflow.audit import records
 from workflow.referrals.chain import verify_chain
 
 
@@ -22,22 +24,18 @@ class IntegrityReport:
         return not self.problems
 
 
-_record_checks: list = []
-
-
-def record_check(check):
-    """Register ``check() -> (count, [problem, ...])`` for stored records (decision PDFs)."""
-    _record_checks.append(check)
-    return check
-
-
 EVENT_COLUMNS = tuple(getattr(ReferralEvent, name) for name in (
     "id", "referral_id", "seq", "kind", "at", "actor_id", "actor_label", "from_state",
     "to_state", "reason", "data", "prev_hash", "hash"))
 
 
+# What else is kept that must not change: each returns (rows checked, [problem, ...]).
+RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts)
+
+
 def verify_all(batch: int = 2000) -> IntegrityReport:
-    """Walk every referral's event chain (in id batches) and every registered record check.
+    """Walk every referral's event chain (in id batches), then every stored record's
+    hashes and the dashboard's audit facts (RECORD_CHECKS).
 
     The walk reads plain rows, not ORM objects: a million referrals have about eight
     million events. Raises only what the database raises.
@@ -72,7 +70,7 @@ def verify_all(batch: int = 2000) -> IntegrityReport:
         .distinct())
     for referral_id in orphans:
         report.problems.append(f"events exist for referral {referral_id}, which is missing")
-    for check in _record_checks:
+    for check in RECORD_CHECKS:
         count, problems = check()
         report.problems.extend(problems)
     return report

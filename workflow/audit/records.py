@@ -18,10 +18,9 @@ from flask import current_app, render_template
 from sqlalchemy import select
 
 from extensions import db
+from integrations.pdf import PdfError, render_pdf
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
-from workflow.audit import integrity
 from workflow.imaging import key_images
-from workflow.referrals import actions as referrals
 from workflow.referrals.clocks import referral_clocks
 from workflow.times import format_local
 from workflow.times import now as utcnow
@@ -102,10 +101,9 @@ def snapshot(referral: Referral, event: ReferralEvent, decision: Decision) -> di
     }
 
 
-@referrals.after_event
-def _record_on_decision(referral: Referral, event: ReferralEvent) -> None:
-    if event.kind not in ("decide", "addendum"):
-        return
+def write_record(referral: Referral, event: ReferralEvent) -> None:
+    """Decided or amended: the next version of the decision record, pending its PDF
+    (inside the event's transaction, so it says what was known when it was signed)."""
     db.session.flush()
     decision = db.session.scalar(select(Decision).where(Decision.referral_id == referral.id))
     previous = db.session.scalar(
@@ -122,8 +120,6 @@ def _record_on_decision(referral: Referral, event: ReferralEvent) -> None:
 
 def render_record(record: DecisionRecord) -> bytes:
     """The PDF for a record (pure: same content, same document). Raises PdfError."""
-    from integrations.pdf import render_pdf
-
     # The key images' pixels are rendered now, outside any transaction; the content
     # (and its hash) holds only which images they are.
     pictures = key_images.rendered_for_record(record.referral_id,
@@ -139,8 +135,6 @@ def render_record(record: DecisionRecord) -> bytes:
 
 def render_pending(limit: int = 5) -> int:
     """Render up to ``limit`` pending records; return how many were stored."""
-    from integrations.pdf import PdfError
-
     done = 0
     ids = list(db.session.scalars(select(DecisionRecord.id)
                                   .where(DecisionRecord.status == "pending")
@@ -174,7 +168,6 @@ def latest(referral_id: int) -> DecisionRecord | None:
                              .order_by(DecisionRecord.version.desc()).limit(1))
 
 
-@integrity.record_check
 def verify_records() -> tuple[int, list[str]]:
     """Every record's content hash, and every stored PDF's bytes hash."""
     problems, count = [], 0

@@ -18,13 +18,24 @@ from sqlalchemy import select
 from extensions import db
 from integrations.pacs import DicomWebClient, PacsError
 from models import Hospital, PacsEndpoint
-from workflow.errors import ValidationFailed
+from workflow.errors import DomainError, ValidationFailed
 from workflow.times import now as utcnow
 
 AUTH_TYPES = ("none", "basic", "bearer")
 # A search across the network answers within this, whatever each endpoint's timeout.
 SEARCH_BUDGET_SECONDS = 4.5
 T = TypeVar("T")
+
+
+class ImagesUnavailable(DomainError):
+    """A hospital's PACS could not be reached or refused (HTTP 503); names the hospital."""
+
+    status = 503
+
+    def __init__(self, hospital: str, reason: str):
+        self.hospital = hospital
+        self.reason = reason
+        super().__init__(f"images unavailable from {hospital}: {reason}")
 
 
 @dataclass(frozen=True)

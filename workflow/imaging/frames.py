@@ -28,6 +28,7 @@ from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
 from workflow.imaging.cache import caches
 from workflow.imaging.endpoints import (
+    ImagesUnavailable,
     Outcome,
     PacsTarget,
     client,
@@ -35,7 +36,6 @@ from workflow.imaging.endpoints import (
     target_for_hospital,
     timed,
 )
-from workflow.imaging.studies import ImagesUnavailable
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)

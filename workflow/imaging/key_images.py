@@ -15,6 +15,7 @@ from sqlalchemy import select
 from extensions import db
 from models import KeyImage, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
+from workflow.imaging import frames
 from workflow.referrals.access import actor_kinds, get_visible
 from workflow.times import now as utcnow
 
@@ -57,9 +58,7 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
         db.session.delete(existing)
         db.session.commit()
         return False
-    from workflow.imaging.frames import frame_spec
-
-    preset = frame_spec(study_uid, sop_uid, frame=frame, preset=preset).preset  # 422 if bad
+    preset = frames.frame_spec(study_uid, sop_uid, frame=frame, preset=preset).preset  # 422 if bad
     series_uid, label = _label(referral, study_uid, sop_uid, frame, preset)
     count = len(list(db.session.scalars(select(KeyImage.id)
                                         .where(KeyImage.referral_id == referral_id))))
@@ -88,8 +87,6 @@ def identities(referral_id: int) -> list[dict]:
 def rendered_for_record(referral_id: int, items: list[dict]) -> list[dict]:
     """``items`` (identities from a record) with a PNG ``data_uri`` each, or an empty one
     and a note when the image cannot be had now. Call outside any transaction."""
-    from workflow.imaging import frames
-
     referral = db.session.get(Referral, referral_id)
     out = []
     for item in items:

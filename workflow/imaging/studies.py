@@ -20,10 +20,12 @@ from sqlalchemy import select
 from extensions import db
 from integrations import imaging
 from integrations.pacs import StudySummary
-from models import LinkedStudy, Page, Referral, User
-from workflow.errors import DomainError, NotAllowed, ValidationFailed
+from models import Hospital, LinkedStudy, Referral, User
+from workflow.errors import NotAllowed, ValidationFailed
+from workflow.imaging import frames
 from workflow.imaging.endpoints import (
     SEARCH_BUDGET_SECONDS,
+    ImagesUnavailable,
     PacsTarget,
     client,
     record_outcome,
@@ -31,7 +33,7 @@ from workflow.imaging.endpoints import (
     targets,
     timed,
 )
-from workflow.paging.escalation import STEP_NOTICE
+from workflow.paging import escalation
 from workflow.referrals import actions as referrals
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds, get_visible
@@ -40,17 +42,6 @@ from workflow.times import now as utcnow
 
 MAX_ZIP_MEMBERS = 2000
 MAX_UPLOAD_FILES = 2000
-
-
-class ImagesUnavailable(DomainError):
-    """A hospital's PACS could not be reached or refused (HTTP 503); names the hospital."""
-
-    status = 503
-
-    def __init__(self, hospital: str, reason: str):
-        self.hospital = hospital
-        self.reason = reason
-        super().__init__(f"images unavailable from {hospital}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -246,8 +237,6 @@ def link(referral_id: int, user: User, hospital_code: str | None,
         raise ValidationFailed({"study_uids": "Choose at least one study."})
     if len(uids) > 20 or any(len(u) > 64 for u in uids):
         raise ValidationFailed({"study_uids": "At most 20 study UIDs of up to 64 characters."})
-    from models import Hospital
-
     code = hospital_code or referral.referring_hospital.code
     hospital = db.session.scalar(select(Hospital).where(Hospital.code == code))
     target = target_for_hospital(hospital.id) if hospital else None
@@ -307,9 +296,7 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
             continue
         outcome.linked.extend(row.study_uid for row in rows)
     if outcome.linked:
-        from workflow.imaging.frames import schedule_prefetch  # frames imports this module
-
-        schedule_prefetch(referral_id)
+        frames.schedule_prefetch(referral_id)
     return outcome
 
 
@@ -339,12 +326,10 @@ def _write_links(referral_id: int, user: User, target: PacsTarget,
                 and referral.assigned_specialist_id != user.id:
             what = ", ".join(s["description"] or ",".join(s["modalities"]) or "a study"
                              for s in snapshots)
-            db.session.add(Page(
-                referral_id=referral.id, kind="notice", step=STEP_NOTICE, attempt=event.seq,
-                who=f"user:{referral.assigned_specialist_id}", channels=["sms", "in_app"],
-                due_at=event.at,
-                text=f"New images linked to {referral.specialty.name} referral "
-                     f"{referral.reference}: {what[:120]}. Open goldenhour to review."))
+            escalation.notify(
+                referral, referral.assigned_specialist_id, event,
+                f"New images linked to {referral.specialty.name} referral "
+                f"{referral.reference}: {what[:120]}. Open goldenhour to review.")
 
     referrals.transition(
         referral_id, "studies_linked", user, before_commit=add_rows,

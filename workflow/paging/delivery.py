@@ -1,20 +1,25 @@
-"""Sending one delivery through its channel, outside any database transaction."""
+"""Sending one delivery through its channel, outside any database transaction, and
+recording what the channel (or later the provider's callback) said of it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
+from sqlalchemy import select
 
 from extensions import db
 from integrations.pager.base import PageMessage, TransportError
-from models import Delivery, User
-from workflow.paging import ack_links, sweep
+from models import Delivery, Page, User
+from workflow.paging import ack_links, escalation
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
+
+FAILED = {"failed", "undelivered", "no-answer", "busy", "canceled", "machine"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
     if delivery.channel == "in_app":
         delivery.link = f"/referrals/{delivery.referral_id}"
         db.session.commit()
-        sweep.record_result(delivery_id, status="delivered")
+        record_result(delivery_id, status="delivered")
         return SendOutcome("delivered")
     channel = channels.get(delivery.channel) or channels.get("console")
     message = build_message(delivery, person)
@@ -61,17 +66,45 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
         db.session.commit()
         error = f"{person.name if person else 'nobody'} has no " \
                 f"{'email address' if delivery.channel == 'email' else 'phone number'}"
-        sweep.record_result(delivery_id, status="failed", error=error, permanent=True)
+        record_result(delivery_id, status="failed", error=error, permanent=True)
         return SendOutcome("failed", error=error)
     db.session.commit()  # no transaction stays open across the vendor call
     try:
         receipt = channel.notify(message)
     except TransportError as exc:
         log.warning("delivery %s via %s failed: %s", delivery_id, delivery.channel, exc)
-        sweep.record_result(delivery_id, status="failed", error=str(exc),
+        record_result(delivery_id, status="failed", error=str(exc),
                             permanent=exc.permanent, at=utcnow())
         return SendOutcome("failed", error=str(exc))
     status = receipt.status or "sent"
-    sweep.record_result(delivery_id, status=status, provider_id=receipt.provider_id,
+    record_result(delivery_id, status=status, provider_id=receipt.provider_id,
                         at=utcnow())
     return SendOutcome(status, receipt.provider_id)
+
+
+def record_result(delivery_id: int, *, status: str, provider_id: str | None = None,
+                  error: str = "", permanent: bool = False, at: datetime | None = None) -> None:
+    """Store what the channel said; if every delivery of the step failed, move on now."""
+    at = at or utcnow()
+    delivery = db.session.get(Delivery, delivery_id)
+    delivery.status = status
+    delivery.provider_id = provider_id or delivery.provider_id
+    delivery.error = error[:500]
+    delivery.permanent_failure = permanent
+    delivery.updated_at = at
+    if status not in FAILED:
+        delivery.sent_at = at
+    db.session.flush()
+    if status in FAILED:
+        step_failed(delivery.page_id, at)
+    db.session.commit()
+
+
+def step_failed(page_id: int, at: datetime) -> bool:
+    """If no delivery of this page can still reach anyone, bring the next step forward."""
+    page = db.session.get(Page, page_id)
+    statuses = db.session.scalars(select(Delivery.status).where(Delivery.page_id == page_id))
+    if page.step >= 0 and all(s in FAILED for s in statuses):
+        escalation.move_on_now(page.referral_id, at)
+        return True
+    return False

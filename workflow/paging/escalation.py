@@ -18,7 +18,6 @@ from extensions import db
 from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
 from workflow.errors import ValidationFailed
 from workflow.paging import rota
-from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "in_app")
@@ -97,7 +96,7 @@ def _add_page(referral: Referral, *, kind: str, step: int, attempt: int, who: st
     return page
 
 
-def start(referral: Referral) -> None:
+def start(referral: Referral, _event: ReferralEvent | None = None) -> None:
     """Snapshot the policy and write the first step as due now (inside the raise txn)."""
     steps = policy_steps(referral.hub_service_id)
     db.session.add(Escalation(referral_id=referral.id, steps=steps))
@@ -156,56 +155,57 @@ def move_on_now(referral_id: int, at: datetime) -> int:
     return result.rowcount
 
 
-@referrals.after_commit
-def _wake_sweep(kind: str) -> None:
-    if kind in ("raise", "acknowledge", "decide", "hand_over"):
-        from workflow import scheduler
-
-        scheduler.wake()
-
-
-@referrals.after_raise
-def _start_on_raise(referral: Referral) -> None:
-    start(referral)
-
-
-@referrals.after_event
-def _on_event(referral: Referral, event: ReferralEvent) -> None:
-    """Stop paging on acknowledge/cancel; page a colleague on hand-over; tell the referrer."""
-    at = event.at
-    if event.kind in ("acknowledge", "cancel"):
-        # Skip pages a sweep has locked: it is waiting for this referral's lock and
-        # will find it acknowledged. Waiting for them instead could deadlock.
-        due = select(Page.id).where(Page.referral_id == referral.id, Page.status == "due",
-                                    Page.step >= 0)
-        if db.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        ids = list(db.session.scalars(due))
-        if ids:
-            db.session.execute(
-                update(Page).where(Page.id.in_(ids)).values(status="cancelled")
-                .execution_options(synchronize_session=False))
+def stop(referral: Referral, event: ReferralEvent) -> None:
+    """Accepted or cancelled: cancel every escalation page still due, stop the escalation."""
+    # Skip pages a sweep has locked: it is waiting for this referral's lock and
+    # will find it acknowledged. Waiting for them instead could deadlock.
+    due = select(Page.id).where(Page.referral_id == referral.id, Page.status == "due",
+                                Page.step >= 0)
+    if db.engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(db.session.scalars(due))
+    if ids:
         db.session.execute(
-            update(Escalation).where(Escalation.referral_id == referral.id,
-                                     Escalation.stopped_at.is_(None))
-            .values(stopped_at=at, stopped_reason=event.kind)
+            update(Page).where(Page.id.in_(ids)).values(status="cancelled")
             .execution_options(synchronize_session=False))
-    if event.kind == "hand_over" and event.from_state in PAGEABLE + (State.UNANSWERED,):
+    db.session.execute(
+        update(Escalation).where(Escalation.referral_id == referral.id,
+                                 Escalation.stopped_at.is_(None))
+        .values(stopped_at=event.at, stopped_reason=event.kind)
+        .execution_options(synchronize_session=False))
+
+
+def page_colleague(referral: Referral, event: ReferralEvent) -> None:
+    """Handed over while the referral is still being paged: page the colleague."""
+    if event.from_state in PAGEABLE + (State.UNANSWERED,):
         _add_page(referral, kind="handover", step=STEP_HANDOVER, attempt=event.seq,
-                  who=f"user:{event.data['to_user_id']}", channels=["sms", "voice"], due_at=at)
-    if event.kind in ("acknowledge", "decide"):
-        what = ("accepted by " + (event.actor_label or "the specialist")
-                if event.kind == "acknowledge"
-                else f"decided: {event.data.get('outcome', '').replace('_', ' ')}")
-        _add_page(referral, kind="notice", step=STEP_NOTICE, attempt=event.seq,
-                  who=f"user:{referral.referrer_id}", channels=["sms", "in_app"], due_at=at,
-                  text=f"Your {referral.specialty.name} referral {referral.reference} was "
-                       f"{what}. Open goldenhour for details.")
-    if event.kind == "escalation_exhausted":
-        for who in ("duty_manager", f"user:{referral.referrer_id}"):
-            _add_page(referral, kind="alarm", step=STEP_ALARM,
-                      attempt=0 if who == "duty_manager" else 1, who=who,
-                      channels=["sms", "voice", "in_app"], due_at=at)
+                  who=f"user:{event.data['to_user_id']}", channels=["sms", "voice"],
+                  due_at=event.at)
+
+
+def tell_referrer(referral: Referral, event: ReferralEvent) -> None:
+    """Accepted or decided: an SMS and in-app notice to the referrer."""
+    what = ("accepted by " + (event.actor_label or "the specialist")
+            if event.kind == "acknowledge"
+            else f"decided: {event.data.get('outcome', '').replace('_', ' ')}")
+    notify(referral, referral.referrer_id, event,
+           f"Your {referral.specialty.name} referral {referral.reference} was "
+           f"{what}. Open goldenhour for details.")
+
+
+def notify(referral: Referral, user_id: int, event: ReferralEvent, text: str) -> Page:
+    """A notice (SMS and in-app) to one user about ``event``, due at once."""
+    return _add_page(referral, kind="notice", step=STEP_NOTICE, attempt=event.seq,
+                     who=f"user:{user_id}", channels=["sms", "in_app"], due_at=event.at,
+                     text=text)
+
+
+def raise_alarm(referral: Referral, event: ReferralEvent) -> None:
+    """Every step paged and nobody accepted: alarm the duty manager and the referrer."""
+    for who in ("duty_manager", f"user:{referral.referrer_id}"):
+        _add_page(referral, kind="alarm", step=STEP_ALARM,
+                  attempt=0 if who == "duty_manager" else 1, who=who,
+                  channels=["sms", "voice", "in_app"], due_at=event.at)
 
 
 def pages_for(referral_id: int) -> list[Page]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import Delivery, Page, Referral, User
 from workflow.paging import escalation
-from workflow.paging.sweep import FAILED
+from workflow.paging.delivery import FAILED
 from workflow.referrals.states import State
 
 CHANNEL_LABELS = {"sms": "SMS", "voice": "voice call", "email": "email", "in_app": "in-app",

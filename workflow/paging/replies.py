@@ -15,7 +15,7 @@ from extensions import db
 from integrations.pager.webhooks import is_acknowledgement_reply, is_failure, status_rank
 from models import Delivery, Referral, User, WebhookReceipt
 from workflow.errors import Conflict, DomainError
-from workflow.paging import sweep
+from workflow.paging import delivery as sender
 from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
@@ -114,7 +114,7 @@ def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
     Returns True when something changed. A status never moves backwards.
     """
     delivery = db.session.scalar(select(Delivery).where(Delivery.provider_id == sid))
-    if delivery is None or delivery.status in sweep.FAILED:
+    if delivery is None or delivery.status in sender.FAILED:
         return False  # unknown, or already final
     failed = is_failure(status, answered_by)
     new_status = "machine" if failed and answered_by.startswith("machine") else status
@@ -133,7 +133,7 @@ def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
         db.session.rollback()
         return False
     if failed:
-        sweep.step_failed(delivery.page_id, now)
+        sender.step_failed(delivery.page_id, now)
     db.session.commit()
     return True
 

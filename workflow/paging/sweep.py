@@ -19,13 +19,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat, User
+from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat
+from workflow import events
 from workflow.errors import Conflict
-from workflow.paging import escalation
+from workflow.paging import delivery as sender
+from workflow.paging import escalation, workers
+from workflow.paging.delivery import FAILED
 from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
@@ -33,7 +37,6 @@ from workflow.times import now as utcnow
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
-FAILED = {"failed", "undelivered", "no-answer", "busy", "canceled", "machine"}
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -155,40 +158,10 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
     to_send = [d.id for d in deliveries if d.status == "sending"]
     db.session.commit()
     if people and page.kind in ("escalation", "handover"):
-        # A specialist is about to tap the link: warm their first images, in the
-        # background and after the claim has committed (never inside it).
-        from workflow.imaging import frames
-
-        frames.schedule_prefetch(referral.id)
+        # A specialist is about to tap the link: whatever reacts (warming their first
+        # images) runs after the claim has committed, never inside it.
+        events.committed(events.SPECIALIST_PAGED, referral.id)
     return page, to_send
-
-
-def record_result(delivery_id: int, *, status: str, provider_id: str | None = None,
-                  error: str = "", permanent: bool = False, at: datetime | None = None) -> None:
-    """Store what the channel said; if every delivery of the step failed, move on now."""
-    at = at or utcnow()
-    delivery = db.session.get(Delivery, delivery_id)
-    delivery.status = status
-    delivery.provider_id = provider_id or delivery.provider_id
-    delivery.error = error[:500]
-    delivery.permanent_failure = permanent
-    delivery.updated_at = at
-    if status not in FAILED:
-        delivery.sent_at = at
-    db.session.flush()
-    if status in FAILED:
-        step_failed(delivery.page_id, at)
-    db.session.commit()
-
-
-def step_failed(page_id: int, at: datetime) -> bool:
-    """If no delivery of this page can still reach anyone, bring the next step forward."""
-    page = db.session.get(Page, page_id)
-    statuses = db.session.scalars(select(Delivery.status).where(Delivery.page_id == page_id))
-    if page.step >= 0 and all(s in FAILED for s in statuses):
-        escalation.move_on_now(page.referral_id, at)
-        return True
-    return False
 
 
 def _claim_stale(now: datetime) -> list[int]:
@@ -218,11 +191,6 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
     the clock for every claim (tests); by default each claim reads it. Raises what a
     loop raised (a database error), after every loop has finished.
     """
-    from flask import current_app
-
-    from workflow.paging import delivery as sender
-    from workflow.paging.workers import Budget, run_loops, workers_for
-
     result = SweepResult()
     pinned = now is not None
     now = now or utcnow()
@@ -230,7 +198,7 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
     for delivery_id in _claim_stale(now):
         result.resent += 1
         _count(result, sender.send(delivery_id, channels))
-    budget = Budget(limit)
+    budget = workers.Budget(limit)
 
     def loop() -> SweepResult:
         mine = SweepResult()
@@ -255,11 +223,11 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
         db.session.commit()
         return mine
 
-    loops = workers_for(current_app.config, db.engine.dialect.name)
+    loops = workers.workers_for(current_app.config, db.engine.dialect.name)
     if loops > 1:
         # No more loops than pages due: an idle tick starts no threads at all.
         loops = min(loops, limit, _due_count(now if pinned else utcnow(), loops))
-    for mine in run_loops(loops, loop):
+    for mine in workers.run_loops(loops, loop):
         result.claimed += mine.claimed
         result.sent += mine.sent
         result.failed += mine.failed
@@ -290,9 +258,3 @@ def next_due() -> datetime | None:
     if due is not None and due.tzinfo is None:  # SQLite's min() skips the column type
         due = due.replace(tzinfo=UTC)
     return due
-
-
-def recipient_of(delivery: Delivery) -> User | None:
-    return db.session.get(User, delivery.recipient_id) if delivery.recipient_id else None
-
-

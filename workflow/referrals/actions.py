@@ -2,7 +2,10 @@
 
 Each action checks the transition table and the actor's capacity, then writes the new
 state (by a conditional UPDATE on state and version, so of two simultaneous actions
-exactly one wins) and one hash-chained event, in one transaction.
+exactly one wins) and one hash-chained event, in one transaction. What reacts to an
+event (paging starts on raise, stops on acknowledge; a decision makes a record) is
+listed in workflow/wiring.py and run through workflow.events: in the transaction, and
+after it commits.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select, update
 
 from extensions import db
@@ -23,6 +27,7 @@ from models import (
     TravelTime,
     User,
 )
+from workflow import events
 from workflow.accounts import policy
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflow.referrals import chain, states
@@ -31,35 +36,6 @@ from workflow.referrals.access import actor_kinds, find, get_referral, get_visib
 from workflow.referrals.input import Errors, text
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
-
-_after_raise_hooks: list = []
-_after_event_hooks: list = []
-
-
-def after_raise(hook):
-    """Register ``hook(referral)``: runs inside the raise transaction (e.g. due pages)."""
-    _after_raise_hooks.append(hook)
-    return hook
-
-
-def after_event(hook):
-    """Register ``hook(referral, event)``: runs inside each transition's transaction."""
-    _after_event_hooks.append(hook)
-    return hook
-
-
-_after_commit_hooks: list = []
-
-
-def after_commit(hook):
-    """Register ``hook(kind)``: runs after a raise or transition has committed."""
-    _after_commit_hooks.append(hook)
-    return hook
-
-
-def _committed(kind: str) -> None:
-    for hook in _after_commit_hooks:
-        hook(kind)
 
 
 def _hub_for(specialty: Specialty, referring: Hospital, hub_code: str | None) -> HubService:
@@ -135,20 +111,15 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     )
     db.session.add(referral)
     db.session.flush()
-    from flask import current_app
-
     code = current_app.config.get("NETWORK_CODE", "EM")
     referral.reference = f"{code}-{now.year}-{referral.id:06d}"
     event = _append_event(referral, "raise", user, None, State.SUBMITTED, now,
                           data={"reference": referral.reference, "specialty": specialty.code,
                                 "hub_service_id": service.id,
                                 "referring_hospital": referring.code})
-    for hook in _after_raise_hooks:
-        hook(referral)
-    for hook in _after_event_hooks:
-        hook(referral, event)
+    events.recorded(referral, event)
     db.session.commit()
-    _committed("raise")
+    events.committed("raise", referral.id)
     return referral
 
 
@@ -206,11 +177,10 @@ def transition(referral_id: int, event: str, actor: User | None, *, reason: str 
     record = _append_event(referral, event, actor, from_state, move.target, now, reason, data)
     if before_commit:
         before_commit(referral, record)
-    for hook in _after_event_hooks:
-        hook(referral, record)
+    events.recorded(referral, record)
     if commit:
         db.session.commit()
-        _committed(event)
+        events.committed(event, referral_id)
     return referral
 
 

@@ -1,0 +1,47 @@
+"""Who reacts to which event: every subscription of the app, in one list.
+
+`create_app` calls `wire()`. Reading `referrals.transition` shows that it runs the
+reactions to its event; this list shows which they are. Reactions to the same event
+run in the order listed, inside the event's transaction (IN) or after it commits
+(AFTER; see workflow.events).
+"""
+
+from __future__ import annotations
+
+from workflow import events, scheduler
+from workflow.audit import records
+from workflow.events import AFTER_COMMIT as AFTER
+from workflow.events import IN_TRANSACTION as IN
+from workflow.events import Subscription as On
+from workflow.imaging import frames
+from workflow.paging import escalation
+
+SUBSCRIPTIONS: tuple[On, ...] = (
+    # Raised: the hub service's escalation policy is copied and tier 1 is due now.
+    On(IN, "raise", escalation.start),
+    # Accepted or cancelled: every escalation page still due is cancelled.
+    On(IN, "acknowledge", escalation.stop),
+    On(IN, "cancel", escalation.stop),
+    # Handed over while paging: the colleague is paged.
+    On(IN, "hand_over", escalation.page_colleague),
+    # Accepted or decided: the referrer is told (SMS and in-app).
+    On(IN, "acknowledge", escalation.tell_referrer),
+    On(IN, "decide", escalation.tell_referrer),
+    # Every step paged, nobody accepted: the duty manager and the referrer are alarmed.
+    On(IN, "escalation_exhausted", escalation.raise_alarm),
+    # Decided or amended: a new version of the decision record (its PDF comes later).
+    On(IN, "decide", records.write_record),
+    On(IN, "addendum", records.write_record),
+    # A commit that made a page due wakes the sweep now, not at its next tick.
+    On(AFTER, "raise", scheduler.wake),
+    On(AFTER, "acknowledge", scheduler.wake),
+    On(AFTER, "decide", scheduler.wake),
+    On(AFTER, "hand_over", scheduler.wake),
+    # A page asking a specialist to accept went out: warm their first images.
+    On(AFTER, events.SPECIALIST_PAGED, frames.schedule_prefetch),
+)
+
+
+def wire() -> None:
+    """Subscribe every reaction above (and nothing else). Safe to call again."""
+    events.replace(SUBSCRIPTIONS)
