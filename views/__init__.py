@@ -20,8 +20,9 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
 
 
 def register(app: Flask) -> None:
-    from views import (
+    from views import (  # admin_paging adds its routes to admin's blueprint
         admin,
+        admin_paging,  # noqa: F401
         api,
         api_fhir,
         audit,

@@ -217,5 +217,3 @@ def rota_page():
     return render_template("admin/rota.html", form=form, shifts=shifts, bad_rows=bad_rows,
                            columns=rota.CSV_COLUMNS), status
 
-
-from views import admin_paging  # noqa: E402,F401 - more admin routes on this blueprint
