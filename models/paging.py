@@ -49,8 +49,8 @@ class Page(db.Model):
     """One due step of paging for a referral: who to page, how, and when.
 
     The unique (referral, step, attempt) key makes a double page impossible: a second
-    sweep cannot create or claim the same step twice. ``step`` >= 0 is an escalation
-    step; negative steps are out-of-band pages (see workflow.paging.escalation).
+    sweep cannot create or claim the same step twice. ``kind`` says what the page is;
+    out-of-band kinds have a fixed negative step (see workflow.paging.pages).
     """
 
     __tablename__ = "pages"
@@ -61,7 +61,7 @@ class Page(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # escalation | exhausted | handover | notice
+    kind: Mapped[str] = mapped_column(String(16))  # workflow.paging.pages.PageKind
     step: Mapped[int]
     attempt: Mapped[int] = mapped_column(default=0)
     who: Mapped[str] = mapped_column(String(64))

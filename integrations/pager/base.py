@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one delivery stands: ours (sending) then the provider's words, as stored."""
+
+    SENDING = "sending"  # claimed by a sweep, not yet answered by the channel
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    ANSWERED = "answered"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+    NO_ANSWER = "no-answer"
+    BUSY = "busy"
+    CANCELED = "canceled"
+    MACHINE = "machine"  # ours: a call answered by a voicemail, not a person
+
+
+# The statuses of a delivery that will not reach a human: escalation moves on at once.
+FAILED = frozenset({DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.NO_ANSWER,
+                    DeliveryStatus.BUSY, DeliveryStatus.CANCELED, DeliveryStatus.MACHINE})
 
 
 @dataclass(frozen=True)

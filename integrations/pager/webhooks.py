@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from integrations.pager.base import FAILED
+
 ACK_REPLIES = {"1", "ACK", "YES", "Y", "ACCEPT"}
 # How far a message or call has got. A status callback is applied only when it ranks
 # higher than the recorded status, so a late or repeated callback never moves a
@@ -23,7 +25,6 @@ _RANK = {
     **dict.fromkeys(("delivered", "read", "completed", "busy", "no-answer", "failed", "canceled",
                      "undelivered", "machine"), _FINAL),
 }
-FAILURES = {"failed", "undelivered", "no-answer", "busy", "canceled", "machine"}
 
 
 def verify_twilio_signature(auth_token: str, public_base_url: str, path_with_query: str,
@@ -80,5 +81,5 @@ def is_failure(status: str, answered_by: str | None = "") -> bool:
     """True when the delivery will not reach a human: failed, undelivered, busy, no
     answer, canceled, or answered by a voicemail (``answered_by`` machine_*) or a fax."""
     answered_by = (answered_by or "").lower()
-    return (status or "").lower() in FAILURES or answered_by.startswith("machine") \
+    return (status or "").lower() in FAILED or answered_by.startswith("machine") \
         or answered_by == "fax"

@@ -12,14 +12,14 @@ from flask import current_app
 from sqlalchemy import select
 
 from extensions import db
-from integrations.pager.base import PageMessage, TransportError
+from integrations.pager.base import FAILED, DeliveryStatus, PageMessage, TransportError
 from models import Delivery, Page, User
 from workflow.paging import ack_links, escalation
+from workflow.paging.pages import ASKING, ESCALATING
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
 
-FAILED = {"failed", "undelivered", "no-answer", "busy", "canceled", "machine"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,8 @@ def _address(channel: str, person: User | None) -> str:
 
 def build_message(delivery: Delivery, person: User | None) -> PageMessage:
     base = current_app.config["PUBLIC_BASE_URL"]
-    link = ack_links.url_for_delivery(delivery.id) if delivery.page.kind in (
-        "escalation", "handover") else f"{base}/referrals/{delivery.referral_id}"
+    link = ack_links.url_for_delivery(delivery.id) if delivery.page.kind in ASKING \
+        else f"{base}/referrals/{delivery.referral_id}"
     return PageMessage(
         to=_address(delivery.channel, person),
         text=delivery.text,
@@ -57,8 +57,8 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
     if delivery.channel == "in_app":
         delivery.link = f"/referrals/{delivery.referral_id}"
         db.session.commit()
-        record_result(delivery_id, status="delivered")
-        return SendOutcome("delivered")
+        record_result(delivery_id, status=DeliveryStatus.DELIVERED)
+        return SendOutcome(DeliveryStatus.DELIVERED)
     channel = channels.get(delivery.channel) or channels.get("console")
     message = build_message(delivery, person)
     delivery.link = message.link
@@ -66,16 +66,16 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
         db.session.commit()
         error = f"{person.name if person else 'nobody'} has no " \
                 f"{'email address' if delivery.channel == 'email' else 'phone number'}"
-        record_result(delivery_id, status="failed", error=error, permanent=True)
-        return SendOutcome("failed", error=error)
+        record_result(delivery_id, status=DeliveryStatus.FAILED, error=error, permanent=True)
+        return SendOutcome(DeliveryStatus.FAILED, error=error)
     db.session.commit()  # no transaction stays open across the vendor call
     try:
         receipt = channel.notify(message)
     except TransportError as exc:
         log.warning("delivery %s via %s failed: %s", delivery_id, delivery.channel, exc)
-        record_result(delivery_id, status="failed", error=str(exc),
+        record_result(delivery_id, status=DeliveryStatus.FAILED, error=str(exc),
                             permanent=exc.permanent, at=utcnow())
-        return SendOutcome("failed", error=str(exc))
+        return SendOutcome(DeliveryStatus.FAILED, error=str(exc))
     status = receipt.status or "sent"
     record_result(delivery_id, status=status, provider_id=receipt.provider_id,
                         at=utcnow())
@@ -104,7 +104,7 @@ def step_failed(page_id: int, at: datetime) -> bool:
     """If no delivery of this page can still reach anyone, bring the next step forward."""
     page = db.session.get(Page, page_id)
     statuses = db.session.scalars(select(Delivery.status).where(Delivery.page_id == page_id))
-    if page.step >= 0 and all(s in FAILED for s in statuses):
+    if page.kind in ESCALATING and all(s in FAILED for s in statuses):
         escalation.move_on_now(page.referral_id, at)
         return True
     return False

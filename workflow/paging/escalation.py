@@ -18,6 +18,7 @@ from extensions import db
 from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
 from workflow.errors import ValidationFailed
 from workflow.paging import rota
+from workflow.paging.pages import ESCALATING, OUT_OF_BAND_STEP, PageKind, PageStatus
 from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "in_app")
@@ -28,10 +29,6 @@ DEFAULT_STEPS: list[dict[str, Any]] = [
     {"who": "duty_manager", "channels": ["sms", "voice", "email"], "wait_minutes": 5,
      "repeat": 0},
 ]
-# Out-of-band pages use negative steps so they never collide with escalation steps.
-STEP_HANDOVER = -1
-STEP_NOTICE = -2
-STEP_ALARM = -3
 PAGEABLE = (State.SUBMITTED, State.AWAITING_SPECIALIST)
 
 
@@ -73,22 +70,24 @@ def policy_steps(hub_service_id: int) -> list[dict]:
     return list(policy.steps) if policy else [dict(s) for s in DEFAULT_STEPS]
 
 
-def page_text(referral: Referral, kind: str = "escalation") -> str:
+def page_text(referral: Referral, kind: str = PageKind.ESCALATION) -> str:
     """What a page says: service, referring hospital, urgency. Never who the patient is."""
     service = referral.specialty.name
     hospital = referral.referring_hospital.name
-    if kind == "notice":
+    if kind == PageKind.NOTICE:
         return ""
     prefix = "URGENT" if referral.urgency == "emergency" else "Urgent"
-    if kind == "alarm":
+    if kind == PageKind.ALARM:
         return (f"UNANSWERED {service} referral from {hospital}: every escalation step "
                 f"was paged and nobody accepted. Open goldenhour now.")
     return f"{prefix} {service} referral from {hospital}. Open the link or reply 1 to accept."
 
 
-def _add_page(referral: Referral, *, kind: str, step: int, attempt: int, who: str,
-              channels: list[str], due_at: datetime, wait_minutes: int = 0,
-              text: str | None = None) -> Page:
+def _add_page(referral: Referral, *, kind: PageKind, attempt: int, who: str,
+              channels: list[str], due_at: datetime, step: int | None = None,
+              wait_minutes: int = 0, text: str | None = None) -> Page:
+    """A due page; out-of-band kinds take their fixed step (``step`` is for escalation)."""
+    step = OUT_OF_BAND_STEP[kind] if step is None else step
     page = Page(referral_id=referral.id, kind=kind, step=step, attempt=attempt, who=who,
                 channels=list(channels), wait_minutes=wait_minutes, due_at=due_at,
                 text=page_text(referral, kind) if text is None else text)
@@ -101,28 +100,29 @@ def start(referral: Referral, _event: ReferralEvent | None = None) -> None:
     steps = policy_steps(referral.hub_service_id)
     db.session.add(Escalation(referral_id=referral.id, steps=steps))
     first = steps[0]
-    _add_page(referral, kind="escalation", step=0, attempt=0, who=first["who"],
+    _add_page(referral, kind=PageKind.ESCALATION, step=0, attempt=0, who=first["who"],
               channels=first["channels"], wait_minutes=first["wait_minutes"],
               due_at=referral.created_at)
 
 
 def schedule_after(page: Page, steps: list[dict], at: datetime) -> Page | None:
     """Write the page that follows ``page`` (a repeat, the next step, or exhaustion)."""
-    if page.kind != "escalation":
+    if page.kind != PageKind.ESCALATION:
         return None
     referral = db.session.get(Referral, page.referral_id)
     due = at + timedelta(minutes=page.wait_minutes)
     current = steps[page.step]
     if page.attempt < current.get("repeat", 0):
-        return _add_page(referral, kind="escalation", step=page.step, attempt=page.attempt + 1,
+        return _add_page(referral, kind=PageKind.ESCALATION, step=page.step,
+                         attempt=page.attempt + 1,
                          who=current["who"], channels=current["channels"],
                          wait_minutes=current["wait_minutes"], due_at=due, text=page.text)
     if page.step + 1 < len(steps):
         nxt = steps[page.step + 1]
-        return _add_page(referral, kind="escalation", step=page.step + 1, attempt=0,
+        return _add_page(referral, kind=PageKind.ESCALATION, step=page.step + 1, attempt=0,
                          who=nxt["who"], channels=nxt["channels"],
                          wait_minutes=nxt["wait_minutes"], due_at=due, text=page.text)
-    return _add_page(referral, kind="exhausted", step=len(steps), attempt=0, who="none",
+    return _add_page(referral, kind=PageKind.EXHAUSTED, step=len(steps), attempt=0, who="none",
                      channels=[], due_at=due, text="")
 
 
@@ -147,7 +147,8 @@ def move_on_now(referral_id: int, at: datetime) -> int:
     """Bring the referral's next due escalation page forward to ``at`` (a page failed)."""
     result = db.session.execute(
         update(Page)
-        .where(Page.referral_id == referral_id, Page.status == "due", Page.step >= 0,
+        .where(Page.referral_id == referral_id, Page.status == PageStatus.DUE,
+               Page.kind.in_(ESCALATING),
                Page.due_at > at)
         .values(due_at=at)
         .execution_options(synchronize_session=False)
@@ -159,14 +160,14 @@ def stop(referral: Referral, event: ReferralEvent) -> None:
     """Accepted or cancelled: cancel every escalation page still due, stop the escalation."""
     # Skip pages a sweep has locked: it is waiting for this referral's lock and
     # will find it acknowledged. Waiting for them instead could deadlock.
-    due = select(Page.id).where(Page.referral_id == referral.id, Page.status == "due",
-                                Page.step >= 0)
+    due = select(Page.id).where(Page.referral_id == referral.id, Page.status == PageStatus.DUE,
+                                Page.kind.in_(ESCALATING))
     if db.engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     ids = list(db.session.scalars(due))
     if ids:
         db.session.execute(
-            update(Page).where(Page.id.in_(ids)).values(status="cancelled")
+            update(Page).where(Page.id.in_(ids)).values(status=PageStatus.CANCELLED)
             .execution_options(synchronize_session=False))
     db.session.execute(
         update(Escalation).where(Escalation.referral_id == referral.id,
@@ -178,7 +179,7 @@ def stop(referral: Referral, event: ReferralEvent) -> None:
 def page_colleague(referral: Referral, event: ReferralEvent) -> None:
     """Handed over while the referral is still being paged: page the colleague."""
     if event.from_state in PAGEABLE + (State.UNANSWERED,):
-        _add_page(referral, kind="handover", step=STEP_HANDOVER, attempt=event.seq,
+        _add_page(referral, kind=PageKind.HANDOVER, attempt=event.seq,
                   who=f"user:{event.data['to_user_id']}", channels=["sms", "voice"],
                   due_at=event.at)
 
@@ -195,7 +196,7 @@ def tell_referrer(referral: Referral, event: ReferralEvent) -> None:
 
 def notify(referral: Referral, user_id: int, event: ReferralEvent, text: str) -> Page:
     """A notice (SMS and in-app) to one user about ``event``, due at once."""
-    return _add_page(referral, kind="notice", step=STEP_NOTICE, attempt=event.seq,
+    return _add_page(referral, kind=PageKind.NOTICE, attempt=event.seq,
                      who=f"user:{user_id}", channels=["sms", "in_app"], due_at=event.at,
                      text=text)
 
@@ -203,7 +204,7 @@ def notify(referral: Referral, user_id: int, event: ReferralEvent, text: str) ->
 def raise_alarm(referral: Referral, event: ReferralEvent) -> None:
     """Every step paged and nobody accepted: alarm the duty manager and the referrer."""
     for who in ("duty_manager", f"user:{referral.referrer_id}"):
-        _add_page(referral, kind="alarm", step=STEP_ALARM,
+        _add_page(referral, kind=PageKind.ALARM,
                   attempt=0 if who == "duty_manager" else 1, who=who,
                   channels=["sms", "voice", "in_app"], due_at=event.at)
 

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from extensions import db
+from integrations.pager.base import FAILED
 from models import Delivery, Page, Referral, User
 from workflow.paging import escalation
-from workflow.paging.delivery import FAILED
+from workflow.paging.pages import PageKind, PageStatus
 from workflow.referrals.states import State
 
 CHANNEL_LABELS = {"sms": "SMS", "voice": "voice call", "email": "email", "in_app": "in-app",
@@ -62,7 +63,7 @@ def _who(who: str, people: dict[int, str]) -> str:
 
 def _what(page: Page, people: dict[int, str]) -> str:
     who = _who(page.who, people)
-    if page.kind == "escalation":
+    if page.kind == PageKind.ESCALATION:
         repeat = f" (repeat {page.attempt})" if page.attempt else ""
         return f"Step {page.step + 1}{repeat}: {who}"
     return {"handover": f"Hand-over to {who}", "notice": f"Notice to {who}",
@@ -100,12 +101,13 @@ def page_history(referral: Referral) -> list[PageLine]:
         if ids else {}
     lines = []
     for page in pages:
-        upcoming = page.status == "due" and (open_for_paging or page.kind == "notice")
+        upcoming = page.status == PageStatus.DUE and (
+            open_for_paging or page.kind == PageKind.NOTICE)
         if upcoming:
             status = "due"
-        elif page.status == "due":
+        elif page.status == PageStatus.DUE:
             status = "will not be sent: the referral has been answered"
-        elif page.status == "cancelled":
+        elif page.status == PageStatus.CANCELLED:
             status = "not sent: the referral had moved on"
         else:
             status = "sent"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
+from integrations.pager.base import FAILED, DeliveryStatus
 from integrations.pager.webhooks import is_acknowledgement_reply, is_failure, status_rank
 from models import Delivery, Referral, User, WebhookReceipt
 from workflow.errors import Conflict, DomainError
@@ -114,10 +115,10 @@ def status_callback(sid: str, status: str, answered_by: str = "") -> bool:
     Returns True when something changed. A status never moves backwards.
     """
     delivery = db.session.scalar(select(Delivery).where(Delivery.provider_id == sid))
-    if delivery is None or delivery.status in sender.FAILED:
+    if delivery is None or delivery.status in FAILED:
         return False  # unknown, or already final
     failed = is_failure(status, answered_by)
-    new_status = "machine" if failed and answered_by.startswith("machine") else status
+    new_status = DeliveryStatus.MACHINE if failed and answered_by.startswith("machine") else status
     if not failed and status_rank(new_status) <= status_rank(delivery.status):
         return False  # a late or repeated callback: never move backwards
     now = utcnow()

@@ -24,12 +24,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
+from integrations.pager.base import FAILED, DeliveryStatus
 from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat
 from workflow import events
 from workflow.errors import Conflict
 from workflow.paging import delivery as sender
 from workflow.paging import escalation, workers
-from workflow.paging.delivery import FAILED
+from workflow.paging.pages import ASKING, ESCALATING, PageKind, PageStatus
 from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
@@ -61,7 +62,7 @@ def heartbeat(name: str = "sweep", at: datetime | None = None, detail: str = "")
 
 
 def _pick_due_page(now: datetime) -> Page | None:
-    query = (select(Page).where(Page.status == "due", Page.due_at <= now)
+    query = (select(Page).where(Page.status == PageStatus.DUE, Page.due_at <= now)
              .order_by(Page.due_at, Page.id).limit(1))
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -106,30 +107,32 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
     referral = _lock_referral(page.referral_id)
     milestones = (referral.first_paged_at, referral.escalated)
     claimed = db.session.execute(
-        update(Page).where(Page.id == page.id, Page.status == "due")
-        .values(status="claimed", claimed_at=now, claimed_by=worker[:64])
+        update(Page).where(Page.id == page.id, Page.status == PageStatus.DUE)
+        .values(status=PageStatus.CLAIMED, claimed_at=now, claimed_by=worker[:64])
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
         db.session.rollback()
         return None, []
-    needs_open = page.kind in ("escalation", "exhausted", "handover")
+    needs_open = page.kind in (*ESCALATING, PageKind.HANDOVER)
     if needs_open and referral.state not in escalation.PAGEABLE + (State.UNANSWERED,):
-        db.session.execute(update(Page).where(Page.id == page.id).values(status="cancelled"))
+        db.session.execute(update(Page).where(Page.id == page.id)
+                           .values(status=PageStatus.CANCELLED))
         db.session.commit()
         return page, []
-    if page.kind == "exhausted":
+    if page.kind == PageKind.EXHAUSTED:
         if referral.state == State.AWAITING_SPECIALIST:
             referrals.transition(referral.id, "escalation_exhausted", None, now=now,
                                  commit=False,
                                  updates={"unanswered_at": referral.unanswered_at or now})
         db.session.commit()
         return page, []
-    if page.kind == "escalation" and page.step >= 0 and referral.state == State.UNANSWERED:
-        db.session.execute(update(Page).where(Page.id == page.id).values(status="cancelled"))
+    if page.kind == PageKind.ESCALATION and referral.state == State.UNANSWERED:
+        db.session.execute(update(Page).where(Page.id == page.id)
+                           .values(status=PageStatus.CANCELLED))
         db.session.commit()
         return page, []
-    if page.kind == "escalation" and referral.state == State.SUBMITTED:
+    if page.kind == PageKind.ESCALATION and referral.state == State.SUBMITTED:
         referrals.transition(referral.id, "page_sent", None, now=now, commit=False,
                              data={"step": page.step, "who": page.who})
     people = escalation.recipients(page, referral, now)
@@ -138,15 +141,15 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
         for channel in page.channels:
             deliveries.append(Delivery(
                 page_id=page.id, referral_id=referral.id, recipient_id=person.id,
-                channel=channel, text=page.text, status="sending", claimed_at=now,
+                channel=channel, text=page.text, status=DeliveryStatus.SENDING, claimed_at=now,
                 send_attempts=1, updated_at=now))
     if not people:
         deliveries.append(Delivery(
             page_id=page.id, referral_id=referral.id, recipient_id=None, channel="none",
-            text=page.text, status="failed", updated_at=now, permanent_failure=True,
+            text=page.text, status=DeliveryStatus.FAILED, updated_at=now, permanent_failure=True,
             error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
     db.session.add_all(deliveries)
-    if page.kind == "escalation":
+    if page.kind == PageKind.ESCALATION:
         _record_milestones(referral.id, milestones, page, bool(people), now)
         steps = db.session.scalar(select(Escalation.steps)
                                   .where(Escalation.referral_id == referral.id))
@@ -155,9 +158,9 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             db.session.flush()
             escalation.move_on_now(referral.id, now)
     db.session.flush()
-    to_send = [d.id for d in deliveries if d.status == "sending"]
+    to_send = [d.id for d in deliveries if d.status == DeliveryStatus.SENDING]
     db.session.commit()
-    if people and page.kind in ("escalation", "handover"):
+    if people and page.kind in ASKING:
         # A specialist is about to tap the link: whatever reacts (warming their first
         # images) runs after the claim has committed, never inside it.
         events.committed(events.SPECIALIST_PAGED, referral.id)
@@ -167,12 +170,13 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
 def _claim_stale(now: datetime) -> list[int]:
     """Deliveries a crashed sweep left in 'sending': take them over for a resend."""
     stale = list(db.session.scalars(
-        select(Delivery.id).where(Delivery.status == "sending",
+        select(Delivery.id).where(Delivery.status == DeliveryStatus.SENDING,
                                   Delivery.claimed_at < now - LEASE).limit(20)))
     taken = []
     for delivery_id in stale:
         if db.session.execute(
-            update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "sending",
+            update(Delivery).where(Delivery.id == delivery_id,
+                                   Delivery.status == DeliveryStatus.SENDING,
                                    Delivery.claimed_at < now - LEASE)
             .values(claimed_at=now, send_attempts=Delivery.send_attempts + 1)
             .execution_options(synchronize_session=False)
@@ -216,7 +220,7 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
             if page is None:
                 break
             mine.claimed += 1
-            if not delivery_ids and page.status == "cancelled":
+            if not delivery_ids and page.status == PageStatus.CANCELLED:
                 mine.cancelled += 1
             for delivery_id in delivery_ids:
                 _count(mine, sender.send(delivery_id, channels))
@@ -238,7 +242,7 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
 
 def _due_count(now: datetime, at_most: int) -> int:
     """How many pages are due now, counting no further than ``at_most``."""
-    due = select(Page.id).where(Page.status == "due", Page.due_at <= now).limit(at_most)
+    due = select(Page.id).where(Page.status == PageStatus.DUE, Page.due_at <= now).limit(at_most)
     count = db.session.scalar(select(func.count()).select_from(due.subquery()))
     db.session.commit()
     return count
@@ -253,7 +257,7 @@ def _count(result: SweepResult, outcome) -> None:
 
 def next_due() -> datetime | None:
     """When the earliest page still waiting falls due (None: nothing is waiting)."""
-    due = db.session.scalar(select(func.min(Page.due_at)).where(Page.status == "due"))
+    due = db.session.scalar(select(func.min(Page.due_at)).where(Page.status == PageStatus.DUE))
     db.session.commit()
     if due is not None and due.tzinfo is None:  # SQLite's min() skips the column type
         due = due.replace(tzinfo=UTC)
