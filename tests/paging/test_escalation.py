@@ -8,7 +8,6 @@ from sqlalchemy import select
 from extensions import db
 from models import EscalationPolicy, Referral
 from tests.paging.helpers import deliveries, paged_people, pages, raise_stroke, run_sweep, user
-from workflow.paging import escalation
 from workflow.referrals import actions as referrals
 from workflow.times import now
 
@@ -121,7 +120,7 @@ def test_two_sweeps_never_send_the_same_step_twice(network, clock):
     run_sweep()
     run_sweep()
     assert len(deliveries(referral.id)) == 2
-    assert escalation.pages_for(referral.id)[0].status == "claimed"
+    assert pages(referral.id)[0].status == "claimed"
 
 
 def test_a_stale_sending_delivery_is_sent_again_after_the_lease(network, clock):

@@ -207,10 +207,3 @@ def raise_alarm(referral: Referral, event: ReferralEvent) -> None:
         _add_page(referral, kind=PageKind.ALARM,
                   attempt=0 if who == "duty_manager" else 1, who=who,
                   channels=["sms", "voice", "in_app"], due_at=event.at)
-
-
-def pages_for(referral_id: int) -> list[Page]:
-    return list(db.session.scalars(select(Page).where(Page.referral_id == referral_id)
-                                   .order_by(Page.due_at, Page.id)))
-
-

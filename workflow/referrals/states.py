@@ -119,10 +119,6 @@ def move_for(state: str, event: str) -> Move:
     return move
 
 
-def events_from(state: str) -> list[str]:
-    return [m.event for m in MOVES if m.source == state]
-
-
 def mermaid() -> str:
     """The table as a Mermaid state diagram (state changes only)."""
     lines = ["stateDiagram-v2", "    [*] --> submitted: raise"]
