@@ -109,6 +109,7 @@ class Outcome:
     ok: bool
     latency_ms: int
     error: str = ""
+    status: int | None = None  # the PACS's HTTP status when it answered with an error
 
 
 def timed(target: PacsTarget, call: Callable[[], T]) -> tuple[T | None, Outcome]:
@@ -118,7 +119,8 @@ def timed(target: PacsTarget, call: Callable[[], T]) -> tuple[T | None, Outcome]
         result = call()
     except PacsError as exc:
         return None, Outcome(target.endpoint_id, False,
-                             int((time.monotonic() - started) * 1000), exc.message)
+                             int((time.monotonic() - started) * 1000), exc.message,
+                             exc.status)
     return result, Outcome(target.endpoint_id, True, int((time.monotonic() - started) * 1000))
 
 

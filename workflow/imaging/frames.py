@@ -146,7 +146,7 @@ def _instance_file(app: Flask, spec: FrameSpec, where: Located) -> bytes:
         return data
     data, outcome = timed(where.target, lambda: client(where.target).fetch_instance(
         spec.study_uid, where.series_uid, spec.sop_uid))
-    if not outcome.ok and "(404)" in outcome.error:
+    if not outcome.ok and outcome.status == 404:
         raise NotFound(f"{where.target.hospital_name} PACS no longer has this instance")
     _book(outcome)
     if data is None:
