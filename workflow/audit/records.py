@@ -9,7 +9,6 @@ addendum makes a new version pointing at the previous one.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +20,12 @@ from extensions import db
 from integrations.pdf import PdfError, render_pdf
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
 from workflow.imaging import key_images
+from workflow.referrals.chain import canonical_json
 from workflow.referrals.clocks import referral_clocks
 from workflow.times import format_local
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
-
-
-def canonical_json(content: dict) -> str:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha256(data: bytes | str) -> str:

@@ -28,6 +28,7 @@ from models.types import UTCDateTime
 from workflow.audit import clocks as audit_clocks
 from workflow.audit.clocks import EPOCH, ESCALATED, MISSING, TRANSFER, UNANSWERED
 from workflow.errors import ValidationFailed
+from workflow.referrals.clocks import minutes_between
 from workflow.referrals.states import Outcome, State
 from workflow.times import LONDON
 
@@ -202,12 +203,6 @@ def percentile(values, p: float) -> float | None:
     picked = np.partition(values, (low, high))
     first, second = float(picked[low]), float(picked[high])
     return first + (second - first) * (position - low)
-
-
-def minutes_between(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return (end - start).total_seconds() / 60
 
 
 def dashboard(f: Filters) -> Dashboard:

@@ -23,9 +23,16 @@ def _at(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def canonical_json(content: dict) -> str:
+    """``content`` as canonical JSON: sorted keys, no spaces, text as it is (not escaped);
+    what the event chain and the decision records hash."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+
+
 def canonical(event: ReferralEvent) -> str:
-    """The event's content as canonical JSON (sorted keys, no spaces, UTC times)."""
-    return json.dumps(
+    """The event's content as canonical JSON (UTC times)."""
+    return canonical_json(
         {
             "referral_id": event.referral_id,
             "seq": event.seq,
@@ -37,8 +44,7 @@ def canonical(event: ReferralEvent) -> str:
             "to_state": event.to_state,
             "reason": event.reason,
             "data": event.data,
-        },
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+        }
     )
 
 

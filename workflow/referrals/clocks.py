@@ -6,6 +6,7 @@ the blue-light travel minutes from the referring hospital to the hub.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -35,10 +36,18 @@ class Window:
     closes_at: str | None  # ISO UTC
 
 
-def minutes_between(start: datetime | None, end: datetime | None) -> int | None:
+def minutes_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Minutes from ``start`` to ``end`` (negative when ``end`` is earlier), or None
+    when either is missing. The audit's KPIs use them as they are."""
     if start is None or end is None:
         return None
-    return int((end - start).total_seconds() // 60)
+    return (end - start).total_seconds() / 60
+
+
+def _whole(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole minutes, rounded down, as the referral page's clocks show them."""
+    minutes = minutes_between(start, end)
+    return None if minutes is None else math.floor(minutes)
 
 
 def travel_minutes(from_hospital_id: int, to_hospital_id: int) -> int | None:
@@ -71,16 +80,16 @@ def referral_clocks(referral: Referral, now: datetime) -> dict:
     travel = travel_minutes(referral.referring_hospital_id, referral.hub_service.hospital_id)
     clocks = {
         "now": now.isoformat(),
-        "since_onset": minutes_between(referral.onset_at, end)
+        "since_onset": _whole(referral.onset_at, end)
         if referral.onset_certainty != "unknown" else None,
         "onset_certainty": referral.onset_certainty,
-        "since_arrival": minutes_between(referral.arrived_at, end),
-        "since_referral": minutes_between(referral.created_at, end),
-        "since_acknowledge": minutes_between(referral.acknowledged_at, end),
-        "referral_to_acknowledge": minutes_between(referral.created_at,
+        "since_arrival": _whole(referral.arrived_at, end),
+        "since_referral": _whole(referral.created_at, end),
+        "since_acknowledge": _whole(referral.acknowledged_at, end),
+        "referral_to_acknowledge": _whole(referral.created_at,
                                                    referral.acknowledged_at),
-        "referral_to_decision": minutes_between(referral.created_at, referral.decided_at),
-        "door_in_door_out": minutes_between(referral.arrived_at, referral.departed_at),
+        "referral_to_decision": _whole(referral.created_at, referral.decided_at),
+        "door_in_door_out": _whole(referral.arrived_at, referral.departed_at),
         "travel_minutes_to_hub": travel,
         "windows": [],
     }
