@@ -1,4 +1,5 @@
-"""Request helpers shared by the blueprints: the client address and permission checks."""
+"""Request helpers shared by the blueprints: the client address, permission checks and
+the one way a view refuses a referral the user may not see."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from functools import wraps
 from flask import abort, request
 from flask_login import current_user
 
+from extensions import db
+from models import Referral
 from workflow import access_log
 from workflow.accounts import policy
+from workflow.errors import NotAllowed
+from workflow.referrals import access
 
 
 def client_address() -> str:
@@ -41,3 +46,18 @@ def requires(permission: str):
         return wrapper
 
     return decorator
+
+
+def visible_or_refuse(referral_id: int, action: str, detail: str = "") -> Referral:
+    """The referral if the current user may see it.
+
+    Raises NotFound (404) when there is none, and NotAllowed (403) after rolling back
+    and writing a ``denied`` access-log row for ``action``.
+    """
+    try:
+        return access.get_visible(current_user, referral_id)
+    except NotAllowed:
+        db.session.rollback()
+        access_log.record(action, "denied", user=current_user, address=client_address(),
+                          referral_id=referral_id, detail=detail)
+        raise

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from extensions import csrf, db
 from models import Hospital, Referral, Specialty
-from views.access import client_address
+from views.access import client_address, visible_or_refuse
 from views.openapi import openapi_document
 from views.present import referral_json, referral_summary
 from workflow import access_log
@@ -92,18 +92,11 @@ def list_referrals():
     return {"referrals": [referral_summary(r) for r in rows]}
 
 
-def _visible(referral_id: int, action: str) -> Referral:
-    try:
-        return access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        _log(action, "denied", referral_id)
-        raise
-
 
 @bp.get("/referrals/<int:referral_id>")
 @login_required
 def get_referral(referral_id: int):
-    referral = _visible(referral_id, "referral.view")
+    referral = visible_or_refuse(referral_id, "referral.view")
     body = referral_json(referral, current_user, now())
     _log("referral.view", "ok", referral_id)
     return body
@@ -113,7 +106,7 @@ def get_referral(referral_id: int):
 @login_required
 def act(referral_id: int, action: str):
     payload = request.get_json(silent=True) or {}
-    _visible(referral_id, f"referral.{action}"[:64])
+    visible_or_refuse(referral_id, f"referral.{action}"[:64])
     try:
         bearer = request.headers.get("Authorization", "").startswith("Bearer ")
         referral = referrals.perform(action, referral_id, current_user, payload,

@@ -7,10 +7,9 @@ import json
 from flask import Blueprint, Response, current_app, request
 from flask_login import current_user, login_required
 
-from views.access import client_address
+from views.access import client_address, visible_or_refuse
 from workflow import access_log
-from workflow.errors import NotAllowed
-from workflow.referrals import access, fhir
+from workflow.referrals import fhir
 from workflow.times import now
 
 bp = Blueprint("api_fhir", __name__, url_prefix="/api/v1")
@@ -20,12 +19,7 @@ bp = Blueprint("api_fhir", __name__, url_prefix="/api/v1")
 @login_required
 def referral_bundle(referral_id: int):
     """The referral as a FHIR Bundle; refused (and logged) outside the user's rights."""
-    try:
-        referral = access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        access_log.record("referral.view", "denied", user=current_user,
-                          address=client_address(), referral_id=referral_id, detail="fhir")
-        raise
+    referral = visible_or_refuse(referral_id, "referral.view", "fhir")
     base_url = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
     bundle = fhir.referral_bundle(referral, base_url, now())
     access_log.record("referral.view", "ok", user=current_user, address=client_address(),

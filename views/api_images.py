@@ -13,12 +13,11 @@ from flask_login import current_user, login_required
 
 from extensions import csrf, db
 from models import Referral
-from views.access import client_address
+from views.access import client_address, visible_or_refuse
 from workflow import access_log
 from workflow.accounts import policy
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, studies
-from workflow.referrals import access
 
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -38,14 +37,6 @@ def _log(action: str, outcome: str, referral_id: int | None = None, detail: str 
     access_log.record(action, outcome, user=current_user, address=client_address(),
                       referral_id=referral_id, detail=detail)
 
-
-def _visible(referral_id: int, action: str, detail: str = "") -> Referral:
-    try:
-        return access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        db.session.rollback()
-        _log(action, "denied", referral_id, detail)
-        raise
 
 
 @bp.get("/studies")
@@ -70,7 +61,7 @@ def link_studies(referral_id: int):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationFailed({"": "Send a JSON object with Content-Type: application/json."})
-    _visible(referral_id, "studies.link")
+    visible_or_refuse(referral_id, "studies.link")
     uids = body.get("study_uids")
     if not isinstance(uids, list) or not all(isinstance(u, str) for u in uids):
         raise ValidationFailed({"study_uids": "A list of Study Instance UIDs."})
@@ -92,7 +83,7 @@ def link_studies(referral_id: int):
 @login_required
 def list_studies(referral_id: int):
     """The linked studies, their series and instances (what the viewer scrolls)."""
-    referral = _visible(referral_id, "image.list")
+    referral = visible_or_refuse(referral_id, "image.list")
     body = {"studies": frames.listing(referral)}
     _log("image.list", "ok", referral_id)
     return body
@@ -109,7 +100,7 @@ def _private(response: Response) -> Response:
 def rendered(referral_id: int, study_uid: str, sop_uid: str):
     """One frame as PNG or JPEG with a window preset (or window=center,width)."""
     detail = f"{study_uid}/{sop_uid}"[:300]
-    referral = _visible(referral_id, "image.view", detail)
+    referral = visible_or_refuse(referral_id, "image.view", detail)
     preset = request.args.get("preset")
     if request.args.get("window"):
         preset = request.args["window"]
@@ -140,7 +131,7 @@ def rendered_series(referral_id: int, study_uid: str, series_uid: str):
     slice that could not be rendered: ask for it alone to learn why).
     """
     detail = f"{study_uid}/{series_uid}"[:300]
-    referral = _visible(referral_id, "image.view", detail)
+    referral = visible_or_refuse(referral_id, "image.view", detail)
     preset = request.args.get("window") or request.args.get("preset")
     try:
         first = int(request.args.get("first") or 1)

@@ -8,10 +8,8 @@ from sqlalchemy import select
 
 from extensions import db
 from models import DecisionRecord
-from views.access import client_address
+from views.access import client_address, visible_or_refuse
 from workflow import access_log
-from workflow.errors import NotAllowed
-from workflow.referrals import access
 
 bp = Blueprint("records", __name__)
 
@@ -20,12 +18,7 @@ bp = Blueprint("records", __name__)
 @login_required
 def download(referral_id: int, version: int):
     """The stored PDF; abort(404) when there is no such version or it is not ready."""
-    try:
-        access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        access_log.record("record.download", "denied", user=current_user,
-                          address=client_address(), referral_id=referral_id)
-        raise
+    visible_or_refuse(referral_id, "record.download")
     record = db.session.scalar(select(DecisionRecord).where(
         DecisionRecord.referral_id == referral_id, DecisionRecord.version == version))
     if record is None or record.status != "ready":

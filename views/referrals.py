@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from extensions import db
 from models import DecisionRecord, Hospital, Referral, Specialty
-from views.access import client_address, requires
+from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
 from workflow.accounts import accounts
@@ -355,15 +355,6 @@ def worklist():
 # --- The referral page ------------------------------------------------------------------
 
 
-def _visible_or_refuse(referral_id: int, action: str) -> Referral:
-    """The referral if the user may see it. NotFound (404) when there is none;
-    NotAllowed (403 page) after writing a denied access-log row."""
-    try:
-        return access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        _log(action, "denied", referral_id)
-        raise
-
 
 def _age(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
@@ -432,14 +423,14 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
 @bp.route("/referrals/<int:referral_id>")
 @login_required
 def show(referral_id: int):
-    return _render_page(_visible_or_refuse(referral_id, "referral.view"))
+    return _render_page(visible_or_refuse(referral_id, "referral.view"))
 
 
 @bp.route("/referrals/<int:referral_id>/status.json")
 @login_required
 def status(referral_id: int):
     """The state only (no patient data), polled by the referral page."""
-    referral = _visible_or_refuse(referral_id, "referral.status")
+    referral = visible_or_refuse(referral_id, "referral.status")
     return {
         "id": referral.id, "state": referral.state, "label": state_label(referral.state),
         "version": referral.version, "outcome": referral.outcome,
@@ -469,7 +460,7 @@ def act(referral_id: int, action: str):
     for any other name."""
     if action not in ACTION_PATHS.values():
         abort(404)
-    _visible_or_refuse(referral_id, f"referral.{action}")
+    visible_or_refuse(referral_id, f"referral.{action}")
     payload = {k: v for k, v in request.form.items()
                if k not in ("csrf_token", "password", "totp")}
     try:

@@ -8,11 +8,11 @@ from flask_login import current_user, login_required
 
 from extensions import db
 from models import Referral
-from views.access import client_address
+from views.access import client_address, visible_or_refuse
 from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, key_images, studies
-from workflow.referrals import access, states
+from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 
 bp = Blueprint("review", __name__)
@@ -22,15 +22,6 @@ def _log(action: str, outcome: str, referral_id: int | None = None, detail: str 
     access_log.record(action, outcome, user=current_user, address=client_address(),
                       referral_id=referral_id, detail=detail)
 
-
-def _visible(referral_id: int, action: str) -> Referral:
-    """The referral, or NotFound/NotAllowed (a denied row is logged first)."""
-    try:
-        return access.get_visible(current_user, referral_id)
-    except NotAllowed:
-        db.session.rollback()
-        _log(action, "denied", referral_id)
-        raise
 
 
 @bp.app_template_global()
@@ -45,7 +36,7 @@ def can_link_images(referral: Referral) -> bool:
 @bp.get("/referrals/<int:referral_id>/review")
 @login_required
 def review(referral_id: int):
-    referral = _visible(referral_id, "image.list")
+    referral = visible_or_refuse(referral_id, "image.list")
     listing = frames.listing(referral)
     flagged = [{"sop_uid": k.sop_uid, "frame": k.frame, "label": k.label}
                for k in key_images.for_referral(referral_id)]
@@ -61,7 +52,7 @@ def review(referral_id: int):
 @login_required
 def toggle_key_image(referral_id: int):
     """Flag or unflag a frame (JSON from the viewer)."""
-    _visible(referral_id, "image.key")
+    visible_or_refuse(referral_id, "image.key")
     body = request.get_json(silent=True) or {}
     try:
         frame = int(body.get("frame") or 1)
@@ -86,7 +77,7 @@ def toggle_key_image(referral_id: int):
 @login_required
 def search(referral_id: int):
     """Search the network's PACS for the patient's studies, to tick and link."""
-    referral = _visible(referral_id, "studies.search")
+    referral = visible_or_refuse(referral_id, "studies.search")
     if not can_link_images(referral):
         _log("studies.search", "denied", referral_id)
         raise NotAllowed("only the referrer or the assigned specialist can link images")
@@ -104,7 +95,7 @@ def search(referral_id: int):
 @login_required
 def link(referral_id: int):
     """Link the ticked studies (``study`` = "<hospital>|<uid>", repeated)."""
-    _visible(referral_id, "studies.link")
+    visible_or_refuse(referral_id, "studies.link")
     chosen = request.form.getlist("study")
     if not chosen:
         flash("Tick at least one study to link.")
@@ -129,7 +120,7 @@ def link(referral_id: int):
 @login_required
 def upload(referral_id: int):
     """DICOM files or zips: good files are stored and linked, bad ones named with why."""
-    _visible(referral_id, "studies.upload")
+    visible_or_refuse(referral_id, "studies.upload")
     files = []
     for f in request.files.getlist("files"):
         try:
