@@ -16,8 +16,8 @@ from models import EscalationPolicy, HubService
 from views.access import client_address, requires
 from views.admin import bp
 from workflow import access_log, scheduler
-from workflow.paging import escalation, rota_cover
 from workflow.errors import ValidationFailed
+from workflow.paging import escalation, rota_cover
 from workflow.times import now
 
 

@@ -20,8 +20,9 @@ from sqlalchemy import select, text
 from extensions import db
 from integrations.pager import warm
 from models import SchedulerHeartbeat
+from workflow import seed
 from workflow.audit import integrity, records
-from workflow.paging import sweep
+from workflow.paging import rota_cover, sweep
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,6 @@ def check_rota_cover(app: Flask) -> int:
     """Find the rota's gaps in the next 72 hours and tell the duty managers and admins
     of each new one (the demo network's own rota is topped up first). Returns the
     number of gaps told about."""
-    from workflow import seed
-    from workflow.paging import rota_cover
-
     if app.config.get("DEMO_ROTA"):
         seed.extend_demo_rota()
     at = utcnow()

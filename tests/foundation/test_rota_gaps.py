@@ -16,8 +16,8 @@ from models import HubService, RotaGap, RotaShift, User
 from tests.clock import SUITE_NIGHT
 from workflow import scheduler
 from workflow.paging import rota_cover
-from workflow.seed import DEMO_PASSWORD
 from workflow.paging.sweep import heartbeat
+from workflow.seed import DEMO_PASSWORD
 from workflow.times import now
 
 pytestmark = pytest.mark.clock
