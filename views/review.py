@@ -11,7 +11,7 @@ from models import Referral
 from views.access import client_address, visible_or_refuse
 from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
-from workflow.imaging import frames, key_images, studies
+from workflow.imaging import frames, key_images, studies, uploads
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 
@@ -129,7 +129,7 @@ def upload(referral_id: int):
         finally:
             f.close()  # large uploads are spooled to temporary files: close them now
     try:
-        report = studies.upload(referral_id, current_user, files)
+        report = uploads.upload(referral_id, current_user, files)
     except DomainError as exc:
         db.session.rollback()
         _log("studies.upload", "denied" if isinstance(exc, NotAllowed) else "failure",

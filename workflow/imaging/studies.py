@@ -1,5 +1,5 @@
-"""A patient's imaging studies: search the network's PACS, link studies to a referral,
-upload files that are in no PACS yet.
+"""A patient's imaging studies: search the network's PACS and link studies to a referral
+(files that are in no PACS yet arrive through workflow.imaging.uploads).
 
 Every PACS call happens outside a database transaction (see workflow.imaging.endpoints).
 A PACS that is down or slow never fails the whole search: its hospital is reported as
@@ -8,8 +8,6 @@ A PACS that is down or slow never fails the whole search: its hospital is report
 
 from __future__ import annotations
 
-import io
-import zipfile
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,7 +16,6 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from extensions import db
-from integrations import imaging
 from integrations.pacs import StudySummary
 from models import Hospital, LinkedStudy, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
@@ -39,9 +36,6 @@ from workflow.referrals import states
 from workflow.referrals.access import actor_kinds, get_visible
 from workflow.times import LONDON
 from workflow.times import now as utcnow
-
-MAX_ZIP_MEMBERS = 2000
-MAX_UPLOAD_FILES = 2000
 
 
 @dataclass(frozen=True)
@@ -215,7 +209,7 @@ def describe(study_uid: str, datasets: list[Dataset]) -> dict:
     }
 
 
-def _check_may_link(user: User, referral: Referral) -> None:
+def check_may_link(user: User, referral: Referral) -> None:
     move = states.move_for(referral.state, "studies_linked")
     if not move.permits(actor_kinds(user, referral), referral.outcome):
         raise NotAllowed("only the referrer or the assigned specialist can link images")
@@ -231,7 +225,7 @@ def link(referral_id: int, user: User, hospital_code: str | None,
     for the hospital) or ImagesUnavailable (the PACS failed; nothing is linked).
     """
     referral = get_visible(user, referral_id)
-    _check_may_link(user, referral)
+    check_may_link(user, referral)
     uids = list(dict.fromkeys(u.strip() for u in study_uids if u and u.strip()))
     if not uids:
         raise ValidationFailed({"study_uids": "Choose at least one study."})
@@ -338,99 +332,3 @@ def _write_links(referral_id: int, user: User, target: PacsTarget,
                            "instances": sum(len(x["instances"]) for x in s["series"])}
                           for s in snapshots]})
     return rows
-
-
-# --- Upload ----------------------------------------------------------------------------
-
-
-@dataclass
-class UploadReport:
-    stored: list[str] = field(default_factory=list)            # file names
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file name, reason)
-    linked: list[str] = field(default_factory=list)            # study UIDs
-
-    def as_json(self) -> dict:
-        return {"stored": self.stored, "linked": self.linked,
-                "rejected": [{"file": n, "reason": r} for n, r in self.rejected]}
-
-
-def _expand(files: list[tuple[str, bytes]], report: UploadReport) -> list[tuple[str, bytes]]:
-    """Files, with each zip replaced by its members (bounded in count and size)."""
-    out = []
-    for name, data in files:
-        if not data.startswith(b"PK\x03\x04"):
-            out.append((name, data))
-            continue
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-            members = [m for m in archive.infolist() if not m.is_dir()
-                       and not m.filename.startswith("__MACOSX/")]
-        except zipfile.BadZipFile:
-            report.rejected.append((name, "damaged zip file"))
-            continue
-        if len(members) > MAX_ZIP_MEMBERS:
-            report.rejected.append((name, f"zip holds {len(members)} files (limit "
-                                          f"{MAX_ZIP_MEMBERS})"))
-            continue
-        for member in members:
-            label = f"{name}/{member.filename}"
-            if member.file_size > imaging.MAX_FILE_BYTES:
-                report.rejected.append((label, f"file too large: {member.file_size / 1e6:.0f} "
-                                               f"MB (limit {imaging.MAX_FILE_BYTES / 1e6:.0f} MB)"))
-                continue
-            try:
-                with archive.open(member) as handle:
-                    # Read one byte past the limit: a member lying about its size is caught.
-                    content = handle.read(imaging.MAX_FILE_BYTES + 1)
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
-                report.rejected.append((label, f"cannot be read from the zip ({exc})"))
-                continue
-            out.append((label, content))
-    return out
-
-
-def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> UploadReport:
-    """Validate uploaded DICOM files (or zips of them), store the good ones in the
-    referring hospital's PACS by STOW-RS and link their studies. A bad file is reported
-    with its name and reason; the others still go through.
-
-    Raises NotFound, NotAllowed, ValidationFailed (nothing sent, no PACS configured) or
-    ImagesUnavailable (the PACS could not be reached; nothing was stored).
-    """
-    referral = get_visible(user, referral_id)
-    _check_may_link(user, referral)
-    if not files:
-        raise ValidationFailed({"files": "Choose DICOM files or a zip of them."})
-    target = target_for_hospital(referral.referring_hospital_id)
-    if target is None:
-        raise ValidationFailed({"files": f"{referral.referring_hospital.name} has no PACS "
-                                         "endpoint configured to store uploads."})
-    db.session.commit()
-    report = UploadReport()
-    good: list[tuple[str, bytes]] = []
-    study_of: dict[str, str] = {}
-    for name, data in _expand(files, report)[:MAX_UPLOAD_FILES]:
-        try:
-            meta = imaging.inspect(data)
-        except imaging.ImagingError as exc:
-            report.rejected.append((name, exc.message))
-            continue
-        good.append((name, imaging.without_preamble(data)))
-        study_of[name] = meta.study_uid
-    if not good:
-        return report
-    results, outcome = timed(target, lambda: client(target).store(good))
-    record_outcome(outcome)
-    if not outcome.ok:
-        raise ImagesUnavailable(target.hospital_name, outcome.error)
-    stored_studies: dict[str, None] = {}
-    for result in results:
-        if result.stored:
-            report.stored.append(result.label)
-            stored_studies[study_of[result.label]] = None
-        else:
-            report.rejected.append((result.label, result.reason))
-    if stored_studies:
-        linked = link(referral_id, user, target.hospital_code, list(stored_studies))
-        report.linked = [row.study_uid for row in linked]
-    return report
