@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from workflow.errors import DomainError, ValidationFailed
-from workflow.referrals.input import storable
+from workflow.referrals.checks import storable
 
 log = logging.getLogger(__name__)
 

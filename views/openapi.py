@@ -6,6 +6,7 @@ from functools import cache
 
 from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
+from workflow.referrals import clinical
 from workflow.referrals.clocks import STROKE_WINDOWS
 from workflow.referrals.input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
 from workflow.referrals.states import Outcome, State
@@ -51,8 +52,7 @@ SCHEMAS = {
                      "arrived_at", "question", "clinical"],
         "properties": {
             "specialty": {"type": "string",
-                          "enum": ["stroke", "major_trauma", "spinal", "vascular",
-                                   "neurosurgery"]},
+                          "enum": list(clinical.FIELDS)},
             "referring_hospital": {"type": "string", "description": "hospital code"},
             "hub": {"type": "string", "description": "hub hospital code (default: nearest)"},
             "patient": {"$ref": "#/components/schemas/Patient"},
@@ -62,14 +62,10 @@ SCHEMAS = {
             "arrived_at": {"type": "string", "format": "date-time"},
             "question": {"type": "string", "maxLength": 4000},
             "urgency": {"type": "string", "enum": ["emergency", "urgent"]},
-            "clinical": {"type": "object", "description":
-                         "specialty fields: stroke nihss, pre_stroke_mrs, anticoagulant, "
-                         "anticoagulant_last_dose_at, thrombolysis_given, thrombolysis_at, "
-                         "imaging[]; major_trauma age, time_of_injury, mechanism, injuries, "
-                         "gcs, heart_rate, systolic_bp, resp_rate, spo2, treatment, "
-                         "eta_minutes, requirements; spinal level, neurology, asia_grade; "
-                         "vascular diagnosis, haemodynamics, systolic_bp; neurosurgery "
-                         "diagnosis, gcs, pupils"},
+            "clinical": {"description": "the specialty's own fields (one schema per "
+                         "specialty; datetimes are local UK time if no offset)",
+                         "anyOf": [{"$ref": f"#/components/schemas/Clinical_{code}"}
+                                   for code in clinical.FIELDS]},
         },
     },
     "Event": {
@@ -182,6 +178,8 @@ SCHEMAS = {
         },
     },
 }
+
+SCHEMAS.update({f"Clinical_{code}": clinical.json_schema(code) for code in clinical.FIELDS})
 
 COMMON = {
     "400": _error("malformed request (e.g. missing CSRF token on a cookie session)"),

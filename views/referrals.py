@@ -25,7 +25,7 @@ from workflow.accounts import accounts
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import studies
 from workflow.paging import history as paging_log
-from workflow.referrals import access, nhs_number
+from workflow.referrals import access, clinical, nhs_number
 from workflow.referrals import actions as referrals
 from workflow.referrals import input as referral_input
 from workflow.referrals.clocks import referral_clocks
@@ -87,64 +87,6 @@ NHS_CHECK = {"data-nhs-check": "", "data-msg-length": nhs_number.NOT_TEN_DIGITS,
              "data-msg-check": nhs_number.WRONG_CHECK_DIGIT}
 
 
-@dataclass(frozen=True)
-class Field:
-    """One specialty field on the form: ``key`` is its name under ``clinical``."""
-
-    key: str
-    label: str
-    kind: str  # number | text | textarea | datetime | select | checks | yesno
-    options: tuple[str, ...] = ()
-    required: bool = True
-    hint: str = ""
-    low: int | None = None
-    high: int | None = None
-    show_if: str = ""  # for static/js/show-if.js, e.g. "stroke.thrombolysis_given=yes"
-
-
-CLINICAL_FIELDS: dict[str, tuple[Field, ...]] = {
-    "stroke": (
-        Field("nihss", "NIHSS", "number", low=0, high=42, hint="0–42"),
-        Field("pre_stroke_mrs", "Pre-stroke mRS", "number", low=0, high=5, hint="0–5"),
-        Field("anticoagulant", "Anticoagulant", "select", referral_input.ANTICOAGULANTS),
-        Field("anticoagulant_last_dose_at", "Last anticoagulant dose", "datetime",
-              show_if="stroke.anticoagulant!=,none,unknown",
-              hint="Needed unless none or unknown."),
-        Field("thrombolysis_given", "Thrombolysis given?", "yesno"),
-        Field("thrombolysis_at", "Thrombolysis time", "datetime",
-              show_if="stroke.thrombolysis_given=yes"),
-        Field("imaging", "Imaging done", "checks", referral_input.IMAGING),
-    ),
-    "major_trauma": (
-        Field("age", "Age (A)", "number", low=0, high=125),
-        Field("time_of_injury", "Time of injury (T)", "datetime", required=False),
-        Field("mechanism", "Mechanism (M)", "textarea"),
-        Field("injuries", "Injuries (I)", "textarea"),
-        Field("gcs", "GCS (S)", "number", low=3, high=15, hint="3–15"),
-        Field("heart_rate", "Heart rate", "number", low=0, high=300, required=False),
-        Field("systolic_bp", "Systolic BP", "number", low=0, high=300, required=False),
-        Field("resp_rate", "Respiratory rate", "number", low=0, high=80, required=False),
-        Field("spo2", "SpO2 %", "number", low=0, high=100, required=False),
-        Field("treatment", "Treatment (T)", "textarea", required=False),
-        Field("eta_minutes", "ETA (minutes)", "number", low=0, high=600, required=False),
-        Field("requirements", "Requirements on arrival", "text", required=False),
-    ),
-    "spinal": (
-        Field("level", "Spinal level", "text", hint="e.g. C5, T12 or L1-L2"),
-        Field("neurology", "Neurology", "textarea"),
-        Field("asia_grade", "ASIA grade", "select", ("A", "B", "C", "D", "E"), required=False),
-    ),
-    "vascular": (
-        Field("diagnosis", "Diagnosis", "text"),
-        Field("haemodynamics", "Haemodynamics", "select", ("stable", "unstable")),
-        Field("systolic_bp", "Systolic BP", "number", low=0, high=300, required=False),
-    ),
-    "neurosurgery": (
-        Field("diagnosis", "Diagnosis", "text"),
-        Field("gcs", "GCS", "number", low=3, high=15, hint="3–15"),
-        Field("pupils", "Pupils", "text", required=False),
-    ),
-}
 PATIENT_KEYS = ("nhs_number", "family_name", "given_name", "birth_date", "sex", "local_number")
 
 
@@ -184,10 +126,10 @@ def referral_payload(form: MultiDict) -> dict:
     """The API payload for a new referral from the form's fields (``patient.*``, and
     ``<specialty>.<key>`` for the chosen specialty's fields only)."""
     specialty = form.get("specialty", "")
-    clinical = {}
-    for f in CLINICAL_FIELDS.get(specialty, ()):
+    values = {}
+    for f in clinical.FIELDS.get(specialty, ()):
         name = f"{specialty}.{f.key}"
-        clinical[f.key] = form.getlist(name) if f.kind == "checks" else \
+        values[f.key] = form.getlist(name) if f.kind == "checks" else \
             _chosen_time(form, name) if f.kind == "datetime" else form.get(name, "")
     return {
         "specialty": specialty,
@@ -198,7 +140,7 @@ def referral_payload(form: MultiDict) -> dict:
         "onset_at": _chosen_time(form, "onset_at"),
         "arrived_at": _chosen_time(form, "arrived_at"),
         "question": form.get("question", ""),
-        "clinical": clinical,
+        "clinical": values,
     }
 
 
@@ -261,7 +203,7 @@ def new():
         else set(form.getlist("study"))
     return render_template(
         "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
-        hospitals=_names(Hospital), fields=CLINICAL_FIELDS, sexes=referral_input.SEXES,
+        hospitals=_names(Hospital), fields=clinical.FIELDS, sexes=referral_input.SEXES,
         certainties=CERTAINTY_LABELS, max_time=_local_input(now()), found=found,
         ticked=ticked, nhs_check=NHS_CHECK,
     ), status
@@ -361,19 +303,7 @@ def _age(birth: date, today: date) -> int:
 
 
 def _clinical_rows(referral: Referral) -> list[tuple[str, str]]:
-    rows = []
-    for f in CLINICAL_FIELDS.get(referral.specialty.code, ()):
-        value = (referral.clinical or {}).get(f.key)
-        if value in (None, "", []):
-            continue
-        if f.kind == "datetime":
-            value = format_local(datetime.fromisoformat(value))
-        elif f.kind == "yesno":
-            value = "Yes" if value else "No"
-        elif f.kind == "checks":
-            value = ", ".join(value)
-        rows.append((f.label, str(value)))
-    return rows
+    return clinical.rows(referral.specialty.code, referral.clinical, format_local)
 
 
 def _colleagues(referral: Referral) -> dict[str, str]:

@@ -52,6 +52,19 @@ def test_a_decision_makes_a_pending_record_then_a_pdf_with_reference_signer_and_
     assert "M1 occlusion on CTA" in words
 
 
+def test_the_record_names_the_clinical_fields_as_the_form_does(network):
+    """The PDF's clinical summary reads like the form (one schema for both), not like
+    the stored keys ("pre stroke mrs", "thrombolysis given False")."""
+    referral_id = decided()
+    records.render_pending()
+    db.session.expire_all()
+    words = pdf_text(records.latest(referral_id).pdf)
+    for label, value in (("NIHSS", "14"), ("Pre-stroke mRS", "1"),
+                         ("Thrombolysis given?", "No"), ("Imaging done", "CT, CTA")):
+        assert f"{label} {value}" in words, label
+    assert "pre stroke mrs" not in words and "False" not in words
+
+
 def test_the_stored_bytes_are_served_as_they_are_and_every_download_is_logged(network, client):
     from models import AccessLog
 

@@ -20,6 +20,7 @@ from extensions import db
 from integrations.pdf import PdfError, render_pdf
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
 from workflow.imaging import key_images
+from workflow.referrals import clinical
 from workflow.referrals.chain import canonical_json
 from workflow.referrals.clocks import referral_clocks
 from workflow.times import format_local
@@ -66,6 +67,7 @@ def snapshot(referral: Referral, event: ReferralEvent, decision: Decision) -> di
         "arrived_at": _when(referral.arrived_at), "created_at": _when(referral.created_at),
         "acknowledged_at": _when(referral.acknowledged_at),
         "question": referral.question, "clinical": referral.clinical,
+        "clinical_rows": clinical.rows(referral.specialty.code, referral.clinical, format_local),
         "clocks": clocks,
         "studies": [{"study_uid": s.study_uid, "hospital": s.hospital.code,
                      "description": s.description, "study_date": s.study_date,

@@ -33,7 +33,7 @@ from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflow.referrals import chain, states
 from workflow.referrals import input as referral_input
 from workflow.referrals.access import actor_kinds, find, get_referral, get_visible
-from workflow.referrals.input import Errors, text
+from workflow.referrals.checks import Errors, storable, text
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
 
@@ -328,7 +328,7 @@ def hand_over(referral_id: int, user: User, payload: Any) -> Referral:
         to = int(to.strip())
     if isinstance(to, int) and not isinstance(to, bool):
         target = find(User, to)
-    elif isinstance(to, str) and referral_input.storable(to):
+    elif isinstance(to, str) and storable(to):
         target = db.session.scalar(select(User).where(User.email == to.strip().lower()))
     if target is None or states.HUB_SPECIALIST not in actor_kinds(target, referral):
         raise ValidationFailed({"to": "Choose a specialist of this hub service to hand over to."})
