@@ -9,6 +9,7 @@ from sqlalchemy import select
 from extensions import csrf, db
 from models import Hospital, Referral, Specialty
 from views.access import client_address, visible_or_refuse
+from views.auth import token_authenticated
 from views.openapi import openapi_document
 from views.present import referral_json, referral_summary
 from workflow import access_log
@@ -24,13 +25,13 @@ csrf.exempt(bp)
 
 @bp.before_request
 def _csrf_for_sessions():
-    """Bearer-token clients are not browsers: CSRF applies only to cookie sessions.
+    """A client signed in by a verified bearer token is not a browser: CSRF applies to
+    every other signed-in request, whatever Authorization header it carries.
 
     A caller with no session at all has nothing to forge; login_required answers
     them with 401 rather than a CSRF 400.
     """
-    if not request.headers.get("Authorization", "").startswith("Bearer ") \
-            and current_user.is_authenticated:
+    if current_user.is_authenticated and not token_authenticated():
         csrf.protect()
 
 

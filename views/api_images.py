@@ -14,6 +14,7 @@ from flask_login import current_user, login_required
 from extensions import csrf, db
 from models import Referral
 from views.access import client_address, visible_or_refuse
+from views.auth import token_authenticated
 from workflow import access_log
 from workflow.accounts import policy
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
@@ -27,9 +28,8 @@ SEARCH_PERMISSIONS = ("referral.raise", "worklist.view")
 
 @bp.before_request
 def _csrf_for_sessions():
-    """As in views.api: CSRF applies to cookie sessions, not to bearer-token clients."""
-    if not request.headers.get("Authorization", "").startswith("Bearer ") \
-            and current_user.is_authenticated:
+    """As in views.api: CSRF applies to every signed-in request but a token-verified one."""
+    if current_user.is_authenticated and not token_authenticated():
         csrf.protect()
 
 

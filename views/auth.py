@@ -9,6 +9,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -23,6 +24,7 @@ from wtforms.validators import DataRequired, Length
 from extensions import db, login_manager
 from models import User
 from views.access import client_address
+from workflow import access_log
 from workflow.accounts import accounts
 
 bp = Blueprint("auth", __name__)
@@ -39,8 +41,36 @@ def _is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
+def _bearer_token() -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header ("" when there are none),
+    or None when the request claims no token: no header, or another scheme (a proxy's
+    Basic credentials, junk), which authenticates nothing here."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip()
+
+
+def _token_user() -> User | None:
+    """The owner of the request's bearer token when it verifies, once per request."""
+    if "token_user" not in g:
+        token = _bearer_token()
+        g.token_user = accounts.user_for_token(token) if token else None
+        if g.token_user is not None:
+            g.authenticated_by = "token"
+    return g.token_user
+
+
+def token_authenticated() -> bool:
+    """True when this request was signed in by a verified API token, not by a cookie:
+    only then may the session checks and CSRF be skipped."""
+    return g.get("authenticated_by") == "token"
+
+
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
+    if _bearer_token() is not None:
+        return _token_user()  # a request that claims a token is judged by it alone
     try:
         return db.session.get(User, int(user_id))
     except ValueError:
@@ -49,10 +79,7 @@ def _load_user(user_id: str) -> User | None:
 
 @login_manager.request_loader
 def _load_user_from_bearer(req) -> User | None:
-    header = req.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return accounts.user_for_token(header[len("Bearer "):].strip())
-    return None
+    return _token_user() if _bearer_token() is not None else None
 
 
 @login_manager.unauthorized_handler
@@ -62,21 +89,45 @@ def _unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
-def _check_session() -> None:
-    """Refuse a cookie whose server-side session is closed or idle (logout, timeout)."""
-    if not current_user.is_authenticated or request.headers.get("Authorization"):
-        return
-    if request.endpoint in {"static", None}:
-        return
+BAD_TOKEN = ("The API token was not accepted: it is unknown, revoked, or its user is "
+             "deactivated. Send Authorization: Bearer <token> with a valid token.")
+
+
+def _refuse_bad_token():
+    access_log.record("token", "denied", address=client_address(),
+                      detail=f"invalid bearer token: {request.method} {request.path}")
+    if _is_api_request() or request.accept_mimetypes.best == "application/json":
+        response = current_app.make_response(({"error": BAD_TOKEN}, 401))
+    else:
+        response = current_app.make_response(
+            (render_template("error.html", status=401, message=BAD_TOKEN), 401))
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
+
+
+def _authenticate():
+    """Decide how this request is signed in: by a bearer token that verifies (a bad one
+    is a 401, whatever cookie comes with it), or by a cookie whose server-side session is
+    still open and not idle (sign-out, a password reset, deactivation and idle time
+    close it). No other header changes anything."""
+    if request.endpoint == "static":
+        return None
+    if _bearer_token() is not None:
+        return None if _token_user() is not None else _refuse_bad_token()
+    if not current_user.is_authenticated:
+        return None
     idle = timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"])
-    if not accounts.touch_session(session.get("sid"), current_user.id, idle):
-        logout_user()
-        session.clear()
-        session["expired"] = True
+    if accounts.touch_session(session.get("sid"), current_user.id, idle):
+        g.authenticated_by = "session"
+        return None
+    logout_user()
+    session.clear()
+    session["expired"] = True
+    return None
 
 
 def init_app(app) -> None:
-    app.before_request(_check_session)
+    app.before_request(_authenticate)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = None  # our server-side session does this job
 
@@ -118,8 +169,8 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    user = current_user if current_user.is_authenticated else None
-    accounts.end_session(session.get("sid"), user, client_address())
+    if current_user.is_authenticated:
+        accounts.end_sessions(current_user, client_address())
     logout_user()
     session.clear()
     flash("You have signed out.")

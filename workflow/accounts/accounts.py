@@ -169,17 +169,20 @@ def touch_session(session_id: str | None, user_id: int, idle: timedelta) -> bool
     return True
 
 
-def end_session(session_id: str | None, user: User | None, address: str) -> None:
-    """Close a login session so its cookie can never be used again; log the sign-out."""
-    if session_id:
-        db.session.execute(
-            update(LoginSession)
-            .where(LoginSession.id == session_id, LoginSession.ended_at.is_(None))
-            .values(ended_at=datetime.now(UTC))
-        )
-    if user is not None:
-        access_log.record("logout", "ok", user=user, address=address, commit=False)
+def end_sessions(user: User, address: str) -> None:
+    """Sign ``user`` out everywhere: close every open login session of theirs, so no
+    cookie of theirs (this browser's, a phone's, a copied one) works again; log it."""
+    _close_sessions(user)
+    access_log.record("logout", "ok", user=user, address=address, commit=False)
     db.session.commit()
+
+
+def _close_sessions(user: User) -> None:
+    db.session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
+        .values(ended_at=datetime.now(UTC))
+    )
 
 
 def _token_digest(token: str) -> str:
@@ -263,11 +266,7 @@ def set_password(user: User, password: str) -> None:
     """
     check_new_password(password)
     user.password_hash = hash_password(password)
-    db.session.execute(
-        update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
-        .values(ended_at=datetime.now(UTC))
-    )
+    _close_sessions(user)
     db.session.commit()
 
 
@@ -275,16 +274,11 @@ def set_active(user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends their sessions and tokens."""
     user.active = active
     if not active:
-        now = datetime.now(UTC)
-        db.session.execute(
-            update(LoginSession)
-            .where(LoginSession.user_id == user.id, LoginSession.ended_at.is_(None))
-            .values(ended_at=now)
-        )
+        _close_sessions(user)
         db.session.execute(
             update(ApiToken)
             .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=now)
+            .values(revoked_at=datetime.now(UTC))
         )
     db.session.commit()
 
