@@ -13,6 +13,7 @@ from views.auth import token_authenticated
 from views.openapi import openapi_document
 from views.present import referral_json, referral_summary
 from workflow import access_log
+from workflow.accounts import accounts
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.referrals import access
 from workflow.referrals import actions as referrals
@@ -106,15 +107,31 @@ def get_referral(referral_id: int):
 @bp.post("/referrals/<int:referral_id>/<action>")
 @login_required
 def act(referral_id: int, action: str):
+    return _act(referral_id, action)
+
+
+# Their own routes, so the API document can say their bodies need the signature.
+@bp.post("/referrals/<int:referral_id>/decide")
+@login_required
+def decide(referral_id: int):
+    return _act(referral_id, "decide")
+
+
+@bp.post("/referrals/<int:referral_id>/addendum")
+@login_required
+def addendum(referral_id: int):
+    return _act(referral_id, "addendum")
+
+
+def _act(referral_id: int, action: str):
     payload = request.get_json(silent=True) or {}
     visible_or_refuse(referral_id, f"referral.{action}"[:64])
     try:
-        bearer = request.headers.get("Authorization", "").startswith("Bearer ")
-        referral = referrals.perform(action, referral_id, current_user, payload,
-                                     signature="api-token" if bearer else "session")
+        referral = referrals.perform(action, referral_id, current_user, payload)
     except DomainError as exc:
         db.session.rollback()
-        _log(f"referral.{action}"[:64], "denied" if isinstance(exc, NotAllowed) else "failure",
+        refused = isinstance(exc, NotAllowed | accounts.SignatureRefused)
+        _log(f"referral.{action}"[:64], "denied" if refused else "failure",
              referral_id, str(exc)[:200])
         raise
     _log(f"referral.{action}"[:64], "ok", referral_id)

@@ -161,19 +161,43 @@ SCHEMAS = {
             },
         }],
     },
-    "ActionInput": {
+    "Signature": {
         "type": "object",
-        "description": "decide: outcome, destination_hospital, destination_unit, "
-                       "transfer_urgency, advice, rationale; request-info: question; "
-                       "provide-info, addendum, messages: text; cancel: reason; "
-                       "hand-over: to (user id or email), note; depart/arrive/close: note",
+        "description": "the signer's own secret, re-entered for each decision and addendum "
+                       "(a session or an API token is not a signature): password, or totp "
+                       "(the 6-digit code) for a user with an authenticator app",
+        "properties": {"password": {"type": "string", "minLength": 1},
+                       "totp": {"type": "string", "pattern": "^[0-9]{6}$"}},
+        "anyOf": [{"required": ["password"]}, {"required": ["totp"]}],
+    },
+    "DecisionInput": {
+        "type": "object",
+        "required": ["outcome", "rationale", "signature"],
         "properties": {
             "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
-            "destination_hospital": {"type": "string"}, "destination_unit": {"type": "string"},
+            "destination_hospital": {"type": "string", "description": "needed for transfer"},
+            "destination_unit": {"type": "string"},
             "transfer_urgency": {"type": "string", "enum": list(TRANSFER_URGENCY)},
-            "advice": {"type": "string"},
-            "rationale": {"type": "string"}, "question": {"type": "string"},
-            "text": {"type": "string"}, "reason": {"type": "string"},
+            "advice": {"type": "string",
+                       "description": "needed for treat_locally and advice_only"},
+            "rationale": {"type": "string"},
+            "signature": {"$ref": "#/components/schemas/Signature"},
+        },
+    },
+    "AddendumInput": {
+        "type": "object",
+        "required": ["text", "signature"],
+        "properties": {"text": {"type": "string"},
+                       "signature": {"$ref": "#/components/schemas/Signature"}},
+    },
+    "ActionInput": {
+        "type": "object",
+        "description": "request-info: question; provide-info, messages: text; cancel: "
+                       "reason; hand-over: to (user id or email), note; depart/arrive/close: "
+                       "note",
+        "properties": {
+            "question": {"type": "string"}, "text": {"type": "string"},
+            "reason": {"type": "string"},
             "note": {"type": "string"}, "to": {"type": ["string", "integer"]},
         },
     },
@@ -186,6 +210,26 @@ COMMON = {
     "401": _error("not signed in: send Authorization: Bearer <token>"),
     "403": _error("your role or hospital does not allow this"),
 }
+
+
+ACTION_REFUSALS = {
+    "404": _error("no such referral"),
+    "409": _error("not allowed from this state, or someone else acted first"),
+}
+# Actions with a route of their own, whose body must carry the signature.
+SIGNED_ACTIONS = ("decide", "addendum")
+
+
+def _signed_action(summary: str, operation_id: str, referral_id: dict, schema: str) -> dict:
+    return {"post": {
+        "summary": summary, "operationId": operation_id, "parameters": [referral_id],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{schema}"}}}},
+        "responses": {"200": _referral("the referral after the action"), **COMMON,
+                      **ACTION_REFUSALS,
+                      "422": _error("every bad field, by path; signature.password when the "
+                                    "signature is missing or not the signer's password")},
+    }}
 
 
 @cache
@@ -249,19 +293,24 @@ def openapi_document() -> dict:
                 },
             },
             **IMAGE_PATHS,  # views/openapi_images.py
+            "/api/v1/referrals/{referral_id}/decide": _signed_action(
+                "Decide, signed with your own password", "decideReferral", referral_id,
+                "DecisionInput"),
+            "/api/v1/referrals/{referral_id}/addendum": _signed_action(
+                "Add an addendum to the decision, signed with your own password",
+                "addAddendum", referral_id, "AddendumInput"),
             "/api/v1/referrals/{referral_id}/{action}": {
                 "post": {
                     "summary": "Act on a referral", "operationId": "actOnReferral",
                     "parameters": [referral_id, {
                         "name": "action", "in": "path", "required": True,
-                        "schema": {"type": "string", "enum": sorted(set(ACTION_PATHS.values()))},
+                        "schema": {"type": "string", "enum": sorted(
+                            set(ACTION_PATHS.values()) - set(SIGNED_ACTIONS))},
                     }],
                     "requestBody": {"required": False, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/ActionInput"}}}},
                     "responses": {"200": _referral("the referral after the action"), **COMMON,
-                                  "404": _error("no such referral"),
-                                  "409": _error("not allowed from this state, or someone "
-                                                "else acted first"),
+                                  **ACTION_REFUSALS,
                                   "422": _error("every bad field, by path")},
                 },
             },

@@ -81,6 +81,10 @@ ACTION_DONE = {
     "hand-over": "Handed over.",
     "messages": "Message sent.",
 }
+# The forms signed with the user's own password (or TOTP code), and the fields that carry
+# it: never part of the action's input, never echoed back.
+SIGNED_ACTIONS = ("decide", "addendum")
+SIGNATURE_FIELDS = ("password", "totp")
 AWAITING = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)
 # static/js/nhs-check.js checks the NHS number in the page, in the server's words.
 NHS_CHECK = {"data-nhs-check": "", "data-msg-length": nhs_number.NOT_TEN_DIGITS,
@@ -369,20 +373,6 @@ def status(referral_id: int):
     }
 
 
-def _signature(payload: dict) -> str:
-    """The signer's confirmation; ValidationFailed lists its error with the form's own."""
-    try:
-        return accounts.confirm_signature(current_user, request.form.get("password"),
-                                          request.form.get("totp"))
-    except ValidationFailed as exc:
-        errors = dict(exc.errors)
-        try:
-            referral_input.parse_decision(payload, set(_names(Hospital)))
-        except ValidationFailed as more:
-            errors.update(more.errors)
-        raise ValidationFailed(errors) from None
-
-
 @bp.route("/referrals/<int:referral_id>/<action>", methods=["POST"])
 @login_required
 def act(referral_id: int, action: str):
@@ -392,17 +382,16 @@ def act(referral_id: int, action: str):
         abort(404)
     visible_or_refuse(referral_id, f"referral.{action}")
     payload = {k: v for k, v in request.form.items()
-               if k not in ("csrf_token", "password", "totp")}
+               if k != "csrf_token" and k not in SIGNATURE_FIELDS}
+    if action in SIGNED_ACTIONS:
+        payload["signature"] = {k: request.form[k] for k in SIGNATURE_FIELDS
+                                if k in request.form}
     try:
-        signature = "session"
-        if action == "decide":
-            referrals.check(referral_id, "decide", current_user)  # 403 / 409 before 422
-            signature = _signature(payload)
-        referral = referrals.perform(action, referral_id, current_user, payload,
-                                     signature=signature)
+        referral = referrals.perform(action, referral_id, current_user, payload)
     except DomainError as exc:
         db.session.rollback()
-        _log(f"referral.{action}", "denied" if isinstance(exc, NotAllowed) else "failure",
+        refused = isinstance(exc, NotAllowed | accounts.SignatureRefused)
+        _log(f"referral.{action}", "denied" if refused else "failure",
              referral_id, str(exc)[:200])
         if isinstance(exc, ValidationFailed):
             return _render_page(db.session.get(Referral, referral_id), status=422,

@@ -17,6 +17,7 @@ from models import LinkedStudy
 from tests.images.conftest import SAMPLE_STUDY, today_study_files
 from tests.images.test_search_link_render import PASSWORD, SPECIALIST, frame_url, link_sample, sops
 from tests.paging.helpers import REFERRER, run_sweep
+from tests.workflow.helpers import SIGNED
 from workflow.imaging import frames
 from workflow.imaging.cache import caches
 
@@ -106,7 +107,8 @@ def test_key_images_go_into_the_decision_record(referral, client):
         "study_uid": SAMPLE_STUDY, "series_uid": "", "sop_uid": ids[10], "preset": "stroke"})
     assert flagged.status_code == 200 and flagged.get_json()["flagged"] is True
     referrals.decide(referral.id, user(SPECIALIST), {
-        "outcome": "advice_only", "advice": "Repeat CT in 24 h", "rationale": "Small bleed"})
+        "outcome": "advice_only", "advice": "Repeat CT in 24 h", "rationale": "Small bleed",
+        **SIGNED})
     record = db.session.scalar(select(DecisionRecord))
     [item] = record.content["key_images"]
     assert item["sop_uid"] == ids[10] and item["preset"] == "stroke" and "data_uri" not in item

@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from extensions import db
 from models import DecisionRecord
 from tests.paging.helpers import raise_stroke, user
+from tests.workflow.helpers import SIGNED
 from workflow.audit import records
 from workflow.referrals import actions as referrals
 
@@ -25,8 +26,8 @@ def decided(question="Thrombectomy?", rationale="M1 occlusion on CTA; within 6 h
     referral = raise_stroke(question=question)
     referrals.acknowledge(referral.id, user(SPECIALIST))
     referrals.perform("decide", referral.id, user(SPECIALIST), {
-        "outcome": "transfer", "destination_hospital": "QMC", "rationale": rationale},
-        signature="password")
+        "outcome": "transfer", "destination_hospital": "QMC", "rationale": rationale,
+        **SIGNED})
     return referral.id
 
 
@@ -92,7 +93,8 @@ def test_another_hospital_cannot_download_the_record(network, client, make_user)
 
 def test_an_addendum_makes_version_two_pointing_at_version_one(network):
     referral_id = decided()
-    referrals.add_addendum(referral_id, user(SPECIALIST), {"text": "Also give aspirin."})
+    referrals.add_addendum(referral_id, user(SPECIALIST),
+                           {"text": "Also give aspirin.", **SIGNED})
     records.render_pending()
     db.session.expire_all()
     v1, v2 = db.session.scalars(select(DecisionRecord).order_by(DecisionRecord.version))

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import ReferralEvent, User
 from workflow.accounts.accounts import issue_token
+from workflow.seed import DEMO_PASSWORD
 
 REFERRER = "referrer@pil.demo.nhs.uk"
 OTHER_REFERRER = "referrer@lch.demo.nhs.uk"
@@ -14,6 +15,8 @@ STROKE_SPECIALISTS = ("stroke.night@qmc.demo.nhs.uk", "stroke.day@qmc.demo.nhs.u
                       "stroke.consultant@qmc.demo.nhs.uk")
 VASCULAR = "vascular.day@lri.demo.nhs.uk"
 DUTY_MANAGER = "duty.manager@qmc.demo.nhs.uk"
+# A decision or addendum is signed with the signer's own password (the demo one).
+SIGNED = {"signature": {"password": DEMO_PASSWORD}}
 AUDIT = "audit@em.demo.nhs.uk"
 ADMIN = "admin@em.demo.nhs.uk"
 

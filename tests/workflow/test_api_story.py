@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.workflow.helpers import bearer, stroke_payload
+from tests.workflow.helpers import SIGNED, bearer, stroke_payload
 from workflow.referrals import actions as referrals
 
 
@@ -31,7 +31,7 @@ def test_a_stroke_referral_goes_from_raise_to_transfer(network, client, clock):
     assert act("provide-info", referrer, {"text": "None."})["state"] == "under_review"
     act("decide", specialist, {"outcome": "transfer"}, status=422)
     decided = act("decide", specialist, {"outcome": "transfer", "destination_hospital": "QMC",
-                                         "rationale": "M1 occlusion, thrombectomy"})
+                                         "rationale": "M1 occlusion, thrombectomy", **SIGNED})
     assert decided["decision"]["destination_hospital"] == "QMC"
     assert act("depart", referrer)["state"] == "in_transfer"
     closed = act("arrive", specialist)

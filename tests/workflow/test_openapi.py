@@ -18,6 +18,7 @@ from extensions import db
 from models import LinkedStudy, Referral
 from tests.workflow.helpers import (
     REFERRER,
+    SIGNED,
     STROKE_SPECIALISTS,
     bearer,
     stroke_payload,
@@ -84,7 +85,8 @@ def test_a_decided_referral_with_a_study_matches_the_documented_schema(network, 
                                instance_count=300, linked_by_id=specialist.id))
     db.session.commit()
     referrals.decide(rid, specialist, {"outcome": "transfer", "destination_hospital": "QMC",
-                                       "destination_unit": "HASU", "rationale": "M1 occlusion"})
+                                       "destination_unit": "HASU", "rationale": "M1 occlusion",
+                                       **SIGNED})
     body = client.get(f"/api/v1/referrals/{rid}", headers=bearer(REFERRER)).json
     _validator("Referral").validate(body)
     assert body["decision"]["transfer_urgency"] == "immediate"

@@ -29,6 +29,7 @@ from tests.workflow.helpers import (
     DUTY_MANAGER,
     OTHER_REFERRER,
     REFERRER,
+    SIGNED,
     STROKE_SPECIALISTS,
     VASCULAR,
     stroke_payload,
@@ -167,11 +168,11 @@ class ReferralWorkflow(RuleBasedStateMachine):
             return
         who = user(EMAILS[actor])
         text = {"question": "Any anticoagulant?", "text": "Apixaban at 08:00",
-                "reason": "Symptoms resolved", "note": "Taking over"}
+                "reason": "Symptoms resolved", "note": "Taking over", **SIGNED}
         if event == "acknowledge":
             referrals.acknowledge(referral_id, who)
         elif event == "decide":
-            referrals.decide(referral_id, who, DECISIONS[outcome])
+            referrals.decide(referral_id, who, {**DECISIONS[outcome], **SIGNED})
         elif event == "hand_over":
             referrals.hand_over(referral_id, who, {**text, "to": handover_to})
         elif event in ("studies_linked", "page_sent", "escalation_exhausted"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -283,21 +284,36 @@ def set_active(user: User, active: bool) -> None:
     db.session.commit()
 
 
-def confirm_signature(user: User, password: str | None, code: str | None = None) -> str:
-    """Check the signer's password (or TOTP code when they have one set up).
+class SignatureRefused(ValidationFailed):
+    """A signature that does not verify (a wrong password or code): HTTP 422 naming the
+    field, written to the access log as a refusal."""
 
-    Returns how they signed ("password" or "totp"). Raises ValidationFailed naming
-    the field.
+
+def verify_signature(user: User, secret: Any, what: str = "decision") -> str:
+    """Check that ``user`` signs ``what`` (a decision, an addendum) with their own secret,
+    re-entered: ``{"password": ...}``, or ``{"totp": ...}`` once they have an
+    authenticator app (``totp_secret``).
+
+    Returns how they signed: "password" or "totp". Raises ValidationFailed naming the
+    field ("signature.password") when the secret is missing or not text, and
+    SignatureRefused when it is wrong.
     """
+    given = secret if isinstance(secret, dict) else {}
     if user.totp_secret:
+        code = given.get("totp")
+        if not isinstance(code, str) or not code.strip():
+            raise ValidationFailed({"signature.totp": "Enter the 6-digit code from your "
+                                                      f"authenticator app to sign the {what}."})
         import pyotp
 
-        if code and pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
-            return "totp"
-        raise ValidationFailed({"totp": "Enter the 6-digit code from your authenticator app."})
-    if not password:
-        raise ValidationFailed({"password": "Enter your password to sign the decision."})
+        if not pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
+            raise SignatureRefused({"signature.totp": f"That code is not right; the {what} "
+                                                      "was not signed."})
+        return "totp"
+    password = given.get("password")
+    if not isinstance(password, str) or not password:
+        raise ValidationFailed({"signature.password": f"Enter your password to sign the {what}."})
     if not check_password_hash(user.password_hash, password):
-        raise ValidationFailed({"password": "That password is not right; the decision was "
-                                            "not signed."})
+        raise SignatureRefused({"signature.password": f"That password is not right; the {what} "
+                                                      "was not signed."})
     return "password"

@@ -10,8 +10,9 @@ after it commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -28,7 +29,7 @@ from models import (
     User,
 )
 from workflow import events
-from workflow.accounts import policy
+from workflow.accounts import accounts, policy
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from workflow.referrals import chain, states
 from workflow.referrals import input as referral_input
@@ -233,14 +234,41 @@ def provide_info(referral_id: int, user: User, payload: Any) -> Referral:
     return transition(referral_id, "provide_info", user, reason=answer)
 
 
-def decide(referral_id: int, user: User, payload: Any, signature: str = "session") -> Referral:
-    """Record the signed decision; ``signature`` says how the signer confirmed it
-    (password, totp, api-token). Raises ValidationFailed (no rationale, a transfer
-    without destination...), NotFound, NotAllowed, IllegalTransition or Conflict; the
-    first three before the input is read."""
+T = TypeVar("T")
+
+
+def _signed(user: User, payload: Any, what: str, read: Callable[[], T]) -> tuple[T, str]:
+    """``read()`` the input and verify the signer's own signature (``payload["signature"]``),
+    naming every problem of both at once. Returns what was read and how it was signed.
+
+    Raises ValidationFailed, or SignatureRefused when the signature is wrong."""
+    errors: dict[str, str] = {}
+    value = signed_with = None
+    refused = False
+    try:
+        value = read()
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    secret = payload.get("signature") if isinstance(payload, dict) else None
+    try:
+        signed_with = accounts.verify_signature(user, secret, what)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+        refused = isinstance(exc, accounts.SignatureRefused)
+    if errors:
+        raise (accounts.SignatureRefused if refused else ValidationFailed)(errors)
+    return value, signed_with
+
+
+def decide(referral_id: int, user: User, payload: Any) -> Referral:
+    """Record the decision, signed with the decider's own password (or TOTP code) in
+    ``payload["signature"]``, whatever the client. Raises NotFound, NotAllowed,
+    IllegalTransition or Conflict before the input is read; then ValidationFailed (no
+    rationale, a transfer without destination, no signature...) or SignatureRefused."""
     check(referral_id, "decide", user)
     hospitals = {h.code: h for h in db.session.scalars(select(Hospital))}
-    choice = referral_input.parse_decision(payload, set(hospitals))
+    choice, signature = _signed(user, payload, "decision",
+                                lambda: referral_input.parse_decision(payload, set(hospitals)))
     now = utcnow()
     destination = hospitals.get(choice.destination_hospital) if choice.destination_hospital \
         else None
@@ -267,10 +295,14 @@ def decide(referral_id: int, user: User, payload: Any, signature: str = "session
 
 def add_addendum(referral_id: int, user: User, payload: Any) -> Referral:
     """A correction or addition to the signed decision (``text``), as an event of its
-    own: the decision row never changes. Raises NotFound, NotAllowed,
-    IllegalTransition, ValidationFailed or Conflict."""
+    own, signed like the decision (``payload["signature"]``): the decision row never
+    changes. Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed,
+    SignatureRefused or Conflict."""
     check(referral_id, "addendum", user)
-    return transition(referral_id, "addendum", user, reason=_reason(payload, "text", "addendum"))
+    addendum, signature = _signed(user, payload, "addendum",
+                                  lambda: _reason(payload, "text", "addendum"))
+    return transition(referral_id, "addendum", user, reason=addendum,
+                      data={"signed_with": signature})
 
 
 def cancel(referral_id: int, user: User, payload: Any) -> Referral:
@@ -373,8 +405,7 @@ ACTIONS = {
 }
 
 
-def perform(action: str, referral_id: int, user: User, payload: Any,
-            signature: str = "session") -> Referral:
+def perform(action: str, referral_id: int, user: User, payload: Any) -> Referral:
     """Run a named action (API path segment) after checking the user may see the referral.
 
     Raises NotFound for an unknown action or referral, NotAllowed, ValidationFailed,
@@ -383,8 +414,6 @@ def perform(action: str, referral_id: int, user: User, payload: Any,
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}")
     get_visible(user, referral_id)
-    if action == "decide":
-        return decide(referral_id, user, payload, signature)
     return ACTIONS[action](referral_id, user, payload)
 
 
