@@ -157,8 +157,13 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "PUBLIC_BASE_URL": public_base_url,
         "NETWORK_CODE": env.get("GOLDENHOUR_NETWORK_CODE", "EM").strip().upper() or "EM",
         "IDLE_TIMEOUT_MINUTES": _int(env, "IDLE_TIMEOUT_MINUTES", DEFAULT_IDLE_MINUTES, 1),
+        # Failures one email may have from one address before each try waits (30 s,
+        # doubling, at most LOGIN_LOCKOUT_MINUTES: the window failures are counted in).
         "LOGIN_MAX_FAILURES": _int(env, "LOGIN_MAX_FAILURES", 5, 1),
         "LOGIN_LOCKOUT_MINUTES": _int(env, "LOGIN_LOCKOUT_MINUTES", 15, 1),
+        # Failures one address may have in that window, whatever the emails: high, for a
+        # hospital's staff behind one NAT address, but bounded.
+        "LOGIN_ADDRESS_MAX_FAILURES": _int(env, "LOGIN_ADDRESS_MAX_FAILURES", 200, 1),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

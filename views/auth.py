@@ -147,15 +147,17 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
-    message = None
+    message, status, headers = None, 200, {}
     if request.method == "GET" and session.pop("expired", False):
         message = (f"Your session ended after {current_app.config['IDLE_TIMEOUT_MINUTES']} "
                    "minutes without activity, or you signed out. Sign in again.")
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(form.email.data, form.password.data, client_address())
+        except accounts.SignInThrottled as exc:
+            message, status, headers = str(exc), 429, {"Retry-After": str(exc.retry_after)}
         except accounts.SignInRefused as exc:
-            message = str(exc)
+            message, status = str(exc), 401
         else:
             session.clear()  # a new session on sign-in: no fixation
             row = accounts.start_session(user, client_address())
@@ -163,8 +165,7 @@ def login():
             session.permanent = False
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-    status = 401 if message and request.method == "POST" else 200
-    return render_template("auth/login.html", form=form, message=message), status
+    return render_template("auth/login.html", form=form, message=message), status, headers
 
 
 @bp.route("/logout", methods=["POST"])

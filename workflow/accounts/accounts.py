@@ -1,8 +1,10 @@
-"""Accounts: passwords, sign-in with throttling, server-side login sessions, API tokens."""
+"""Accounts: passwords, sign-in (throttled by account and address), server-side login
+sessions, API tokens, signatures."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +22,26 @@ MIN_PASSWORD_LENGTH = 10
 
 
 class SignInRefused(Exception):
-    """Sign-in failed; the message is safe and specific enough to show the user."""
+    """Sign-in failed; the message is safe to show: it never says whether an account
+    uses the email address, nor which of email and password was wrong."""
+
+
+class SignInThrottled(SignInRefused):
+    """Too many recent failures from this address (for this email, or in all): try
+    again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+SIGN_IN_FAILED = ("That email address and password do not match an active account. Check "
+                  "both and try again; if your account was deactivated or you have forgotten "
+                  "your password, ask your network admin.")
+# After LOGIN_MAX_FAILURES failures of one email from one address, each further attempt
+# waits this long after the last failure, doubling each time (at most the window).
+FIRST_WAIT = timedelta(seconds=30)
+_DUMMY_HASHES: dict[str, str] = {}
 
 
 def hash_password(password: str) -> str:
@@ -95,50 +116,80 @@ def create_user(
     return user
 
 
-def _recent_failures(column, value: str, since: datetime) -> int:
-    return db.session.scalar(
-        select(func.count(AccessLog.id)).where(
-            AccessLog.action == "login",
-            AccessLog.outcome == "failure",
-            column == value,
-            AccessLog.at >= since,
-        )
-    )
+def _dummy_hash() -> str:
+    """A hash of a random password, made like a real one: what an unknown email is
+    checked against, so it costs the same time as a wrong password."""
+    method = current_app.config.get("PASSWORD_HASH_METHOD", "scrypt")
+    if method not in _DUMMY_HASHES:
+        _DUMMY_HASHES[method] = hash_password(secrets.token_urlsafe(24))
+    return _DUMMY_HASHES[method]
+
+
+def _failures_since(since: datetime, address: str, email: str | None = None,
+                    after_row: int = 0, limit: int | None = None) -> list[datetime]:
+    """When sign-ins from ``address`` (for ``email``, when given) failed, newest first:
+    since ``since`` and after the access-log row ``after_row``."""
+    query = select(AccessLog.at).where(
+        AccessLog.action == "login", AccessLog.outcome == "failure",
+        AccessLog.address == address, AccessLog.at >= since, AccessLog.id > after_row)
+    if email is not None:
+        query = query.where(AccessLog.email == email)
+    return list(db.session.scalars(query.order_by(AccessLog.at.desc(), AccessLog.id.desc())
+                                   .limit(limit)))
+
+
+def _wait_words(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{-(-seconds // 60)} minutes"
+
+
+def _refuse_if_throttled(email: str, address: str, now: datetime) -> None:
+    """Raise SignInThrottled while this email from this address must wait (slowed after
+    LOGIN_MAX_FAILURES failures since its last success, the wait doubling), or while the
+    address has LOGIN_ADDRESS_MAX_FAILURES failures in the window, whatever the emails.
+
+    Keyed by the email as typed, known or not, so the refusal says nothing about which
+    accounts exist; keyed by address, so failures elsewhere never slow the owner."""
+    config = current_app.config
+    window = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"])
+    free = config["LOGIN_MAX_FAILURES"]
+    last_success = db.session.scalar(select(func.max(AccessLog.id)).where(
+        AccessLog.action == "login", AccessLog.outcome == "ok", AccessLog.email == email,
+        AccessLog.address == address, AccessLog.at >= now - window))
+    pair = _failures_since(now - window, address, email, after_row=last_success or 0)
+    until, reason = now, ""
+    if len(pair) >= free:
+        until = pair[0] + min(FIRST_WAIT * 2 ** (len(pair) - free), window)
+        reason = "throttled: this email from this address"
+    cap = config["LOGIN_ADDRESS_MAX_FAILURES"]
+    everyone = _failures_since(now - window, address, limit=cap)
+    if len(everyone) >= cap and everyone[-1] + window > until:
+        until, reason = everyone[-1] + window, "throttled: this address"
+    if until <= now:
+        return
+    access_log.record("login", "denied", email=email, address=address, detail=reason)
+    wait = max(1, math.ceil((until - now).total_seconds()))
+    raise SignInThrottled(f"Too many failed sign-ins from your network. Try again in "
+                          f"{_wait_words(wait)}.", wait)
 
 
 def authenticate(email: str, password: str, address: str) -> User:
     """Check a sign-in and log it (success or failure).
 
-    Raises SignInRefused with a specific message: throttled, unknown account,
-    deactivated account, or wrong password.
+    Raises SignInThrottled while this email from this address, or the address, must
+    wait; SignInRefused with one message for an unknown email, a wrong password and a
+    deactivated account alike (the log says which). An unknown email is checked
+    against a dummy hash, so no answer is quicker than another.
     """
     email = (email or "").strip().lower()
-    config = current_app.config
-    limit = config["LOGIN_MAX_FAILURES"]
-    window = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"])
-    since = datetime.now(UTC) - window
-    if (
-        _recent_failures(AccessLog.email, email, since) >= limit
-        or _recent_failures(AccessLog.address, address, since) >= limit * 4
-    ):
-        access_log.record("login", "denied", email=email, address=address, detail="throttled")
-        raise SignInRefused(
-            f"Too many failed sign-ins. Wait {config['LOGIN_LOCKOUT_MINUTES']} minutes "
-            "and try again, or ask your network admin to reset your password."
-        )
+    _refuse_if_throttled(email, address, datetime.now(UTC))
     user = db.session.scalar(select(User).where(User.email == email))
-    if user is None:
-        access_log.record("login", "failure", email=email, address=address, detail="unknown user")
-        raise SignInRefused("No account uses that email address. Check the spelling.")
-    if not user.active:
-        access_log.record("login", "failure", email=email, address=address, detail="deactivated")
-        raise SignInRefused("This account has been deactivated. Ask your network admin.")
-    if not check_password_hash(user.password_hash, password or ""):
-        access_log.record("login", "failure", email=email, address=address, detail="bad password")
-        raise SignInRefused(
-            f"That password is not right. After {limit} failed attempts sign-in is paused "
-            f"for {config['LOGIN_LOCKOUT_MINUTES']} minutes."
-        )
+    right = check_password_hash(user.password_hash if user else _dummy_hash(), password or "")
+    if user is None or not right or not user.active:
+        why = "unknown user" if user is None else "bad password" if not right else "deactivated"
+        access_log.record("login", "failure", email=email, address=address, detail=why)
+        raise SignInRefused(SIGN_IN_FAILED)
     return user
 
 
