@@ -24,6 +24,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from integrations.dicom_uid import InvalidUid, is_uid
+
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
@@ -289,8 +291,13 @@ def _decode_error(ds: Dataset, exc: Exception) -> ImagingError:
 def summarise(ds: Dataset) -> StudyMeta:
     """UIDs, description, date, size and slice position of one instance.
 
-    Raises ImagingError: a value in the header cannot be read.
+    Raises ImagingError: a value in the header cannot be read, or a study, series or
+    SOP instance UID that is there is not a DICOM UID (they go into PACS request paths).
     """
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        uid = _text(ds, keyword)
+        if uid and not is_uid(uid):
+            raise ImagingError(InvalidUid(_label(keyword), uid).message)
     has_image = pixel_keyword(ds) is not None
     shape = geometry(ds) if has_image else None
     position = _floats(ds, "ImagePositionPatient") or _frame_position(ds)

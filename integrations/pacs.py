@@ -2,7 +2,9 @@
 
 Every call has a (connect, read) timeout, retries a few times only on named transient
 failures, and turns every failure into one `PacsError` whose message names the
-hospital and says what an admin can do about it. Results are plain dataclasses.
+hospital and says what an admin can do about it. Results are plain dataclasses. Only
+DICOM UIDs go into request paths (percent-quoted too), and results the PACS lists under
+anything else are left out.
 
     pacs = DicomWebClient("https://pacs.pilgrim.nhs.uk/dicom-web", name="Pilgrim",
                           auth=("user", "secret"))
@@ -13,16 +15,22 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import time
 import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from urllib.parse import quote
 
 import pydicom
 import requests
 from pydicom.dataset import Dataset
+
+from integrations.dicom_uid import is_uid
+
+log = logging.getLogger(__name__)
 
 # 500 is in the list because a PACS behind a load balancer often reports a transient
 # overload as a bare 500; 501 and the 4xx family never get better by asking again.
@@ -125,7 +133,8 @@ class DicomWebClient:
     def search_studies(self, *, patient_id: str | None = None,
                        accession_number: str | None = None, limit: int = 50
                        ) -> list[StudySummary]:
-        """Studies matching the patient id and/or accession number, newest first.
+        """Studies matching the patient id and/or accession number, newest first (a study
+        whose UID is not a DICOM UID is left out).
 
         Raises PacsError: PACS unreachable, slow, refusing or answering an error;
         ValueError when neither patient_id nor accession_number is given.
@@ -138,28 +147,34 @@ class DicomWebClient:
         if accession_number:
             params.append(("AccessionNumber", accession_number))
         params.append(("limit", str(limit)))
-        studies = [_study(item) for item in self._json("studies", params)]
+        studies = self._with_uids([_study(item) for item in self._json("studies", params)],
+                                  "study_uid")
         return sorted(studies, key=lambda s: (s.study_date or date.min, s.study_time),
                       reverse=True)
 
     def series(self, study_uid: str) -> list[SeriesSummary]:
-        """The series of a study, in series-number order.
+        """The series of a study, in series-number order (series whose UID is not a DICOM
+        UID are left out).
 
-        Raises PacsError: as `search_studies`.
+        Raises PacsError: as `search_studies`, or (permanent, nothing sent) a UID given
+        that is not a DICOM UID.
         """
         params = [("includefield", f) for f in _SERIES_FIELDS]
-        found = [_series(study_uid, item)
-                 for item in self._json(f"studies/{study_uid}/series", params)]
+        path = f"studies/{self._segment(study_uid)}/series"
+        found = self._with_uids([_series(study_uid, item) for item in self._json(path, params)],
+                                "series_uid")
         return sorted(found, key=lambda s: (s.number is None, s.number or 0))
 
     def instances(self, study_uid: str, series_uid: str) -> list[InstanceRef]:
-        """The instances of a series, in instance-number order.
+        """The instances of a series, in instance-number order (instances whose UID is
+        not a DICOM UID are left out).
 
-        Raises PacsError: as `search_studies`.
+        Raises PacsError: as `series`.
         """
         params = [("includefield", f) for f in _INSTANCE_FIELDS]
-        path = f"studies/{study_uid}/series/{series_uid}/instances"
-        found = [_instance(study_uid, series_uid, item) for item in self._json(path, params)]
+        path = f"{self._series_path(study_uid, series_uid)}/instances"
+        found = self._with_uids([_instance(study_uid, series_uid, item)
+                                 for item in self._json(path, params)], "sop_uid")
         return sorted(found, key=lambda i: (i.number is None, i.number or 0))
 
     # WADO-RS
@@ -167,24 +182,24 @@ class DicomWebClient:
     def study_metadata(self, study_uid: str) -> list[Dataset]:
         """Metadata (no pixels) of every instance of a study, as pydicom datasets.
 
-        Raises PacsError: as `search_studies`, or the PACS answered something unreadable.
+        Raises PacsError: as `series`, or the PACS answered something unreadable.
         """
-        return self._metadata(f"studies/{study_uid}/metadata")
+        return self._metadata(f"studies/{self._segment(study_uid)}/metadata")
 
     def series_metadata(self, study_uid: str, series_uid: str) -> list[Dataset]:
         """Metadata (no pixels) of every instance of a series.
 
         Raises PacsError: as `study_metadata`.
         """
-        return self._metadata(f"studies/{study_uid}/series/{series_uid}/metadata")
+        return self._metadata(f"{self._series_path(study_uid, series_uid)}/metadata")
 
     def fetch_instance(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
         """The whole DICOM file of one instance, in its stored transfer syntax.
 
-        Raises PacsError: as `search_studies`, or the answer holds no DICOM part or is
+        Raises PacsError: as `series`, or the answer holds no DICOM part or is
         larger than MAX_INSTANCE_BYTES.
         """
-        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+        path = self._instance_path(study_uid, series_uid, sop_uid)
         answer = self._request("GET", path, headers={
             "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
         parts = _multipart(answer, self._fail)
@@ -199,7 +214,7 @@ class DicomWebClient:
         Raises PacsError: as `fetch_instance`.
         """
         numbers = ",".join(str(int(n)) for n in frames)
-        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/frames/{numbers}"
+        path = f"{self._instance_path(study_uid, series_uid, sop_uid)}/frames/{numbers}"
         answer = self._request("GET", path, headers={
             "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'})
         return _multipart(answer, self._fail)
@@ -208,9 +223,9 @@ class DicomWebClient:
                  window: tuple[float, float] | None = None, fmt: str = "jpeg") -> bytes:
         """The PACS's own rendering of an instance (used by the benchmark to compare).
 
-        ``window`` is (center, width). Raises PacsError: as `search_studies`.
+        ``window`` is (center, width). Raises PacsError: as `series`.
         """
-        path = f"studies/{study_uid}/series/{series_uid}/instances/{sop_uid}/rendered"
+        path = f"{self._instance_path(study_uid, series_uid, sop_uid)}/rendered"
         if window:
             # Built by hand: requests would percent-encode the commas and Orthanc
             # answers 400 to that.
@@ -272,6 +287,29 @@ class DicomWebClient:
         return time.monotonic() - started
 
     # Plumbing
+
+    def _segment(self, uid: str) -> str:
+        """``uid`` as one path segment: only a DICOM UID is ever put in a URL, and it is
+        percent-quoted as well, so no value can reach another resource of the PACS."""
+        if not is_uid(uid):
+            raise self._fail(f"{str(uid)[:80]!r} is not a DICOM UID; nothing was asked of "
+                             f"{self.name} PACS", permanent=True)
+        return quote(uid, safe="")
+
+    def _series_path(self, study_uid: str, series_uid: str) -> str:
+        return f"studies/{self._segment(study_uid)}/series/{self._segment(series_uid)}"
+
+    def _instance_path(self, study_uid: str, series_uid: str, sop_uid: str) -> str:
+        return f"{self._series_path(study_uid, series_uid)}/instances/{self._segment(sop_uid)}"
+
+    def _with_uids(self, found: list, field: str) -> list:
+        """The QIDO-RS results whose ``field`` is a DICOM UID; the others are logged and
+        left out, since a UID the PACS made up would end up in our next request path."""
+        kept = [f for f in found if is_uid(getattr(f, field))]
+        if len(kept) < len(found):
+            log.warning("%s PACS listed %d result(s) whose %s is not a DICOM UID; left out",
+                        self.name, len(found) - len(kept), field)
+        return kept
 
     def _fail(self, message: str, *, permanent: bool = False,
               status: int | None = None) -> PacsError:

@@ -1,5 +1,5 @@
-"""Request helpers shared by the blueprints: the client address, permission checks and
-the one way a view refuses a referral the user may not see."""
+"""Request helpers shared by the blueprints: the client address, permission checks, the
+one way a view refuses a referral the user may not see, and the check of UIDs in URLs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from flask import abort, request
 from flask_login import current_user
 
 from extensions import db
+from integrations.dicom_uid import is_uid
 from models import Referral
 from workflow import access_log
 from workflow.accounts import policy
@@ -61,3 +62,12 @@ def visible_or_refuse(referral_id: int, action: str, detail: str = "") -> Referr
         access_log.record(action, "denied", user=current_user, address=client_address(),
                           referral_id=referral_id, detail=detail)
         raise
+
+
+def refuse_malformed_uids(endpoint: str | None, values: dict | None) -> None:
+    """A blueprint's URL value preprocessor: every path segment named ``*_uid`` must be a
+    DICOM UID, or the address names nothing. Calls abort(404) before the view runs, so
+    nothing is looked up or asked of a PACS."""
+    if any(name.endswith("_uid") and not is_uid(value)
+           for name, value in (values or {}).items()):
+        abort(404)

@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from extensions import csrf, db
 from models import Referral
-from views.access import client_address, visible_or_refuse
+from views.access import client_address, refuse_malformed_uids, visible_or_refuse
 from views.auth import token_authenticated
 from workflow import access_log
 from workflow.accounts import policy
@@ -22,6 +22,7 @@ from workflow.imaging import frames, studies
 
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+bp.url_value_preprocessor(refuse_malformed_uids)  # a <study_uid> that is no UID: 404
 # Who may search a patient's studies across the network's PACS.
 SEARCH_PERMISSIONS = ("referral.raise", "worklist.view")
 

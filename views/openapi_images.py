@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from integrations.dicom_uid import MAX_UID_LENGTH, UID_PATTERN
+
 
 def _error(description: str) -> dict:
     return {"description": description,
@@ -14,7 +16,8 @@ _REFERRAL_ID = {"name": "referral_id", "in": "path", "required": True,
 
 def _uid(name: str) -> dict:
     """A DICOM UID in the path (study, series or SOP instance)."""
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": UID_PATTERN, "maxLength": MAX_UID_LENGTH}}
 
 
 _COMMON = {

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 
 from extensions import db
 from models import Referral
-from views.access import client_address, visible_or_refuse
+from views.access import client_address, refuse_malformed_uids, visible_or_refuse
 from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, key_images, studies, uploads
@@ -16,6 +16,7 @@ from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 
 bp = Blueprint("review", __name__)
+bp.url_value_preprocessor(refuse_malformed_uids)  # a <..._uid> that is no UID: 404
 
 
 def _log(action: str, outcome: str, referral_id: int | None = None, detail: str = "") -> None:
@@ -57,8 +58,8 @@ def toggle_key_image(referral_id: int):
     try:
         frame = int(body.get("frame") or 1)
         flagged = key_images.toggle(
-            referral_id, current_user, study_uid=str(body.get("study_uid", ""))[:64],
-            sop_uid=str(body.get("sop_uid", ""))[:64], frame=frame,
+            referral_id, current_user, study_uid=body.get("study_uid"),
+            sop_uid=body.get("sop_uid"), frame=frame,
             preset=str(body.get("preset") or "brain")[:32])
     except (TypeError, ValueError):
         raise ValidationFailed({"frame": "frame must be a whole number"}) from None

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 
 import numpy as np
+from pydicom import config
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 
@@ -43,3 +46,36 @@ def make_dicom(pixels: np.ndarray | None = None, *, meta: bool = True, **attribu
     else:
         ds.save_as(buffer, implicit_vr=True, little_endian=True)
     return buffer.getvalue()
+
+
+@contextmanager
+def unchecked_values():
+    """Let pydicom set and write values its VR forbids (a UID that is a URL path, say),
+    to build the files a hostile sender would."""
+    reading, writing = (config.settings.reading_validation_mode,
+                        config.settings.writing_validation_mode)
+    config.settings.reading_validation_mode = config.IGNORE
+    config.settings.writing_validation_mode = config.IGNORE
+    try:
+        yield
+    finally:
+        config.settings.reading_validation_mode = reading
+        config.settings.writing_validation_mode = writing
+
+
+def make_hostile_dicom(pixels: np.ndarray | None = None, **attributes) -> bytes:
+    """`make_dicom` with values pydicom would refuse (see `unchecked_values`)."""
+    with unchecked_values():
+        return make_dicom(pixels, **attributes)
+
+
+def nested_content(depth: int) -> Sequence:
+    """A Content Sequence (as in a structured report) nested ``depth`` levels deep."""
+    item = Dataset()
+    item.RelationshipType, item.ValueType, item.TextValue = "CONTAINS", "TEXT", "finding"
+    for _ in range(depth - 1):
+        outer = Dataset()
+        outer.RelationshipType, outer.ValueType = "CONTAINS", "CONTAINER"
+        outer.ContentSequence = Sequence([item])
+        item = outer
+    return Sequence([item])

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from extensions import db
 from integrations import imaging
+from integrations.dicom_uid import is_uid
 from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
@@ -110,8 +111,11 @@ def _find(snapshot: dict, sop_uid: str) -> tuple[str, int] | None:
 
 
 def locate(referral: Referral, study_uid: str, sop_uid: str) -> Located:
-    """Where an instance of a linked study lives. Raises NotFound (404): the study is
-    not linked to this referral, the instance is not in it, or its hospital has no PACS."""
+    """Where an instance of a linked study lives. Raises NotFound (404): a UID that is
+    not a DICOM UID, the study is not linked to this referral, the instance is not in
+    it, or its hospital has no PACS."""
+    if not (is_uid(study_uid) and is_uid(sop_uid)):
+        raise NotFound("no such study or instance (not a DICOM UID)")
     study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
                                                         LinkedStudy.study_uid == study_uid))
     if study is None:
@@ -225,13 +229,16 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     """Slices ``first``..``first+count-1`` of a linked series (frame 1 of each instance),
     from the caches or rendered now, so the viewer fetches a series in a few requests.
 
-    Raises NotFound (study or series not linked, or its hospital has no PACS any more),
+    Raises NotFound (study or series not linked or not a DICOM UID, or its hospital has
+    no PACS any more),
     ValidationFailed (a bad range, preset or format) or ImagesUnavailable (the PACS
     failed on the first slice it was asked for; later failures leave gaps instead).
     """
     if count < 1 or count > MAX_BATCH:
         raise ValidationFailed({"count": f"count must be from 1 to {MAX_BATCH}"})
     asked = frame_spec(study_uid, "", preset=preset, fmt=fmt)
+    if not (is_uid(study_uid) and is_uid(series_uid)):
+        raise NotFound("no such study or series (not a DICOM UID)")
     study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
                                                         LinkedStudy.study_uid == study_uid))
     if study is None:

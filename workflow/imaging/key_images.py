@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import select
 
 from extensions import db
+from integrations.dicom_uid import InvalidUid, check_uid
 from models import KeyImage, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
 from workflow.imaging import frames
@@ -46,8 +47,14 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
     """Flag the frame as key, or unflag it if it already is; commit. Returns flagged.
 
     Raises NotFound, NotAllowed (not a clinician on this referral), ValidationFailed
-    (the image is not in a linked study, or too many key images).
+    (a UID that is not a DICOM UID, the image is not in a linked study, or too many key
+    images).
     """
+    try:
+        check_uid(study_uid, "study_uid")
+        check_uid(sop_uid, "sop_uid")
+    except InvalidUid as exc:
+        raise ValidationFailed({exc.field: exc.message}) from None
     referral = get_visible(user, referral_id)
     if not actor_kinds(user, referral):
         raise NotAllowed("only the clinicians on this referral can flag key images")

@@ -8,6 +8,7 @@ A PACS that is down or slow never fails the whole search: its hospital is report
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,6 +17,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from extensions import db
+from integrations.dicom_uid import InvalidUid, check_uid, is_uid
 from integrations.pacs import StudySummary
 from models import Hospital, LinkedStudy, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
@@ -36,6 +38,8 @@ from workflow.referrals import states
 from workflow.referrals.access import actor_kinds, get_visible
 from workflow.times import LONDON
 from workflow.times import now as utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -180,9 +184,16 @@ def _z(ds: Dataset) -> float | None:
 
 def describe(study_uid: str, datasets: list[Dataset]) -> dict:
     """The link snapshot of a study from its WADO-RS metadata: study facts and every
-    series with its instances in slice order."""
+    series with its instances in slice order. An instance whose series or SOP Instance
+    UID is not a DICOM UID is left out (and logged): the viewer would put it in a PACS
+    request path."""
     series: dict[str, dict] = {}
-    for ds in datasets:
+    usable = [ds for ds in datasets
+              if is_uid(_text(ds, "SeriesInstanceUID")) and is_uid(_text(ds, "SOPInstanceUID"))]
+    if len(usable) < len(datasets):
+        log.warning("study %s: %d instance(s) whose series or SOP Instance UID is not a "
+                    "DICOM UID were left out", study_uid, len(datasets) - len(usable))
+    for ds in usable:
         uid = _text(ds, "SeriesInstanceUID")
         entry = series.setdefault(uid, {
             "series_uid": uid, "number": _number(ds, "SeriesNumber"),
@@ -196,7 +207,7 @@ def describe(study_uid: str, datasets: list[Dataset]) -> dict:
         entry["instances"].sort(key=lambda i: (i["number"] is None, i["number"] or 0,
                                                i["z"] or 0))
     ordered = sorted(series.values(), key=lambda s: (s["number"] is None, s["number"] or 0))
-    first = datasets[0] if datasets else Dataset()
+    first = usable[0] if usable else Dataset()
     return {
         "study_uid": study_uid,
         "description": _text(first, "StudyDescription"),
@@ -221,16 +232,22 @@ def link(referral_id: int, user: User, hospital_code: str | None,
     commit a `studies_linked` event. A study linked before is refreshed. Linking after
     the first time tells the assigned specialist (an in-app and SMS notice).
 
-    Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no UIDs, no PACS
-    for the hospital) or ImagesUnavailable (the PACS failed; nothing is linked).
+    Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no UIDs, more than
+    20, one that is not a DICOM UID — named ``study_uids[i]`` — or no PACS for the
+    hospital) or ImagesUnavailable (the PACS failed; nothing is linked).
     """
     referral = get_visible(user, referral_id)
     check_may_link(user, referral)
-    uids = list(dict.fromkeys(u.strip() for u in study_uids if u and u.strip()))
-    if not uids:
+    if not study_uids:
         raise ValidationFailed({"study_uids": "Choose at least one study."})
-    if len(uids) > 20 or any(len(u) > 64 for u in uids):
-        raise ValidationFailed({"study_uids": "At most 20 study UIDs of up to 64 characters."})
+    for n, uid in enumerate(study_uids):
+        try:
+            check_uid(uid, f"study_uids[{n}]")
+        except InvalidUid as exc:
+            raise ValidationFailed({exc.field: exc.message}) from None
+    uids = list(dict.fromkeys(study_uids))
+    if len(uids) > 20:
+        raise ValidationFailed({"study_uids": "At most 20 study UIDs."})
     code = hospital_code or referral.referring_hospital.code
     hospital = db.session.scalar(select(Hospital).where(Hospital.code == code))
     target = target_for_hospital(hospital.id) if hospital else None
@@ -268,14 +285,21 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
     linked. The linked studies are prefetched at once (the first page may already be
     out, and its prefetch found nothing to warm).
 
+    A ticked value whose UID is not a DICOM UID is reported in ``problems`` and never
+    asked for.
+
     Raises NotFound or NotAllowed (the user may not link images to this referral).
     """
     by_hospital: dict[str, list[str]] = {}
+    outcome = ChosenLinks()
     for value in chosen:
         code, _, uid = value.partition("|")
-        if code.strip() and uid.strip():
-            by_hospital.setdefault(code.strip(), []).append(uid.strip())
-    outcome = ChosenLinks()
+        if not (code.strip() and uid.strip()):
+            continue
+        if not is_uid(uid.strip()):
+            outcome.problems.append((code.strip(), InvalidUid("study", uid.strip()).message))
+            continue
+        by_hospital.setdefault(code.strip(), []).append(uid.strip())
     for code, uids in by_hospital.items():
         try:
             rows = link(referral_id, user, code, uids)

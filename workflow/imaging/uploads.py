@@ -24,6 +24,8 @@ from workflow.referrals.access import get_visible
 
 MAX_ZIP_MEMBERS = 2000
 MAX_UPLOAD_FILES = 2000
+_UIDS = (("Study Instance UID", "study_uid"), ("Series Instance UID", "series_uid"),
+         ("SOP Instance UID", "sop_uid"))
 
 
 @dataclass
@@ -72,6 +74,15 @@ def _expand(files: list[tuple[str, bytes]], report: UploadReport) -> list[tuple[
     return out
 
 
+def _check(data: bytes) -> imaging.StudyMeta:
+    """Raises ImagingError: the file is refused (see imaging.inspect), or lacks a UID."""
+    meta = imaging.inspect(data)
+    for label, attribute in _UIDS:
+        if not getattr(meta, attribute):
+            raise imaging.ImagingError(f"no {label} in this file")
+    return meta
+
+
 def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> UploadReport:
     """Validate uploaded DICOM files (or zips of them), store the good ones in the
     referring hospital's PACS by STOW-RS and link their studies. A bad file is reported
@@ -94,7 +105,7 @@ def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> Uplo
     study_of: dict[str, str] = {}
     for name, data in _expand(files, report)[:MAX_UPLOAD_FILES]:
         try:
-            meta = imaging.inspect(data)
+            meta = _check(data)
         except imaging.ImagingError as exc:
             report.rejected.append((name, exc.message))
             continue
