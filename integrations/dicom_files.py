@@ -2,7 +2,9 @@
 
 Files come from other hospitals' PACS and from uploads, so nothing in them is trusted:
 the 128-byte preamble is ignored (and can be blanked before storing), sizes are
-checked before any pixel buffer is allocated, and every failure becomes an
+checked before any pixel buffer is allocated, `check_structure` refuses the shapes
+that crash a PACS (sequences nested too deep, too many elements, elements longer than
+the file) before a file is forwarded, UIDs must be DICOM UIDs, and every failure becomes an
 `ImagingError` whose message says what is wrong with the file in words an admin or a
 clinician can act on. Rendering (windowing, PNG/JPEG) lives in `integrations.imaging`.
 """
@@ -20,6 +22,8 @@ from datetime import date
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
@@ -32,6 +36,16 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_DIMENSION = 4096
 MAX_FRAMES = 2000
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+# The shape of a file that is forwarded to a PACS. Orthanc 1.10 (DCMTK) was seen to crash
+# on a Content Sequence nested 50 deep; real structured reports stay under 10.
+MAX_SEQUENCE_DEPTH = 16
+MAX_ELEMENTS = 250_000  # every element, nested ones too (2000 frames of functional groups fit)
+MAX_SEQUENCE_ITEMS = 50_000
+MAX_HEADER_ELEMENT_BYTES = 16 * 1024 * 1024  # any one element but the bulk data below
+# Bulk data: pixels, overlays, waveforms, an encapsulated PDF; the file size bounds these.
+_BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x00420011, 0x54001010,
+                        0x56000020, 0x50003000})
+_UNDEFINED = 0xFFFFFFFF
 # Elements that a real DICOM object carries; a force-read of random bytes has none.
 _RECOGNISABLE = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows")
 
@@ -128,6 +142,9 @@ def read_dataset(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
     try:
         ds, cut_short = _read(data)
         recognisable = any(_has(ds, k) for k in _RECOGNISABLE + PIXEL_KEYWORDS)
+    except RecursionError:
+        raise ImagingError(f"sequences nested too deep to read (limit {MAX_SEQUENCE_DEPTH} "
+                           "levels)") from None
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on foreign bytes
         if marked:
             raise ImagingError(f"damaged DICOM file ({_short(exc)})") from None
@@ -159,6 +176,67 @@ def _infer_transfer_syntax(ds: Dataset) -> None:
     ds.file_meta.TransferSyntaxUID = (
         ImplicitVRLittleEndian if implicit else
         ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
+@guarded
+def check_structure(ds: Dataset) -> None:
+    """Refuse a file whose shape could crash the PACS it is forwarded to (or us).
+
+    Raises ImagingError: sequences nested more than MAX_SEQUENCE_DEPTH levels, more than
+    MAX_ELEMENTS elements or MAX_SEQUENCE_ITEMS sequence items in all, an element other
+    than bulk data longer than MAX_HEADER_ELEMENT_BYTES, an element that says it is
+    longer than what the file holds, or an undefined length on an element that is
+    neither a sequence nor bulk data.
+    """
+    elements = items = 0
+    pending: list[tuple[Dataset, int]] = [(ds, 0)]
+    while pending:  # a stack, not recursion: the depth is what is being checked
+        dataset, depth = pending.pop()
+        for raw in dataset.elements():
+            elements += 1
+            if elements > MAX_ELEMENTS:
+                raise ImagingError(f"too many data elements (limit {MAX_ELEMENTS:,})")
+            tag = int(raw.tag)
+            if isinstance(raw, RawDataElement):
+                _check_raw(raw, tag)
+                if (raw.VR or _dictionary_vr(tag)) != "SQ":
+                    continue
+            element = dataset[tag]
+            if element.VR != "SQ":
+                continue
+            if depth + 1 > MAX_SEQUENCE_DEPTH:
+                raise ImagingError(
+                    f"sequences nested more than {MAX_SEQUENCE_DEPTH} levels deep (at "
+                    f"{element.name}): refused, since a PACS can crash on such a file")
+            items += len(element.value)
+            if items > MAX_SEQUENCE_ITEMS:
+                raise ImagingError(f"too many sequence items (limit {MAX_SEQUENCE_ITEMS:,})")
+            pending.extend((item, depth + 1) for item in element.value)
+
+
+def _check_raw(raw: RawDataElement, tag: int) -> None:
+    bulk = tag in _BULK_TAGS or (tag & 0xFF00FFFF) in _BULK_TAGS
+    where = f"element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    if raw.length == _UNDEFINED:
+        if not bulk and (raw.VR or _dictionary_vr(tag)) not in ("SQ", "UN"):
+            raise ImagingError(f"{where} has an undefined length, which only sequences and "
+                               "compressed pixel data may have")
+        return
+    held = len(raw.value or b"")
+    if held < raw.length and not bulk:  # short image data has its own message (geometry)
+        raise ImagingError(f"{where} says it holds {raw.length:,} bytes but the file ends "
+                           f"after {held:,} of them (truncated or damaged file)")
+    if not bulk and raw.length > MAX_HEADER_ELEMENT_BYTES:
+        raise ImagingError(f"{where} is {raw.length / 1e6:.0f} MB (limit "
+                           f"{MAX_HEADER_ELEMENT_BYTES / 1e6:.0f} MB for anything but "
+                           "image data)")
+
+
+def _dictionary_vr(tag: int) -> str:
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
 
 
 def without_preamble(data: bytes) -> bytes:

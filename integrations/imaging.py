@@ -24,6 +24,7 @@ from integrations.dicom_files import (
     MAX_FRAMES,
     ImagingError,
     StudyMeta,
+    check_structure,
     decode_frame,
     geometry,
     guarded,
@@ -35,7 +36,8 @@ from integrations.dicom_files import (
 
 __all__ = [
     "FORMATS", "MAX_DIMENSION", "MAX_FILE_BYTES", "MAX_FRAMES", "PRESETS", "ImagingError",
-    "StudyMeta", "Window", "decode_frame", "encode", "file_window", "inspect", "parse_window",
+    "StudyMeta", "Window", "check_structure", "decode_frame", "encode", "file_window",
+    "inspect", "parse_window",
     "read_dataset", "render", "render_dataset", "rescale", "resolve_window", "summarise",
     "to_display", "without_preamble",
 ]
@@ -100,10 +102,12 @@ def resolve_window(preset: str | None) -> Window | None:
 def inspect(data: bytes, *, require_image: bool = True) -> StudyMeta:
     """Validate an uploaded file and summarise it; the first frame is decoded as proof.
 
-    Raises ImagingError: the file is not DICOM, breaks a limit, holds no image (when
+    Raises ImagingError: the file is not DICOM, breaks a limit (of size or of structure,
+    see `check_structure`), has a UID that is not a DICOM UID, holds no image (when
     ``require_image``) or cannot be decoded.
     """
     ds = read_dataset(data)
+    check_structure(ds)
     meta = summarise(ds)
     if require_image or meta.has_image:
         decode_frame(ds, 1)
