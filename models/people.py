@@ -49,6 +49,9 @@ class User(UserMixin, db.Model):
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
     totp_secret: Mapped[str] = mapped_column(String(64), default="")
+    # The identity provider's subject (the ID token's "sub"), linked at the first single
+    # sign-on; from then on that identity signs in here even if its email changes.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     hospital: Mapped[Hospital | None] = relationship()
