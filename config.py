@@ -182,6 +182,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "DEMO_ROTA": _bool(env, "GOLDENHOUR_DEMO_ROTA", False),
         **_twilio(env),
         **_smtp(env),
+        **_oidc(env),
     }
     return config
 
@@ -216,6 +217,38 @@ def _smtp(env: dict[str, str]) -> dict:
         "SMTP_FROM": sender,
         "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", True),
         "SMTP_TIMEOUT_SECONDS": _int(env, "SMTP_TIMEOUT_SECONDS", 10, 1),
+    }
+
+
+def _oidc(env: dict[str, str]) -> dict:
+    """Single sign-on by OpenID Connect (NHS CIS2): off unless GOLDENHOUR_OIDC_ISSUER is set."""
+    issuer = env.get("GOLDENHOUR_OIDC_ISSUER", "").strip()
+    client_id = env.get("GOLDENHOUR_OIDC_CLIENT_ID", "").strip()
+    secret = env.get("GOLDENHOUR_OIDC_CLIENT_SECRET", "").strip()
+    scopes = env.get("GOLDENHOUR_OIDC_SCOPES", "").split() or ["openid", "email", "profile"]
+    if issuer:
+        parts = urlsplit(issuer)
+        local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        if not (parts.scheme == "https" or parts.scheme == "http" and local) or \
+                not parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(
+                f"GOLDENHOUR_OIDC_ISSUER must be the identity provider's https:// issuer URL "
+                f"(http:// only on this machine), not {issuer!r}")
+        missing = [name for name, value in (("GOLDENHOUR_OIDC_CLIENT_ID", client_id),
+                                            ("GOLDENHOUR_OIDC_CLIENT_SECRET", secret))
+                   if not value]
+        if missing:
+            raise ConfigError(f"single sign-on is half configured: GOLDENHOUR_OIDC_ISSUER is "
+                              f"set, so set {' and '.join(missing)} too")
+        if "openid" not in scopes:
+            raise ConfigError("GOLDENHOUR_OIDC_SCOPES must include openid")
+    return {
+        "OIDC_ISSUER": issuer,
+        "OIDC_CLIENT_ID": client_id,
+        "OIDC_CLIENT_SECRET": secret,
+        "OIDC_LABEL": env.get("GOLDENHOUR_OIDC_LABEL", "").strip() or "Sign in with NHS CIS2",
+        "OIDC_SCOPES": " ".join(scopes),
+        "OIDC_TIMEOUT_SECONDS": _int(env, "GOLDENHOUR_OIDC_TIMEOUT_SECONDS", 5, 1),
     }
 
 
