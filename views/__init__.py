@@ -32,13 +32,16 @@ def register(app: Flask) -> None:
         paging,
         records,
         referrals,
+        sso,
         webhooks,
     )
     from views.cli import register_cli
 
     auth.init_app(app)
+    sso.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(sso.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)

@@ -144,6 +144,17 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
+def sign_in(user: User, next_url: str | None):
+    """Start a new signed-in session for ``user`` (password or single sign-on) and
+    redirect to ``next_url`` when it is a path on this site, else the home page."""
+    session.clear()  # a new session on sign-in: no fixation
+    row = accounts.start_session(user, client_address())
+    session["sid"] = row.id
+    session.permanent = False
+    login_user(user)
+    return redirect(_safe_next(next_url))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
@@ -159,12 +170,7 @@ def login():
         except accounts.SignInRefused as exc:
             message, status = str(exc), 401
         else:
-            session.clear()  # a new session on sign-in: no fixation
-            row = accounts.start_session(user, client_address())
-            session["sid"] = row.id
-            session.permanent = False
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return sign_in(user, request.args.get("next"))
     return render_template("auth/login.html", form=form, message=message), status, headers
 
 
