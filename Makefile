@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 PRISM := tools/prism/node_modules/.bin/prism
+OIDC_PROVIDER := tools/oidc/node_modules/oidc-provider/package.json
 CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
@@ -25,6 +26,11 @@ $(PRISM): tools/prism/package.json
 	npm install --silent --no-audit --no-fund --no-package-lock --prefix tools/prism
 	@touch $@
 
+# The test identity provider (tests/services/oidc.py starts tools/oidc/provider.mjs).
+$(OIDC_PROVIDER): tools/oidc/package.json
+	npm install --silent --no-audit --no-fund --no-package-lock --prefix tools/oidc
+	@touch $@
+
 run: $(VENV)/.run-installed
 	@scripts/system-deps.sh run
 	$(FLASK) db upgrade
@@ -34,8 +40,8 @@ run: $(VENV)/.run-installed
 system-test-deps:
 	@scripts/system-deps.sh test
 
-# Debian packages first: Prism's install needs npm.
-test-deps: system-test-deps $(VENV)/.test-installed $(PRISM)
+# Debian packages first: Prism's and oidc-provider's installs need npm.
+test-deps: system-test-deps $(VENV)/.test-installed $(PRISM) $(OIDC_PROVIDER)
 
 # Then the tests that touch time once more, a year ahead in another time zone, so that
 # the next test that only passes on the day it was written fails here.
@@ -58,4 +64,4 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules .pytest_cache $(CLOCKSHIFT)
+	rm -rf $(VENV) tools/prism/node_modules tools/oidc/node_modules .pytest_cache $(CLOCKSHIFT)

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.services.prism",
     "tests.services.smtp",
     "tests.services.orthanc",
+    "tests.services.oidc",
 ]
 
 TEST_PASSWORD = "correct horse battery"
