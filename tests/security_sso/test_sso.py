@@ -135,6 +135,37 @@ def test_an_id_token_issued_for_another_client_is_refused(network, client, start
     assert sso_log()[-1][0] == "denied" and sso_log()[-1][2].startswith("aud:")
 
 
+def test_an_id_token_from_another_sign_in_is_refused(network, client, start_sso, come_back,
+                                                      idp):
+    from tests.services.oidc import CLIENT_ID, CLIENT_SECRET, REDIRECT_URI
+
+    # Genuine and for goldenhour, but issued to an earlier sign-in (a replayed token).
+    replayed = idp.id_token_for(REFERRER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                redirect_uri=REDIRECT_URI, nonce="an-earlier-sign-in-nonce")
+    authorization = start_sso()
+    idp.swap_id_token(replayed)
+
+    answer = come_back(idp.sign_in(authorization, REFERRER))
+
+    assert answer.status_code == 403
+    assert "not issued for this sign-in (nonce)" in answer.get_data(as_text=True)
+    assert open_sessions() == 0 and sso_log()[-1][2].startswith("nonce:")
+
+
+def test_a_callback_naming_another_issuer_is_refused_before_any_token_request(
+        network, client, start_sso, come_back, idp):
+    back = idp.sign_in(start_sso(), REFERRER)
+    parts = urlsplit(back)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query["iss"] == idp.issuer  # RFC 9207: the provider names itself
+    query["iss"] = "https://idp.attacker.example"
+
+    answer = come_back(parts._replace(query=urlencode(query)).geturl())
+
+    assert answer.status_code == 403 and "(iss)" in answer.get_data(as_text=True)
+    assert idp.token_requests() == [] and open_sessions() == 0
+
+
 def test_an_expired_id_token_is_refused(network, client, start_sso, come_back, idp,
                                         time_machine):
     back = idp.sign_in(start_sso(), REFERRER)
