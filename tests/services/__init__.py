@@ -1,4 +1,5 @@
-"""Real services the suite starts on 127.0.0.1: PostgreSQL, Orthanc, Prism, SMTP.
+"""Real services the suite starts on 127.0.0.1: PostgreSQL, Orthanc, Prism, SMTP, and
+oidc-provider as the identity provider.
 
 Each service module defines session-scoped pytest fixtures and is loaded from
 tests/conftest.py through ``pytest_plugins``. When a service's binary is missing the

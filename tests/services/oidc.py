@@ -54,6 +54,7 @@ CLIENT_SECRET = "goldenhour-test-client-secret-0123456789"
 OTHER_CLIENT_ID = "another-nhs-app"
 OTHER_CLIENT_SECRET = "another-app-test-client-secret-0123456789"
 OTHER_REDIRECT_URI = "http://127.0.0.1:5001/callback"
+NODE_AT_LEAST = (20, 19)  # oidc-provider 9 (Debian 12's own nodejs, 18, is too old)
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,12 @@ def start_provider(workdir: Path) -> tuple[subprocess.Popen, IdentityProvider, _
 @pytest.fixture(scope="session")
 def oidc_server(tmp_path_factory) -> IdentityProvider:
     """The test identity provider for this test session (or xdist worker)."""
-    require_binary("node")
+    node = require_binary("node")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    if tuple(int(n) for n in re.findall(r"\d+", version)[:2]) < NODE_AT_LEAST:
+        missing_service(f"oidc-provider 9 needs Node.js {'.'.join(map(str, NODE_AT_LEAST))} "
+                        f"or newer; this machine has {version}")
     if not PACKAGE.exists():
         missing_service(f"oidc-provider is not installed in {PACKAGE.parents[2]}; "
                         "run `make test-deps`")

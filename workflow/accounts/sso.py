@@ -103,10 +103,10 @@ def complete(
         identity = provider.identify(code, redirect_uri, started, returned_issuer)
     except OIDCError as exc:
         provider_fault = exc.reason in PROVIDER_REASONS
-        raise _refuse(exc.reason, f"Single sign-on failed: {exc.message}. "
-                      + ("Tell your admin." if provider_fault else "Sign in again or tell "
-                         "your admin."), address=address,
-                      status=502 if provider_fault else 403) from None
+        then = "Tell your admin." if provider_fault or "sign in again" in exc.message \
+            else "Sign in again; if this happens again, tell your admin."
+        raise _refuse(exc.reason, f"Single sign-on failed: {exc.message}. {then}",
+                      address=address, status=502 if provider_fault else 403) from None
     return _match(identity, address)
 
 
