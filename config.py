@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_IDLE_MINUTES = 30
+DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -149,6 +150,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
     production = environment == "production"
     public_base_url = _public_base_url(env)
     database_url = _database_url(env, instance)
+    max_json = _int(env, "GOLDENHOUR_MAX_JSON_BYTES", DEFAULT_MAX_JSON_BYTES, 1024)
     config = {
         "GOLDENHOUR_ENV": environment,
         "SECRET_KEY": _secret_key(env, instance, production),
@@ -171,7 +173,11 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "SESSION_COOKIE_NAME": "goldenhour_session",
         "REMEMBER_COOKIE_DURATION": 0,
         "WTF_CSRF_TIME_LIMIT": None,  # the session's idle timeout bounds it instead
-        "MAX_CONTENT_LENGTH": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
+        # Every body but an upload's (JSON, forms); see views/bodies.py.
+        "MAX_JSON_BYTES": max_json,
+        "MAX_CONTENT_LENGTH": max_json,
+        # Image uploads, on their own routes, for signed-in users only.
+        "MAX_UPLOAD_BYTES": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
         "SCHEDULER_IN_PROCESS": _bool(env, "SCHEDULER_IN_PROCESS", not production),
         "SWEEP_INTERVAL_SECONDS": _int(env, "SWEEP_INTERVAL_SECONDS", 2, 1),
         # Claim-and-send loops one sweep runs side by side (PostgreSQL; SQLite runs one).

@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
         api_fhir,
         audit,
         auth,
+        bodies,
         errors,
         home,
         paging,
@@ -37,6 +38,7 @@ def register(app: Flask) -> None:
     )
     from views.cli import register_cli
 
+    bodies.init_app(app)
     auth.init_app(app)
     sso.init_app(app)
     errors.init_app(app)

@@ -24,6 +24,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from extensions import db
 from models import Hospital, Role, RotaShift, Specialty, User
 from views.access import client_address, requires
+from views.bodies import takes_upload
 from workflow import access_log
 from workflow.accounts import accounts
 from workflow.errors import ValidationFailed
@@ -188,6 +189,7 @@ def _csv_text(raw: bytes) -> str:
 
 
 @bp.route("/rota", methods=["GET", "POST"])
+@takes_upload(max_bytes=2 * ROTA_CSV_MAX_BYTES)  # room to say "larger than 2 MB"
 @requires("admin.manage")
 def rota_page():
     form = RotaImportForm()

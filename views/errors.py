@@ -8,8 +8,8 @@ from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from views import bodies
 from workflow.errors import DomainError, ValidationFailed
-from workflow.referrals.checks import storable
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +20,14 @@ MESSAGES = {
     404: "There is nothing at this address.",
     405: "This address does not accept that kind of request.",
     409: "Someone else changed this first. Reload to see the latest.",
-    413: "The upload is larger than this server accepts.",
     422: "Some fields need attention.",
     500: "Something went wrong on our side. It has been logged; try again.",
 }
 
 
 def _wants_json() -> bool:
-    return request.path.startswith(("/api/", "/webhooks/")) or (
+    # A client that sends JSON reads JSON back, also from the health check.
+    return request.path.startswith(("/api/", "/webhooks/")) or request.is_json or (
         request.accept_mimetypes.best == "application/json"
     )
 
@@ -41,54 +41,22 @@ def _respond(status: int, message: str, errors: dict | None = None):
     return render_template("error.html", status=status, message=message), status
 
 
-NUL = "This field contains a NUL character."
-BROKEN = "This field contains a broken character (a lone surrogate)."
-
-
-def _unstorable(value: str) -> str | None:
-    """Why no database can store ``value`` (None: it can)."""
-    if "\x00" in value:
-        return NUL
-    return None if storable(value) else BROKEN
-
-
-def _printable(name: str) -> str:
-    """A field name fit to echo back: NUL as \\0, a lone surrogate as \\udXXX."""
-    return name.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\0")
-
-
-def _json_problems(value, path: str, found: dict[str, str]) -> None:
-    if isinstance(value, str):
-        if problem := _unstorable(value):
-            found[path or "body"] = problem
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if problem := _unstorable(key):
-                found[_printable(where)] = problem
-            else:
-                _json_problems(item, where, found)
-    elif isinstance(value, list):
-        for n, item in enumerate(value):
-            _json_problems(item, f"{path}.{n}" if path else str(n), found)
-
-
 def refuse_unstorable_text() -> None:
     """Text no database stores, in a query, form or JSON field: a NUL character
     (PostgreSQL refuses it outright) or a lone surrogate (JSON can carry \\ud800). It
-    is bad input, named by its field path, before any view reads it.
-    Raises ValidationFailed (422)."""
+    is bad input, named by its field path, before any view reads it. A JSON body is
+    read here only for a signed-in user or an open route (see views.bodies).
+    Raises ValidationFailed (422), or what bodies.check_open_json_body raises."""
     found: dict[str, str] = {}
     fields = request.args
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields = request.values
     for name, value in fields.items(multi=True):
-        if problem := _unstorable(name) or _unstorable(value):
-            found[_printable(name)] = problem
-    if request.is_json:
-        _json_problems(request.get_json(silent=True), "", found)
+        if problem := bodies.unstorable(name) or bodies.unstorable(value):
+            found[bodies.printable(name)] = problem
     if found:
         raise ValidationFailed(found)
+    bodies.check_open_json_body()
 
 
 def init_app(app) -> None:
@@ -110,6 +78,8 @@ def init_app(app) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 500
+        if status == 413:  # a streamed body ran past this route's limit
+            return _respond(413, bodies.too_large_message())
         message = MESSAGES.get(status, exc.description or "Request refused.")
         return _respond(status, message)
 

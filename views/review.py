@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from extensions import db
 from models import Referral
 from views.access import client_address, refuse_malformed_uids, visible_or_refuse
+from views.bodies import takes_upload
 from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, key_images, studies, uploads
@@ -118,6 +119,7 @@ def link(referral_id: int):
 
 
 @bp.post("/referrals/<int:referral_id>/studies/upload")
+@takes_upload("MAX_UPLOAD_BYTES")
 @login_required
 def upload(referral_id: int):
     """DICOM files or zips: good files are stored and linked, bad ones named with why."""

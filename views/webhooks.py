@@ -15,6 +15,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from extensions import csrf
 from integrations.pager.webhooks import gather_twiml, verify_twilio_signature
+from views import bodies
 from views.access import client_address
 from workflow import access_log
 from workflow.paging import replies as pager_replies
@@ -40,6 +41,7 @@ def _verify_signature():
         access_log.record("webhook.twilio", "denied", address=client_address(),
                           detail=f"bad signature on {request.path}")
         return {"error": "invalid Twilio signature"}, 403
+    bodies.check_json_body()  # signed: only now is a body worth reading
     return None
 
 
