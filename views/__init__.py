@@ -36,8 +36,10 @@ def register(app: Flask) -> None:
         sso,
         webhooks,
     )
+    from views.access import DatabaseId
     from views.cli import register_cli
 
+    app.url_map.converters["int"] = DatabaseId  # before any route is added
     bodies.init_app(app)
     auth.init_app(app)
     sso.init_app(app)

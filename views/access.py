@@ -7,6 +7,7 @@ from functools import wraps
 
 from flask import abort, request
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from extensions import db
 from integrations.dicom_uid import is_uid
@@ -15,6 +16,16 @@ from workflow import access_log
 from workflow.accounts import policy
 from workflow.errors import NotAllowed
 from workflow.referrals import access
+
+
+class DatabaseId(IntegerConverter):
+    """``<int:...>`` in a route: a positive id that fits the database's integer column,
+    so a larger number matches no route (404) rather than overflowing the driver."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("min", 0)
+        kwargs.setdefault("max", access.MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def client_address() -> str:

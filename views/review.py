@@ -26,6 +26,10 @@ def _log(action: str, outcome: str, referral_id: int | None = None, detail: str 
 
 
 
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
 @bp.app_template_global()
 def can_link_images(referral: Referral) -> bool:
     try:
@@ -137,13 +141,13 @@ def upload(referral_id: int):
         db.session.rollback()
         _log("studies.upload", "denied" if isinstance(exc, NotAllowed) else "failure",
              referral_id, str(exc)[:200])
-        if isinstance(exc, NotAllowed):
-            raise
+        if isinstance(exc, NotAllowed) or _wants_json():
+            raise  # the error handler answers: a page, or JSON with exc.status
         flash(f"Upload failed: {exc}")
         return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
     _log("studies.upload", "ok" if report.stored else "failure", referral_id,
          f"{len(report.stored)} stored, {len(report.rejected)} refused")
-    if request.accept_mimetypes.best == "application/json":
+    if _wants_json():
         return report.as_json(), 200 if report.stored else 422
     if report.stored:
         flash(f"{len(report.stored)} file(s) stored in the PACS and linked.")

@@ -19,6 +19,7 @@ from views import bodies
 from views.access import client_address
 from workflow import access_log
 from workflow.paging import replies as pager_replies
+from workflow.referrals.access import MAX_ID
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
@@ -62,6 +63,8 @@ def voice():
         delivery_id = int(request.args.get("delivery", ""))
     except ValueError:
         return {"error": "delivery is missing"}, 400
+    if not 1 <= delivery_id <= MAX_ID:
+        return {"error": f"delivery must be a page id from 1 to {MAX_ID}"}, 400
     call_sid = form.get("CallSid", "")
     answered_by = form.get("AnsweredBy", "")
     if answered_by.startswith("machine") or answered_by == "fax":

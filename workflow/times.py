@@ -80,7 +80,10 @@ def parse_local(text: str) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is not a date and time like 2026-12-01 08:00") from None
-    return from_local(value)
+    try:
+        return from_local(value)
+    except OverflowError:  # year 1 or 9999 moved across midnight by the offset
+        raise ValueError(f"{text!r} is not a date and time like 2026-12-01 08:00") from None
 
 
 def wall_choices(text: str) -> list[tuple[str, str]]:

@@ -153,4 +153,5 @@ def test_only_a_signed_in_user_may_send_an_upload_sized_body(network, client):
     client.login(REFERRER, "goldenhour-demo")
     signed_in = client.post(path, data=body, content_type=kind,
                             headers={"Accept": "application/json"})
-    assert signed_in.status_code != 413, signed_in.get_data(as_text=True)[:300]
+    assert signed_in.status_code == 422, signed_in.get_data(as_text=True)[:300]
+    assert "no PACS endpoint configured" in signed_in.json["errors"]["files"]

@@ -77,22 +77,31 @@ class Filters:
         return start, end
 
 
+# The dates an audit filter may name: any referral's, with room either side.
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _parse_date(args: Mapping[str, str], name: str, errors: dict[str, str]) -> date | None:
     text = (args.get(name) or "").strip()
     if not text:
         return None
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         errors[name] = f"{text[:40]!r} is not a date like 2026-03-31."
         return None
+    if not FIRST_DATE <= value <= LAST_DATE:  # 9999-12-31 has no midnight after it
+        errors[name] = f"Choose a date from {FIRST_DATE} to {LAST_DATE}, not {value}."
+        return None
+    return value
 
 
 def parse_filters(args: Mapping[str, str]) -> Filters:
     """Check the filter arguments (as in a query string) and resolve their codes.
 
     Raises ValidationFailed with one message per bad field: a date that is not a
-    date, an end before the start, a code this network does not have.
+    date or is outside FIRST_DATE..LAST_DATE, an end before the start, a code this
+    network does not have.
     """
     errors: dict[str, str] = {}
     date_from = _parse_date(args, "date_from", errors)

@@ -47,8 +47,8 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
     """Flag the frame as key, or unflag it if it already is; commit. Returns flagged.
 
     Raises NotFound, NotAllowed (not a clinician on this referral), ValidationFailed
-    (a UID that is not a DICOM UID, the image is not in a linked study, or too many key
-    images).
+    (a UID that is not a DICOM UID, a frame or preset out of range, the image is not in
+    a linked study, or too many key images).
     """
     try:
         check_uid(study_uid, "study_uid")
@@ -58,6 +58,7 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
     referral = get_visible(user, referral_id)
     if not actor_kinds(user, referral):
         raise NotAllowed("only the clinicians on this referral can flag key images")
+    spec = frames.frame_spec(study_uid, sop_uid, frame=frame, preset=preset)  # 422 if bad
     existing = db.session.scalar(select(KeyImage).where(
         KeyImage.referral_id == referral_id, KeyImage.sop_uid == sop_uid,
         KeyImage.frame == frame))
@@ -65,7 +66,7 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
         db.session.delete(existing)
         db.session.commit()
         return False
-    preset = frames.frame_spec(study_uid, sop_uid, frame=frame, preset=preset).preset  # 422 if bad
+    preset = spec.preset
     series_uid, label = _label(referral, study_uid, sop_uid, frame, preset)
     count = len(list(db.session.scalars(select(KeyImage.id)
                                         .where(KeyImage.referral_id == referral_id))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from pydicom.dataset import Dataset
@@ -233,8 +233,9 @@ def link(referral_id: int, user: User, hospital_code: str | None,
     the first time tells the assigned specialist (an in-app and SMS notice).
 
     Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no UIDs, more than
-    20, one that is not a DICOM UID — named ``study_uids[i]`` — or no PACS for the
-    hospital) or ImagesUnavailable (the PACS failed; nothing is linked).
+    20, one that is not a DICOM UID — named ``study_uids[i]`` —, no PACS for the
+    hospital, or a study the PACS does not have) or ImagesUnavailable (the PACS failed;
+    nothing is linked).
     """
     referral = get_visible(user, referral_id)
     check_may_link(user, referral)
@@ -257,6 +258,8 @@ def link(referral_id: int, user: User, hospital_code: str | None,
     snapshots, outcomes = [], []
     for uid in uids:
         metadata, outcome = timed(target, lambda uid=uid: client(target).study_metadata(uid))
+        if outcome.status == 404:  # the PACS answered: it has no such study, and is well
+            outcome = replace(outcome, ok=True, error="", status=None)
         outcomes.append(outcome)
         if not outcome.ok:
             record_outcome(*outcomes)
