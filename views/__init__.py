@@ -29,6 +29,7 @@ def register(app: Flask) -> None:
         auth,
         bodies,
         errors,
+        headers,
         home,
         paging,
         records,
@@ -44,6 +45,7 @@ def register(app: Flask) -> None:
     auth.init_app(app)
     sso.init_app(app)
     errors.init_app(app)
+    headers.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
     app.register_blueprint(home.bp)

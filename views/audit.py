@@ -141,7 +141,6 @@ def _export(name: str, header: tuple[str, ...], rows_for) -> Response:
         lines = _csv_lines(header, rows)
     response = Response(stream_with_context(lines), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "private, no-store"
     return response
 
 

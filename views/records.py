@@ -29,5 +29,4 @@ def download(referral_id: int, version: int):
     response.headers["Content-Disposition"] = (
         f'attachment; filename="decision-{record.content["reference"]}-v{version}.pdf"')
     response.headers["X-Content-SHA256"] = record.content_sha256
-    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -34,7 +34,7 @@ def app_config():
 def test_an_audit_date_at_the_end_of_the_calendar_is_named_not_a_500(network, client,
                                                                      path, field):
     client.login(AUDIT, PASSWORD)
-    response = client.get(f"{path}?{field}=9999-12-31")
+    response = client.get(f"{path}?{field}=9999-12-31", buffered=True)
     assert response.status_code == 422, response.get_data(as_text=True)[:300]
     text = response.get_data(as_text=True)
     assert "Choose a date from 1900-01-01 to 2999-12-31, not 9999-12-31." in text
