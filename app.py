@@ -86,6 +86,9 @@ def serve(app: Flask, port: int) -> None:
 
 
 def _configure_logging(app: Flask) -> None:
+    from views import request_log
+
+    request_log.install()  # no NHS number or patient id in a request line
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
