@@ -7,6 +7,7 @@ the problem at start-up, not at 3 a.m. when the first page fails to go out.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 DEFAULT_IDLE_MINUTES = 30
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
+DEFAULT_API_TOKEN_DAYS = 90
 
 
 class ConfigError(Exception):
@@ -166,6 +168,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         # Failures one address may have in that window, whatever the emails: high, for a
         # hospital's staff behind one NAT address, but bounded.
         "LOGIN_ADDRESS_MAX_FAILURES": _int(env, "LOGIN_ADDRESS_MAX_FAILURES", 200, 1),
+        "API_TOKEN_DAYS": _int(env, "GOLDENHOUR_API_TOKEN_DAYS", DEFAULT_API_TOKEN_DAYS, 1),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -186,11 +189,27 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "ROTA_CHECK_MINUTES": _int(env, "ROTA_CHECK_MINUTES", 10, 1),
         # `make run`: keep the demo network's own rota covering the next week.
         "DEMO_ROTA": _bool(env, "GOLDENHOUR_DEMO_ROTA", False),
+        "PACS_SECRET_KEY": _pacs_key(env),
         **_twilio(env),
         **_smtp(env),
         **_oidc(env),
     }
     return config
+
+
+def _pacs_key(env: dict[str, str]) -> str:
+    """GOLDENHOUR_PACS_KEY, a Fernet key; "" derives one from SECRET_KEY instead."""
+    key = env.get("GOLDENHOUR_PACS_KEY", "").strip()
+    if key:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                "GOLDENHOUR_PACS_KEY must be a Fernet key (32 bytes in URL-safe base64, "
+                "e.g. from python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')") from None
+    return key
 
 
 def _twilio(env: dict[str, str]) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -87,7 +87,8 @@ class PacsEndpoint(db.Model):
     base_url: Mapped[str] = mapped_column(String(500))
     auth_type: Mapped[str] = mapped_column(String(16), default="none")  # none | basic | bearer
     username: Mapped[str] = mapped_column(String(200), default="")
-    secret: Mapped[str] = mapped_column(String(500), default="")
+    # Encrypted (workflow/imaging/sealing.py): "fernet:<token>", never the plain secret.
+    secret: Mapped[str] = mapped_column(Text, default="")
     viewer_url_template: Mapped[str] = mapped_column(String(500), default="")
     timeout_seconds: Mapped[float] = mapped_column(default=5.0)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -53,6 +53,7 @@ def start(app: Flask, port: int = PORT) -> orthanc_local.OrthancServer | None:
 def _seed_endpoints(server: orthanc_local.OrthancServer) -> str:
     from extensions import db
     from models import Hospital, PacsEndpoint
+    from workflow.imaging import sealing
 
     seeded = []
     for hospital in db.session.scalars(select(Hospital).order_by(Hospital.code)):
@@ -62,7 +63,8 @@ def _seed_endpoints(server: orthanc_local.OrthancServer) -> str:
         endpoint = endpoint or PacsEndpoint(hospital=hospital)
         endpoint.base_url = server.base_url
         endpoint.auth_type = "basic"
-        endpoint.username, endpoint.secret = server.auth
+        endpoint.username = server.auth[0]
+        endpoint.secret = sealing.seal(server.auth[1])
         endpoint.timeout_seconds = 5.0
         db.session.add(endpoint)
         seeded.append(hospital.code)

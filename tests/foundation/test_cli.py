@@ -131,8 +131,9 @@ def test_users_tokens_lists_each_token_with_its_last_use(app, runner, make_user,
     result = _invoke(runner, "users", "tokens", "bot@test.nhs.uk")
     assert result.exit_code == 0
     assert result.output.splitlines() == [
-        "spare: created 2026-11-29 03:00, last used never, live",
-        "PACS bot: created 2026-11-29 03:00, last used 2026-11-29 03:05, live"]
+        "spare: created 2026-11-29 03:00, expires 2027-02-27 03:00, last used never, live",
+        "PACS bot: created 2026-11-29 03:00, expires 2027-02-27 03:00, "
+        "last used 2026-11-29 03:05, live"]
     _invoke(runner, "users", "revoke-tokens", "bot@test.nhs.uk")
     assert _invoke(runner, "users", "tokens", "bot@test.nhs.uk").output.endswith(
         "last used 2026-11-29 03:05, revoked 2026-11-29 03:05\n")

@@ -12,6 +12,7 @@ from extensions import db
 from models import Role, User
 from workflow.accounts import accounts
 from workflow.errors import NotFound, ValidationFailed
+from workflow.times import now
 
 users_cli = AppGroup("users", help="Manage user accounts and API tokens.")
 
@@ -60,7 +61,8 @@ def token(email, label):
 @users_cli.command("tokens")
 @click.argument("email")
 def tokens(email):
-    """List EMAIL's API tokens: label, created, last used, revoked (times in UTC)."""
+    """List EMAIL's API tokens: label, created, expires, last used, revoked or expired
+    (times in UTC)."""
     with _unknown_user_exits():
         found = accounts.tokens_of(email)
     if not found:
@@ -69,10 +71,12 @@ def tokens(email):
     def when(value) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "never"
 
+    at = now()
     for t in found:
-        state = f"revoked {when(t.revoked_at)}" if t.revoked_at else "live"
+        state = f"revoked {when(t.revoked_at)}" if t.revoked_at else \
+            "expired" if t.expires_at <= at else "live"
         click.echo(f"{t.label or '(no label)'}: created {when(t.created_at)}, "
-                   f"last used {when(t.last_used_at)}, {state}")
+                   f"expires {when(t.expires_at)}, last used {when(t.last_used_at)}, {state}")
 
 
 @users_cli.command("revoke-tokens")

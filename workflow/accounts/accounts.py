@@ -250,7 +250,10 @@ def issue_token(email: str, label: str = "") -> str:
     if user is None or not user.active:
         raise NotFound(f"no active user with email {email!r}")
     token = "gh_" + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user_id=user.id, token_hash=_token_digest(token), label=label))
+    created = datetime.now(UTC)
+    expires = created + timedelta(days=current_app.config.get("API_TOKEN_DAYS", 90))
+    db.session.add(ApiToken(user_id=user.id, token_hash=_token_digest(token), label=label,
+                            created_at=created, expires_at=expires))
     db.session.commit()
     return token
 
@@ -272,17 +275,29 @@ def revoke_tokens(email: str) -> int:
     return result.rowcount
 
 
-def user_for_token(token: str) -> User | None:
-    """The active user owning a live API token, or None."""
-    row = db.session.scalar(
+def _unrevoked(token: str) -> ApiToken | None:
+    return db.session.scalar(
         select(ApiToken).where(
             ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)
         )
     )
-    if row is None or not row.user.active:
+
+
+def user_for_token(token: str) -> User | None:
+    """The active user owning a live (unrevoked, unexpired) API token, or None."""
+    row = _unrevoked(token)
+    if row is None or not row.user.active or row.expires_at <= datetime.now(UTC):
         return None
     _note_use(row)
     return row.user
+
+
+def token_expired_at(token: str) -> datetime | None:
+    """When ``token`` expired, if it is an unrevoked token past its expiry; else None."""
+    row = _unrevoked(token)
+    if row is not None and row.expires_at <= datetime.now(UTC):
+        return row.expires_at
+    return None
 
 
 TOKEN_USE_GRANULARITY = timedelta(minutes=1)

@@ -19,6 +19,7 @@ from extensions import db
 from integrations.pacs import DicomWebClient, PacsError
 from models import Hospital, PacsEndpoint
 from workflow.errors import DomainError, ValidationFailed
+from workflow.imaging import sealing
 from workflow.times import now as utcnow
 
 AUTH_TYPES = ("none", "basic", "bearer")
@@ -60,10 +61,16 @@ class PacsTarget:
 
 
 def _target(endpoint: PacsEndpoint) -> PacsTarget:
+    """The endpoint's call details, its secret decrypted. A secret still stored plain
+    (from before encryption) is sealed in the session: every caller commits next."""
     hospital = endpoint.hospital
+    stored = endpoint.secret or ""
+    secret = sealing.unseal(stored, hospital=hospital.name)
+    if stored and not sealing.is_sealed(stored):
+        endpoint.secret = sealing.seal(stored)
     return PacsTarget(endpoint.id, hospital.id, hospital.code, hospital.name,
                       endpoint.base_url, endpoint.auth_type, endpoint.username or "",
-                      endpoint.secret or "", float(endpoint.timeout_seconds or 5.0),
+                      secret, float(endpoint.timeout_seconds or 5.0),
                       endpoint.viewer_url_template or "")
 
 
@@ -181,7 +188,7 @@ def update_endpoint(hospital: Hospital, form: dict) -> PacsEndpoint:
     endpoint.auth_type = auth_type
     endpoint.username = (form.get("username") or "").strip()[:200]
     if form.get("secret"):  # blank keeps the stored secret: it is never shown back
-        endpoint.secret = form["secret"][:500]
+        endpoint.secret = sealing.seal(form["secret"][:500])
     endpoint.viewer_url_template = template
     endpoint.timeout_seconds = timeout
     db.session.add(endpoint)
