@@ -25,27 +25,28 @@ def _assert_secure(response):
 
 
 def test_every_kind_of_response_carries_the_security_headers(network, client):
-    referral = raise_stroke()
+    raised = raise_stroke()
     answers = [client.get("/login"), client.get("/health"), client.get("/nowhere"),
                client.get("/static/css/app.css", buffered=True),
                client.get("/api/v1/referrals", headers=bearer(REFERRER)),
                client.get("/api/v1/referrals"),  # 401
                client.post("/api/v1/referrals", json=[], headers=bearer(REFERRER))]  # 422
     client.login(REFERRER, PASSWORD)
-    answers.append(client.get(f"/referrals/{referral.id}"))
+    answers.append(client.get(f"/referrals/{raised.id}"))
     for response in answers:
         _assert_secure(response)
 
 
 def test_patient_pages_and_json_are_never_cached_but_static_files_may_be(network, client):
-    referral = raise_stroke()
+    raised = raise_stroke()
     client.login(REFERRER, PASSWORD)
-    for path in (f"/referrals/{referral.id}", f"/referrals/{referral.id}/status.json",
-                 "/referrals/mine", f"/api/v1/referrals/{referral.id}"):
+    for path in (f"/referrals/{raised.id}", f"/referrals/{raised.id}/status.json",
+                 "/referrals/mine", f"/api/v1/referrals/{raised.id}"):
         response = client.get(path)
         assert response.status_code == 200, path
         assert response.headers["Cache-Control"] == "no-store", path
-    assert "no-store" not in client.get("/static/js/live.js", buffered=True).headers.get("Cache-Control", "")
+    static = client.get("/static/js/live.js", buffered=True)
+    assert "no-store" not in static.headers.get("Cache-Control", "")
     client.logout()
     client.login(AUDIT, PASSWORD)
     export = client.get("/audit/export/referrals.csv", buffered=True)
@@ -81,11 +82,11 @@ INLINE = (re.compile(r"<script(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[
 
 
 def test_no_page_needs_inline_script_or_style(network, client):
-    referral = raise_stroke()
+    raised = raise_stroke()
     pages = {}
     client.login(REFERRER, PASSWORD)
-    for path in ("/", "/referrals/new", "/referrals/mine", f"/referrals/{referral.id}",
-                 f"/referrals/{referral.id}/review"):
+    for path in ("/", "/referrals/new", "/referrals/mine", f"/referrals/{raised.id}",
+                 f"/referrals/{raised.id}/review"):
         pages[path] = client.get(path)
     client.logout()
     client.login(AUDIT, PASSWORD)
