@@ -37,7 +37,7 @@ def register(app: Flask) -> None:
         sso,
         webhooks,
     )
-    from views.access import DatabaseId, refuse_expired_token
+    from views.access import DatabaseId
     from views.cli import register_cli
 
     app.url_map.converters["int"] = DatabaseId  # before any route is added
@@ -46,7 +46,6 @@ def register(app: Flask) -> None:
     sso.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
-    app.before_request(refuse_expired_token)
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
     app.register_blueprint(home.bp)

@@ -13,7 +13,7 @@ from extensions import db
 from integrations.dicom_uid import is_uid
 from models import Referral
 from workflow import access_log
-from workflow.accounts import accounts, policy
+from workflow.accounts import policy
 from workflow.errors import NotAllowed
 from workflow.referrals import access
 
@@ -58,19 +58,6 @@ def requires(permission: str):
         return wrapper
 
     return decorator
-
-
-def refuse_expired_token():
-    """Answer an expired bearer token with a 401 that says so (an unknown or revoked
-    one gets login_required's plain 401)."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer ") or current_user.is_authenticated:
-        return None
-    expired = accounts.token_expired_at(header[len("Bearer "):].strip())
-    if expired is None:
-        return None
-    return {"error": f"This API token expired on {expired:%Y-%m-%d %H:%M} UTC; ask an "
-                     "admin for a new one (flask users token EMAIL)."}, 401
 
 
 def visible_or_refuse(referral_id: int, action: str, detail: str = "") -> Referral:

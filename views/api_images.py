@@ -90,12 +90,6 @@ def list_studies(referral_id: int):
     return body
 
 
-def _private(response: Response) -> Response:
-    # Patient images: the browser may keep them for this session's tab, never share them.
-    response.headers["Cache-Control"] = "private, max-age=3600"
-    return response
-
-
 @bp.get("/referrals/<int:referral_id>/studies/<study_uid>/instances/<sop_uid>/rendered")
 @login_required
 def rendered(referral_id: int, study_uid: str, sop_uid: str):
@@ -118,7 +112,7 @@ def rendered(referral_id: int, study_uid: str, sop_uid: str):
                        f"(series {frame.series_uid})", address=client_address())
     response = Response(frame.image, mimetype=frame.content_type)
     response.headers["X-Image-Cache"] = frame.cache
-    return _private(response)
+    return response
 
 
 @bp.get("/referrals/<int:referral_id>/studies/<study_uid>/series/<series_uid>/rendered")
@@ -158,4 +152,4 @@ def rendered_series(referral_id: int, study_uid: str, series_uid: str):
     response.headers["X-Frame-Sops"] = ",".join(batch.sop_uids)
     response.headers["X-Series-Slices"] = str(batch.total)
     response.headers["X-Image-Cache-Misses"] = str(batch.misses)
-    return _private(response)
+    return response

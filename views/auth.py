@@ -94,13 +94,19 @@ BAD_TOKEN = ("The API token was not accepted: it is unknown, revoked, or its use
 
 
 def _refuse_bad_token():
+    """401 for a bearer token that did not verify; an expired one is told so."""
+    expired = accounts.token_expired_at(_bearer_token() or "")
+    message = BAD_TOKEN if expired is None else (
+        f"This API token expired on {expired:%Y-%m-%d %H:%M} UTC; ask an admin for a new "
+        "one (flask users token EMAIL).")
     access_log.record("token", "denied", address=client_address(),
-                      detail=f"invalid bearer token: {request.method} {request.path}")
+                      detail=f"{'expired' if expired else 'invalid'} bearer token: "
+                             f"{request.method} {request.path}")
     if _is_api_request() or request.accept_mimetypes.best == "application/json":
-        response = current_app.make_response(({"error": BAD_TOKEN}, 401))
+        response = current_app.make_response(({"error": message}, 401))
     else:
         response = current_app.make_response(
-            (render_template("error.html", status=401, message=BAD_TOKEN), 401))
+            (render_template("error.html", status=401, message=message), 401))
     response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
 

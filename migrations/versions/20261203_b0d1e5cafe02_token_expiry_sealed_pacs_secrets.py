@@ -5,7 +5,7 @@ Plain PACS secrets already stored are sealed the first time the app reads them
 (workflow/imaging/sealing.py): the key lives in the app's environment, not here.
 
 Revision ID: b0d1e5cafe02
-Revises: 19a77ecdab3c
+Revises: c5505ec0de03
 Create Date: 2026-12-03 09:00:00.000000
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b0d1e5cafe02'
-down_revision = '19a77ecdab3c'
+down_revision = 'c5505ec0de03'
 branch_labels = None
 depends_on = None
 
