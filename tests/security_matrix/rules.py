@@ -4,9 +4,9 @@ tests/security_matrix/test_access_matrix.py signs in as every actor below, sends
 route a request and checks the answer against this table. A route with no rule here
 fails that test; so does a rule for an endpoint that no longer exists.
 
-Adding a route: add ``"<blueprint>.<view>": Rule(<anonymous>, {<who gets through>})``.
-For a route with a URL variable the matrix has no value for, add one to
-``url_values`` in the test module. If an empty POST body would stop the request at
+Adding a route: add ``"<blueprint>.<view>": Rule(<anonymous>, {<who gets through>})``;
+the rule holds for every method of the route. For a URL variable the matrix has no
+value for, add one to ``values`` in the test module's ``_scene``. If an empty POST body would stop the request at
 input checking before the view checks the role (a 422 for everyone), give the
 smallest body that reaches the role check (``form=`` or ``json=``).
 
