@@ -12,7 +12,16 @@ from models.paging import (
     SchedulerHeartbeat,
     WebhookReceipt,
 )
-from models.people import ApiToken, LoginSession, Role, RotaGap, RotaShift, User, UserRole
+from models.people import (
+    ApiToken,
+    LoginSession,
+    RecoveryCode,
+    Role,
+    RotaGap,
+    RotaShift,
+    User,
+    UserRole,
+)
 from models.records import DecisionRecord
 from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
 
@@ -36,6 +45,7 @@ __all__ = [
     "HubService",
     "LoginSession",
     "PacsEndpoint",
+    "RecoveryCode",
     "Role",
     "RotaGap",
     "RotaShift",

@@ -1,4 +1,5 @@
-"""People: users, their roles and specialties, rota shifts, API tokens, login sessions."""
+"""People: users, their roles and specialties, two-factor recovery codes, rota shifts, API
+tokens, login sessions."""
 
 from __future__ import annotations
 
@@ -48,7 +49,12 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     active: Mapped[bool] = mapped_column(default=True)
-    totp_secret: Mapped[str] = mapped_column(String(64), default="")
+    # The authenticator's TOTP secret, Fernet-encrypted ("" for none). Set with
+    # totp_enabled_at still empty while an enrolment waits for its first code.
+    totp_secret: Mapped[str] = mapped_column(String(200), default="")
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last 30-second step whose code was accepted: each code works once.
+    totp_last_step: Mapped[int | None]
     # The identity provider's subject (the ID token's "sub"), linked at the first single
     # sign-on; from then on that identity signs in here even if its email changes.
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -74,8 +80,26 @@ class User(UserMixin, db.Model):
         return self.active
 
     @property
+    def totp_enabled(self) -> bool:
+        """True once the user confirmed an authenticator app: sign-in asks for its code."""
+        return self.totp_enabled_at is not None
+
+    @property
     def specialty_codes(self) -> frozenset[str]:
         return frozenset(s.code for s in self.specialties)
+
+
+class RecoveryCode(db.Model):
+    """A one-time code that stands in for the authenticator at sign-in. Only its SHA-256
+    is stored; used_at is set when it is spent."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class RotaShift(db.Model):
