@@ -16,9 +16,14 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from models.people import Role
+
 DEFAULT_IDLE_MINUTES = 30
 DEFAULT_MAX_JSON_BYTES = 1024 * 1024
 DEFAULT_API_TOKEN_DAYS = 90
+# Who must sign in with an authenticator app: those who see every referral of a hub or
+# of the network, and those who can change who may.
+DEFAULT_2FA_ROLES = "specialist,audit_lead,admin"
 
 
 class ConfigError(Exception):
@@ -107,6 +112,19 @@ def _check_sqlite_file(database: str | None) -> None:
         )
 
 
+def _roles(env: dict[str, str], name: str, default: str) -> frozenset[str]:
+    """A comma-separated list of role names; set but empty means none.
+
+    Raises ConfigError naming an unknown role."""
+    raw = env.get(name)
+    names = {r.strip() for r in (default if raw is None else raw).split(",") if r.strip()}
+    unknown = sorted(names - {r.value for r in Role})
+    if unknown:
+        raise ConfigError(f"{name} names the unknown role {', '.join(unknown)}; choose from "
+                          f"{', '.join(r.value for r in Role)} (or set it empty for none)")
+    return frozenset(names)
+
+
 def _secret_key(env: dict[str, str], instance_path: Path, production: bool) -> str:
     key = env.get("SECRET_KEY", "")
     if key:
@@ -169,6 +187,9 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         # hospital's staff behind one NAT address, but bounded.
         "LOGIN_ADDRESS_MAX_FAILURES": _int(env, "LOGIN_ADDRESS_MAX_FAILURES", 200, 1),
         "API_TOKEN_DAYS": _int(env, "GOLDENHOUR_API_TOKEN_DAYS", DEFAULT_API_TOKEN_DAYS, 1),
+        # Roles that must have two-factor sign-in (TOTP): after their password, a user
+        # with one of them and no authenticator is sent to enrol and reaches nothing else.
+        "REQUIRE_2FA_ROLES": _roles(env, "GOLDENHOUR_REQUIRE_2FA_ROLES", DEFAULT_2FA_ROLES),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

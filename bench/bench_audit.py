@@ -281,6 +281,7 @@ def main(argv=None) -> int:
             "TESTING": True, "GOLDENHOUR_ENV": "test", "SQLALCHEMY_DATABASE_URI": url,
             "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
             "WTF_CSRF_ENABLED": False, "SCHEDULER_IN_PROCESS": False,
+            "REQUIRE_2FA_ROLES": frozenset(),  # the demo admin/audit lead sign in by password
             "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
         })
         app.instance_path = instance

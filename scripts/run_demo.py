@@ -20,10 +20,15 @@ def main() -> None:
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{args.port}")
     # The demo's rota extends itself, so a demo left running keeps someone on call.
     os.environ.setdefault("GOLDENHOUR_DEMO_ROTA", "1")
+    # The demo people sign in with the shared demo password alone; production requires
+    # an authenticator app for specialists, audit leads and admins.
+    os.environ.setdefault("GOLDENHOUR_REQUIRE_2FA_ROLES", "")
     app = create_app()
     url = f"http://127.0.0.1:{args.port}/"
     print("\n  goldenhour is starting at " + url)
     print(f"  Demo logins (password for all: {DEMO_PASSWORD}):")
+    if not app.config["REQUIRE_2FA_ROLES"]:
+        print("  (two-factor sign-in is not required here; anyone may turn it on from Home)")
     for email, what in demo_logins():
         print(f"    {email:<40} {what}")
     demo_pacs.start(app)  # a local Orthanc with the sample head CT, when installed

@@ -35,6 +35,7 @@ def register(app: Flask) -> None:
         records,
         referrals,
         sso,
+        two_factor,
         webhooks,
     )
     from views.access import DatabaseId
@@ -48,6 +49,7 @@ def register(app: Flask) -> None:
     headers.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(sso.bp)
+    app.register_blueprint(two_factor.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)

@@ -1,8 +1,9 @@
-"""Sign-in, sign-out, idle expiry and API bearer tokens."""
+"""Sign-in (the password, then a two-factor code where the user has one), sign-out, idle
+expiry and API bearer tokens."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -18,14 +19,14 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from extensions import db, login_manager
-from models import User
+from models import LoginSession, User
 from views.access import client_address
 from workflow import access_log
-from workflow.accounts import accounts
+from workflow.accounts import accounts, two_factor
 
 bp = Blueprint("auth", __name__)
 
@@ -35,6 +36,60 @@ class LoginForm(FlaskForm):
                                             Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired("Enter your password."),
                                                      Length(max=200)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Enter the code from your "
+                                                        "authenticator app."), Length(max=40)],
+                       render_kw={"autocomplete": "one-time-code", "autocapitalize": "off",
+                                  "spellcheck": "false"})
+
+
+# Between a right password and the second step, the session holds only this: who, which
+# step, until when, and where to go next. It signs nobody in (no login_user, no
+# LoginSession), so it reaches nothing but the step's own page, and only for minutes:
+# enough to open an authenticator app, or to install one.
+PENDING = "pending_sign_in"
+PENDING_FOR = {"code": timedelta(minutes=5), "enrol": timedelta(minutes=15)}
+
+
+SIGNED_IN_BY = "signed_in_by"  # "sso" when the identity provider vouched for the session
+
+
+def hold_sign_in(user: User, step: str, next_url: str) -> None:
+    """Replace the session with the half-signed-in state of ``user`` awaiting ``step``."""
+    session.clear()
+    until = datetime.now(UTC) + PENDING_FOR[step]
+    session[PENDING] = {"user_id": user.id, "step": step, "next": next_url,
+                        "until": until.timestamp()}
+
+
+def pending_user(step: str) -> User | None:
+    """The active user whose sign-in awaits ``step`` in this session and has not timed
+    out; None otherwise (an expired wait is dropped and the sign-in page says so)."""
+    held = session.get(PENDING)
+    if not isinstance(held, dict) or held.get("step") != step:
+        return None
+    if datetime.now(UTC).timestamp() > held.get("until", 0):
+        session.pop(PENDING)
+        session["pending_expired"] = True
+        return None
+    user = db.session.get(User, held.get("user_id"))
+    return user if user is not None and user.active else None
+
+
+def pending_next() -> str:
+    """Where the held sign-in was going (a path on this site, checked at the password)."""
+    return (session.get(PENDING) or {}).get("next") or url_for("home.index")
+
+
+def open_session(user: User, row: LoginSession) -> None:
+    """Sign ``user`` in to this browser with the server-side session ``row``, in a new
+    session (no fixation): whatever was held before is gone."""
+    session.clear()
+    session["sid"] = row.id
+    session.permanent = False
+    login_user(user)
 
 
 def _is_api_request() -> bool:
@@ -124,12 +179,28 @@ def _authenticate():
         return None
     idle = timedelta(minutes=current_app.config["IDLE_TIMEOUT_MINUTES"])
     if accounts.touch_session(session.get("sid"), current_user.id, idle):
+        if session.get(SIGNED_IN_BY) != "sso" and \
+                two_factor.must_enrol(current_user, current_app.config["REQUIRE_2FA_ROLES"]):
+            return _send_to_enrol()
         g.authenticated_by = "session"
         return None
     logout_user()
     session.clear()
     session["expired"] = True
     return None
+
+
+def _send_to_enrol():
+    """A session opened before the user's role required two-factor sign-in: it ends, and
+    the user sets up an authenticator before anything else (an API call is a 401)."""
+    user = current_user._get_current_object()
+    accounts.end_sessions(user, client_address())
+    logout_user()
+    hold_sign_in(user, "enrol", _safe_next(request.full_path.rstrip("?"))
+                 if request.method == "GET" else url_for("home.index"))
+    if _is_api_request():
+        return None
+    return redirect(url_for("two_factor.enrol"))
 
 
 def init_app(app) -> None:
@@ -150,14 +221,16 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
-def sign_in(user: User, next_url: str | None):
-    """Start a new signed-in session for ``user`` (password or single sign-on) and
-    redirect to ``next_url`` when it is a path on this site, else the home page."""
-    session.clear()  # a new session on sign-in: no fixation
-    row = accounts.start_session(user, client_address())
-    session["sid"] = row.id
-    session.permanent = False
-    login_user(user)
+def sign_in_by_sso(user: User, next_url: str | None):
+    """Open a session for ``user``, whom the identity provider has just vouched for, and
+    redirect to ``next_url`` when it is a path on this site, else the home page.
+
+    No authenticator code is asked for: the provider did the strong sign-in (NHS CIS2: a
+    smartcard or its app), so roles that require two-factor sign-in here are not sent to
+    enrol for the session it opened.
+    """
+    open_session(user, accounts.start_session(user, client_address(), detail="single sign-on"))
+    session[SIGNED_IN_BY] = "sso"
     return redirect(_safe_next(next_url))
 
 
@@ -168,6 +241,8 @@ def login():
     if request.method == "GET" and session.pop("expired", False):
         message = (f"Your session ended after {current_app.config['IDLE_TIMEOUT_MINUTES']} "
                    "minutes without activity, or you signed out. Sign in again.")
+    if request.method == "GET" and session.pop("pending_expired", False):
+        message = "Your sign-in waited too long for its next step. Sign in again."
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(form.email.data, form.password.data, client_address())
@@ -176,8 +251,39 @@ def login():
         except accounts.SignInRefused as exc:
             message, status = str(exc), 401
         else:
-            return sign_in(user, request.args.get("next"))
+            target = _safe_next(request.args.get("next"))
+            step = accounts.sign_in_step(user, client_address(),
+                                         current_app.config["REQUIRE_2FA_ROLES"])
+            if step == "session":
+                open_session(user, accounts.start_session(user, client_address()))
+                return redirect(target)
+            hold_sign_in(user, step, target)
+            return redirect(url_for("auth.code" if step == "code" else "two_factor.enrol"))
     return render_template("auth/login.html", form=form, message=message), status, headers
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def code():
+    """The second step of sign-in: the authenticator's code, or a recovery code."""
+    user = pending_user("code")
+    if user is None:
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    message, status, headers = None, 200, {}
+    if form.validate_on_submit():
+        try:
+            row = accounts.complete_sign_in(user, form.code.data, client_address())
+        except accounts.SignInThrottled as exc:
+            message, status, headers = str(exc), 429, {"Retry-After": str(exc.retry_after)}
+        except accounts.SignInRefused as exc:
+            message, status = str(exc), 401
+        else:
+            target = pending_next()
+            open_session(user, row)
+            return redirect(target)
+    elif request.method == "POST":
+        status = 422
+    return render_template("auth/code.html", form=form, message=message), status, headers
 
 
 @bp.route("/logout", methods=["POST"])

@@ -21,7 +21,7 @@ from flask import (
 
 from integrations.oidc import OpenIDProvider, settings_from
 from views.access import client_address
-from views.auth import sign_in
+from views.auth import sign_in_by_sso
 from workflow.accounts import sso
 
 bp = Blueprint("sso", __name__)
@@ -81,4 +81,4 @@ def callback():
             address=client_address())
     except sso.SSORefused as exc:
         return _refused(exc)
-    return sign_in(user, pending.get("next"))
+    return sign_in_by_sso(user, pending.get("next"))

@@ -1,5 +1,5 @@
-"""Accounts: passwords, sign-in (throttled by account and address), server-side login
-sessions, API tokens, signatures."""
+"""Accounts: passwords, sign-in (throttled by account and address, with a second step for
+two-factor sign-in), server-side login sessions, API tokens, signatures."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from extensions import db
 from models import AccessLog, ApiToken, Hospital, LoginSession, Role, Specialty, User
 from workflow import access_log
+from workflow.accounts import two_factor
 from workflow.errors import NotFound, ValidationFailed
 
 MIN_PASSWORD_LENGTH = 10
@@ -38,6 +39,8 @@ class SignInThrottled(SignInRefused):
 SIGN_IN_FAILED = ("That email address and password do not match an active account. Check "
                   "both and try again; if your account was deactivated or you have forgotten "
                   "your password, ask your network admin.")
+CODE_REFUSED = ("That code is not right, or it was already used. Enter the 6-digit code your "
+                "authenticator app shows now, or one of your recovery codes.")
 # After LOGIN_MAX_FAILURES failures of one email from one address, each further attempt
 # waits this long after the last failure, doubling each time (at most the window).
 FIRST_WAIT = timedelta(seconds=30)
@@ -144,13 +147,14 @@ def _wait_words(seconds: int) -> str:
     return f"{-(-seconds // 60)} minutes"
 
 
-def _refuse_if_throttled(email: str, address: str, now: datetime) -> None:
+def refuse_if_throttled(email: str, address: str, now: datetime) -> None:
     """Raise SignInThrottled while this email from this address must wait (slowed after
     LOGIN_MAX_FAILURES failures since its last success, the wait doubling), or while the
     address has LOGIN_ADDRESS_MAX_FAILURES failures in the window, whatever the emails.
 
     Keyed by the email as typed, known or not, so the refusal says nothing about which
-    accounts exist; keyed by address, so failures elsewhere never slow the owner."""
+    accounts exist; keyed by address, so failures elsewhere never slow the owner. Wrong
+    two-factor codes are failed sign-ins too, counted with the wrong passwords."""
     config = current_app.config
     window = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"])
     free = config["LOGIN_MAX_FAILURES"]
@@ -183,7 +187,7 @@ def authenticate(email: str, password: str, address: str) -> User:
     against a dummy hash, so no answer is quicker than another.
     """
     email = (email or "").strip().lower()
-    _refuse_if_throttled(email, address, datetime.now(UTC))
+    refuse_if_throttled(email, address, datetime.now(UTC))
     user = db.session.scalar(select(User).where(User.email == email))
     right = check_password_hash(user.password_hash if user else _dummy_hash(), password or "")
     if user is None or not right or not user.active:
@@ -193,11 +197,47 @@ def authenticate(email: str, password: str, address: str) -> User:
     return user
 
 
-def start_session(user: User, address: str) -> LoginSession:
+def sign_in_step(user: User, address: str, required_roles: frozenset[str]) -> str:
+    """What ``user``, whose password was right, needs before a session: "session"
+    (nothing), "code" (a code of their authenticator app) or "enrol" (setting one up,
+    as one of their roles in ``required_roles`` requires). The last two are logged as
+    ``login.password``: they are not a sign-in yet, and do not forgive failed ones."""
+    if user.totp_enabled:
+        step, detail = "code", "password right; authenticator code needed"
+    elif two_factor.must_enrol(user, required_roles):
+        step, detail = "enrol", "password right; two-factor set-up needed"
+    else:
+        return "session"
+    access_log.record("login.password", "ok", user=user, address=address, detail=detail)
+    return step
+
+
+def complete_sign_in(user: User, code: str, address: str) -> LoginSession:
+    """The second step of ``user``'s sign-in: a code of their authenticator app (each
+    works once) or an unused recovery code (spent); then their session is opened.
+
+    Raises SignInThrottled while their email from this address must wait, and
+    SignInRefused (logged as a failed sign-in, counted by the throttle) for a wrong,
+    used or expired code.
+    """
+    refuse_if_throttled(user.email, address, datetime.now(UTC))
+    code = (code or "").strip()
+    if two_factor.is_authenticator_code(code):
+        how, right = "authenticator code", two_factor.claim_code(user, code)
+    else:
+        how, right = "recovery code", two_factor.claim_recovery_code(user, code)
+    if not right:
+        access_log.record("login", "failure", user=user, address=address,
+                          detail=f"bad {how}")
+        raise SignInRefused(CODE_REFUSED)
+    return start_session(user, address, detail=f"password and {how}")
+
+
+def start_session(user: User, address: str, detail: str = "") -> LoginSession:
     """Open a server-side login session for ``user`` and log the sign-in."""
     row = LoginSession(id=secrets.token_urlsafe(32), user_id=user.id, address=address[:64])
     db.session.add(row)
-    access_log.record("login", "ok", user=user, address=address, commit=False)
+    access_log.record("login", "ok", user=user, address=address, detail=detail, commit=False)
     db.session.commit()
     return row
 
@@ -357,24 +397,24 @@ class SignatureRefused(ValidationFailed):
 
 def verify_signature(user: User, secret: Any, what: str = "decision") -> str:
     """Check that ``user`` signs ``what`` (a decision, an addendum) with their own secret,
-    re-entered: ``{"password": ...}``, or ``{"totp": ...}`` once they have an
-    authenticator app (``totp_secret``).
+    re-entered: ``{"password": ...}``, or ``{"totp": ...}`` once two-factor sign-in is on
+    for them (then only the code: each code signs once, like it signs in once).
 
     Returns how they signed: "password" or "totp". Raises ValidationFailed naming the
-    field ("signature.password") when the secret is missing or not text, and
-    SignatureRefused when it is wrong.
+    field ("signature.password" or "signature.totp") when the secret is missing or not
+    text, SignatureRefused when it is wrong (or the code was used), and
+    two_factor.SecretUnreadable when their TOTP secret no longer decrypts.
     """
     given = secret if isinstance(secret, dict) else {}
-    if user.totp_secret:
+    if user.totp_enabled:
         code = given.get("totp")
         if not isinstance(code, str) or not code.strip():
             raise ValidationFailed({"signature.totp": "Enter the 6-digit code from your "
                                                       f"authenticator app to sign the {what}."})
-        import pyotp
-
-        if not pyotp.TOTP(user.totp_secret).verify(code.strip(), valid_window=1):
-            raise SignatureRefused({"signature.totp": f"That code is not right; the {what} "
-                                                      "was not signed."})
+        if not two_factor.claim_code(user, code.strip()):
+            raise SignatureRefused({"signature.totp": f"That code is not right, or it was "
+                                                      f"already used; the {what} was not "
+                                                      "signed. Enter the code shown now."})
         return "totp"
     password = given.get("password")
     if not isinstance(password, str) or not password:
