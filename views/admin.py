@@ -175,6 +175,19 @@ def reset_password(user_id: int):
     return render_template("admin/password.html", user=user, form=form), status
 
 
+@bp.route("/users/<int:user_id>/two-factor", methods=["POST"])
+@requires("admin.manage")
+def reset_two_factor(user_id: int):
+    """Turn a user's two-factor sign-in off (a lost phone): they set it up again."""
+    user = _user_or_404(user_id)
+    if EmptyForm().validate_on_submit():
+        accounts.reset_two_factor(user)
+        _log("admin.2fa_reset", user.email)
+        flash(f"Two-factor sign-in reset for {user.email}; their open sessions were ended. "
+              "They set up their authenticator again at their next sign-in.")
+    return redirect(url_for("admin.users"))
+
+
 def _csv_text(raw: bytes) -> str:
     """The uploaded rota as text. Raises ValueError, with a message for the admin, when it
     is too large (read one byte past the limit: a file cut short would import only its

@@ -332,6 +332,42 @@ def test_a_session_from_before_the_requirement_ends_and_sends_its_user_to_set_up
     assert browser.get("/two-factor/enrol").status_code == 200
 
 
+@pytest.mark.parametrize("app_config", [REQUIRED])
+def test_an_admin_resets_two_factor_and_the_user_must_set_it_up_again(app, make_user, clock):
+    specialist = make_user(roles=["specialist"], email="stroke.reg@qmc.nhs.uk")
+    theirs = app.test_client()
+    theirs.login(specialist.email)
+    secret, recovery = _enrol(theirs)
+    assert _signed_in(theirs)
+    clock.shift(STEP)
+    refused = theirs.post(f"/admin/users/{specialist.id}/two-factor")
+    assert refused.status_code == 403  # not their own to reset
+
+    admin = make_user(roles=["admin"], email="admin@test.nhs.uk")
+    admins = app.test_client()
+    admins.login(admin.email)
+    _enrol(admins)  # admins need it too
+    page = _page(admins.get("/admin/users"))
+    assert f'action="/admin/users/{specialist.id}/two-factor"' in page
+    response = admins.post(f"/admin/users/{specialist.id}/two-factor")
+    assert response.status_code == 302
+    assert f"Two-factor sign-in reset for {specialist.email}" in _page(
+        admins.get(response.location))
+
+    assert _open_sessions(specialist.id) == 0  # their sessions ended, on every device
+    assert not _signed_in(theirs)
+    reset = _fresh(specialist.id)
+    assert (reset.totp_enabled, reset.totp_secret) == (False, "")
+    assert db.session.scalar(select(func.count()).select_from(RecoveryCode).where(
+        RecoveryCode.user_id == specialist.id)) == 0
+    row = db.session.scalars(select(AccessLog).where(AccessLog.action == "admin.2fa_reset")).one()
+    assert (row.outcome, row.user_id, row.detail) == ("ok", admin.id, specialist.email)
+    again = app.test_client()
+    assert again.login(specialist.email).location == "/two-factor/enrol"
+    new_secret, _ = _enrol(again)
+    assert new_secret != secret
+
+
 def test_a_decision_is_signed_with_the_authenticator_code_once_two_factor_is_on(
         app, network, clock):
     night = STROKE_SPECIALISTS[0]

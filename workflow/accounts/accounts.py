@@ -377,6 +377,14 @@ def set_password(user: User, password: str) -> None:
     db.session.commit()
 
 
+def reset_two_factor(user: User) -> None:
+    """Turn ``user``'s two-factor sign-in off (a lost phone) and end their open sessions:
+    they sign in with their password again and, where a role requires it, enrol anew."""
+    two_factor.clear(user)
+    _close_sessions(user)
+    db.session.commit()
+
+
 def set_active(user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends their sessions and tokens."""
     user.active = active

@@ -234,3 +234,11 @@ def new_recovery_codes(user: User, code: str, address: str) -> list[str]:
     db.session.commit()
     return codes
 
+
+def clear(user: User) -> None:
+    """Turn ``user``'s two-factor sign-in off: secret, last code and recovery codes gone,
+    so they must enrol again (not committed)."""
+    user.totp_secret = ""
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
