@@ -41,12 +41,26 @@ def run_migrations_online() -> None:
             log.info("No changes in schema detected.")
 
     with target_db.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the old one (batch mode);
+            # with foreign keys enforced, dropping a table other rows point at (users,
+            # referrals) fails. The pragma only changes outside a transaction, so it is
+            # off for the migration and every key is checked before the commit. (Straight
+            # on the driver's connection: a statement through SQLAlchemy would begin one.)
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection, target_metadata=target_db.metadata,
             process_revision_directives=skip_empty, **_options(),
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration left rows pointing nowhere: {broken[:5]}")
+        if sqlite:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -92,7 +92,7 @@ def test_users_revoke_tokens_stops_the_token_working(app, runner, make_user):
     result = _invoke(runner, "users", "revoke-tokens", "revoke@test.nhs.uk")
     assert result.exit_code == 0 and "Revoked 2 token(s)." in result.output
     for token in (first, second):
-        assert api.get("/", headers=_bearer(token)).status_code == 302
+        assert api.get("/", headers=_bearer(token)).status_code == 401
 
 
 def test_users_revoke_tokens_for_an_unknown_email_fails(runner, app):
