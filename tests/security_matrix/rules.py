@@ -6,9 +6,9 @@ fails that test; so does a rule for an endpoint that no longer exists.
 
 Adding a route: add ``"<blueprint>.<view>": Rule(<anonymous>, {<who gets through>})``;
 the rule holds for every method of the route. For a URL variable the matrix has no
-value for, add one to ``values`` in the test module's ``_scene``. If an empty POST body would stop the request at
-input checking before the view checks the role (a 422 for everyone), give the
-smallest body that reaches the role check (``form=`` or ``json=``).
+value for, add one to ``values`` in the test module's ``_scene``. If an empty POST body
+would stop the request at input checking before the view checks the role (a 422 for
+everyone), give the smallest body that reaches the role check (``form=`` or ``json=``).
 
 Actors, all from the demo network (workflow/seed.py) except the second duty manager.
 For routes under /referrals/<id> they are named for the test referral: a stroke
