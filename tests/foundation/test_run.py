@@ -45,15 +45,25 @@ def served(tmp_path):
         assert "Traceback" not in (tmp_path / "server.log").read_text()
 
 
+def _sign_in(browser, served: str, email: str):
+    page = browser.get(f"{served}/login", timeout=5)
+    assert page.status_code == 200 and "<form" in page.text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    return browser.post(f"{served}/login", timeout=5, data={
+        "csrf_token": token.group(1), "email": email, "password": DEMO_PASSWORD})
+
+
 @pytest.mark.slow
 def test_python_app_py_serves_the_login_page_and_a_demo_login_signs_in(served):
+    """Production settings (nothing but the database configured): a referrer signs in
+    with the password; an admin, whose role needs two-factor sign-in by default, is
+    sent to set up an authenticator first."""
     with requests.Session() as browser:
-        page = browser.get(f"{served}/login", timeout=5)
-        assert page.status_code == 200 and "<form" in page.text
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-        home = browser.post(f"{served}/login", timeout=5, data={
-            "csrf_token": token.group(1), "email": "admin@em.demo.nhs.uk",
-            "password": DEMO_PASSWORD})
+        home = _sign_in(browser, served, "referrer@pil.demo.nhs.uk")
         assert home.status_code == 200 and home.url == f"{served}/"
-        assert "Hello, Alex Admin" in home.text
-        assert browser.get(f"{served}/admin/users", timeout=5).status_code == 200
+        assert "Hello, Dr Rhys Referrer" in home.text
+    with requests.Session() as browser:
+        enrol = _sign_in(browser, served, "admin@em.demo.nhs.uk")
+        assert enrol.status_code == 200 and enrol.url == f"{served}/two-factor/enrol"
+        assert browser.get(f"{served}/admin/users", timeout=5,
+                           allow_redirects=False).status_code == 302

@@ -50,14 +50,14 @@ def toggle(referral_id: int, user: User, *, study_uid: str, sop_uid: str,
     (a UID that is not a DICOM UID, a frame or preset out of range, the image is not in
     a linked study, or too many key images).
     """
+    referral = get_visible(user, referral_id)
+    if not actor_kinds(user, referral):  # who may, before what they sent
+        raise NotAllowed("only the clinicians on this referral can flag key images")
     try:
         check_uid(study_uid, "study_uid")
         check_uid(sop_uid, "sop_uid")
     except InvalidUid as exc:
         raise ValidationFailed({exc.field: exc.message}) from None
-    referral = get_visible(user, referral_id)
-    if not actor_kinds(user, referral):
-        raise NotAllowed("only the clinicians on this referral can flag key images")
     spec = frames.frame_spec(study_uid, sop_uid, frame=frame, preset=preset)  # 422 if bad
     existing = db.session.scalar(select(KeyImage).where(
         KeyImage.referral_id == referral_id, KeyImage.sop_uid == sop_uid,
