@@ -178,6 +178,27 @@ def _check(data: bytes) -> imaging.StudyMeta:
     return meta
 
 
+def checked_files(files: Iterable[tuple[str, bytes]],
+                  report: UploadReport) -> Iterator[tuple[str, bytes, imaging.StudyMeta]]:
+    """The files of an upload that pass every check, zips expanded one member at a time
+    (within the limits in this module's docstring), each as (name, bytes with the
+    preamble blanked, what `imaging.inspect` found). Every refused file or member is
+    added to ``report.rejected`` with its reason instead; nothing here raises for a bad
+    file, and nothing is stored or asked of a PACS.
+    """
+    for count, (name, data) in enumerate(_Expander(report).files(files), start=1):
+        if count > MAX_UPLOAD_FILES:
+            report.rejected.append((name, f"more than {MAX_UPLOAD_FILES} files in one "
+                                          "upload: this one and the rest were not read"))
+            return
+        try:
+            meta = _check(data)
+        except imaging.ImagingError as exc:
+            report.rejected.append((name, exc.message))
+            continue
+        yield name, imaging.without_preamble(data), meta
+
+
 class _Sender:
     """STOW-RS in batches of about STOW_BATCH_BYTES, so memory holds one batch."""
 
@@ -242,17 +263,8 @@ def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> Uplo
     db.session.commit()
     report = UploadReport()
     sender = _Sender(target, report)
-    for count, (name, data) in enumerate(_Expander(report).files(files), start=1):
-        if count > MAX_UPLOAD_FILES:
-            report.rejected.append((name, f"more than {MAX_UPLOAD_FILES} files in one "
-                                          "upload: this one and the rest were not read"))
-            break
-        try:
-            meta = _check(data)
-        except imaging.ImagingError as exc:
-            report.rejected.append((name, exc.message))
-            continue
-        sender.add(name, imaging.without_preamble(data), meta.study_uid)
+    for name, data, meta in checked_files(files, report):
+        sender.add(name, data, meta.study_uid)
     sender.flush()
     if sender.studies:
         linked = link(referral_id, user, target.hospital_code, list(sender.studies))
