@@ -13,6 +13,7 @@ upload is never held in memory expanded all at once.
 from __future__ import annotations
 
 import io
+import lzma
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -118,7 +119,7 @@ class _Expander:
             except _Refused as exc:
                 self.report.rejected.append((label, str(exc)))
                 continue
-            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
                 reason = ("its content does not match the zip's directory (damaged or "
                           "crafted zip)" if "CRC" in str(exc) else
                           f"cannot be read from the zip ({exc})")
