@@ -12,7 +12,6 @@ clinician can act on. Rendering (windowing, PNG/JPEG) lives in `integrations.ima
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 import warnings
@@ -26,8 +25,16 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import get_decoder, pixel_array
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+from pydicom.valuerep import VR
 
+from integrations import dicom_bounds
 from integrations.dicom_uid import InvalidUid, is_uid
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,7 @@ MAX_HEADER_ELEMENT_BYTES = 16 * 1024 * 1024  # any one element but the bulk data
 _BULK_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010, 0x00420011, 0x54001010,
                         0x56000020, 0x50003000})
 _UNDEFINED = 0xFFFFFFFF
+_KNOWN_VRS = frozenset(v.value for v in VR)
 # Elements that a real DICOM object carries; a force-read of random bytes has none.
 _RECOGNISABLE = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Modality", "Rows")
 
@@ -115,11 +123,33 @@ def guarded(function):
     return wrapper
 
 
-def _read(data: bytes) -> tuple[Dataset, bool]:
-    """The dataset, and whether pydicom reached the end of the bytes mid-element."""
+def _header_reads() -> int:
+    """What a data set within MAX_ELEMENTS and MAX_SEQUENCE_ITEMS can take to read (see
+    `dicom_bounds.HeaderCounter`)."""
+    return 2 * (MAX_ELEMENTS + MAX_SEQUENCE_ITEMS)
+
+
+def _too_many_elements() -> str:
+    return f"too many data elements (limit {MAX_ELEMENTS:,})"
+
+
+def _too_many_items() -> str:
+    return f"too many sequence items (limit {MAX_SEQUENCE_ITEMS:,})"
+
+
+def _read(data: bytes, max_bytes: int) -> tuple[Dataset, bool]:
+    """The dataset, and whether pydicom reached the end of the bytes mid-element.
+
+    Raises OverLimit: too many element headers, or a deflated data set too large.
+    """
+    data, deflated = dicom_bounds.inflated(data, max_bytes)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        ds = pydicom.dcmread(
+            dicom_bounds.HeaderCounter(data, _header_reads(), _too_many_elements()),
+            force=True)
+    if deflated:
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     cut_short = any("end of file" in str(w.message).lower() for w in seen)
     return ds, cut_short
 
@@ -140,8 +170,10 @@ def read_dataset(data: bytes, *, max_bytes: int = MAX_FILE_BYTES) -> Dataset:
             f"file too large: {len(data) / 1e6:.0f} MB (limit {max_bytes / 1e6:.0f} MB)")
     marked = data[128:132] == b"DICM"
     try:
-        ds, cut_short = _read(data)
+        ds, cut_short = _read(data, max_bytes)
         recognisable = any(_has(ds, k) for k in _RECOGNISABLE + PIXEL_KEYWORDS)
+    except dicom_bounds.OverLimit as exc:
+        raise ImagingError(str(exc)) from None
     except RecursionError:
         raise ImagingError(f"sequences nested too deep to read (limit {MAX_SEQUENCE_DEPTH} "
                            "levels)") from None
@@ -192,15 +224,21 @@ def check_structure(ds: Dataset) -> None:
     pending: list[tuple[Dataset, int]] = [(ds, 0)]
     while pending:  # a stack, not recursion: the depth is what is being checked
         dataset, depth = pending.pop()
-        for raw in dataset.elements():
+        for tag in list(dataset.keys()):
+            raw = dataset.get_item(tag, keep_deferred=True)  # not converted yet
             elements += 1
             if elements > MAX_ELEMENTS:
-                raise ImagingError(f"too many data elements (limit {MAX_ELEMENTS:,})")
+                raise ImagingError(_too_many_elements())
             tag = int(raw.tag)
             if isinstance(raw, RawDataElement):
                 _check_raw(raw, tag)
                 if (raw.VR or _dictionary_vr(tag)) != "SQ":
                     continue
+                try:
+                    dicom_bounds.check_sequence(raw, MAX_SEQUENCE_ITEMS - items, _header_reads(),
+                                                _too_many_items())
+                except dicom_bounds.OverLimit as exc:
+                    raise ImagingError(str(exc)) from None
             element = dataset[tag]
             if element.VR != "SQ":
                 continue
@@ -210,13 +248,16 @@ def check_structure(ds: Dataset) -> None:
                     f"{element.name}): refused, since a PACS can crash on such a file")
             items += len(element.value)
             if items > MAX_SEQUENCE_ITEMS:
-                raise ImagingError(f"too many sequence items (limit {MAX_SEQUENCE_ITEMS:,})")
+                raise ImagingError(_too_many_items())
             pending.extend((item, depth + 1) for item in element.value)
 
 
 def _check_raw(raw: RawDataElement, tag: int) -> None:
     bulk = tag in _BULK_TAGS or (tag & 0xFF00FFFF) in _BULK_TAGS
     where = f"element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    if raw.VR is not None and raw.VR not in _KNOWN_VRS:
+        raise ImagingError(f"{where} has a value representation that DICOM does not define "
+                           f"({raw.VR!r})")
     if raw.length == _UNDEFINED:
         if not bulk and (raw.VR or _dictionary_vr(tag)) not in ("SQ", "UN"):
             raise ImagingError(f"{where} has an undefined length, which only sequences and "
