@@ -406,6 +406,14 @@ def lzma_with_bad_properties() -> bytes:
     return bytes(data)
 
 
+def zip_with_local_name(name: str, first_byte: int) -> bytes:
+    """A zip of one member called ``name`` whose local header (not its directory entry)
+    has the name's first byte replaced by ``first_byte``."""
+    data = bytearray(_zip([(name, SEEDS["factory/ct_4x4"])], zipfile.ZIP_DEFLATED))
+    data[30] = first_byte
+    return bytes(data)
+
+
 def damage_zip(draw, data: bytes) -> bytes:
     """Flip, cut or rewrite a size or offset in the local or central headers."""
     kind = draw(st.sampled_from(["flip", "truncate", "central size", "local size",

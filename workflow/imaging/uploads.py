@@ -119,14 +119,17 @@ class _Expander:
             except _Refused as exc:
                 self.report.rejected.append((label, str(exc)))
                 continue
-            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:
+            except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError,
+                    ValueError) as exc:  # ValueError: a name that is not UTF-8, say
                 reason = ("its content does not match the zip's directory (damaged or "
                           "crafted zip)" if "CRC" in str(exc) else
-                          f"cannot be read from the zip ({exc})")
+                          "cannot be read from the zip (damaged or crafted zip)")
                 self.report.rejected.append((label, reason))
                 continue
             except (RuntimeError, NotImplementedError, OSError) as exc:
-                self.report.rejected.append((label, f"cannot be read from the zip ({exc})"))
+                # Encrypted, or a compression method zipfile lacks: its words say which.
+                said = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+                self.report.rejected.append((label, f"cannot be read from the zip ({said})"))
                 continue
             yield label, content
 
