@@ -10,7 +10,7 @@ CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run test test-dates test-deps system-test-deps bench lint clean
+.PHONY: run test test-dates test-deps system-test-deps fuzz bench lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ test-deps: system-test-deps $(VENV)/.test-installed $(PRISM) $(OIDC_PROVIDER)
 test: test-deps $(CLOCKSHIFT)
 	$(PY) -m pytest -n 2 --dist loadgroup
 	scripts/test-dates.sh ci
+
+# The fuzz tests (tests/fuzz) for FUZZ_SECONDS in all, shared by the tests, in rounds of
+# fresh random examples (a wall-clock check after each round: a test may overrun by one
+# round). `make test` runs them with a few fixed examples; see tests/fuzz/conftest.py.
+FUZZ_SECONDS ?= 600
+fuzz: test-deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -p no:cacheprovider -q tests/fuzz
 
 # The tests that touch time at each shifted date (clock changes, leap day, new year).
 test-dates: test-deps $(CLOCKSHIFT)
