@@ -67,6 +67,7 @@ def _job(app: Flask, scheduler=None) -> None:
 EARLY = timedelta(milliseconds=50)
 MIN_DELAY = 0.25  # seconds; the soonest the timer runs the sweep again
 _deadline: threading.Timer | None = None
+_retry: threading.Timer | None = None  # a dropped wake-up tried again (see below)
 _deadline_lock = threading.Lock()
 
 
@@ -105,11 +106,15 @@ def _retry_skipped_wake(scheduler, event) -> None:
     """A wake-up that found the sweep still running was dropped by APScheduler. The
     running sweep sees ``_woken`` unless it had already looked and was returning: then
     nothing would run until the next deadline or tick. Try again in a moment."""
+    global _retry
     if event.job_id != JOB_ID:
         return
-    retry = threading.Timer(MIN_DELAY, _wake_job, args=[scheduler])
-    retry.daemon = True
-    retry.start()
+    with _deadline_lock:
+        if _retry is not None and _retry.is_alive():
+            return  # one retry waiting is enough, however many wake-ups were dropped
+        _retry = threading.Timer(MIN_DELAY, _wake_job, args=[scheduler])
+        _retry.daemon = True
+        _retry.start()
 
 
 def nightly_integrity_check() -> str:
@@ -189,8 +194,9 @@ def stop_in_process() -> None:
         _in_process.shutdown(wait=True)
         _in_process = None
     with _deadline_lock:
-        if _deadline is not None:
-            _deadline.cancel()
+        for timer in (_deadline, _retry):
+            if timer is not None:
+                timer.cancel()
 
 
 def wake(_referral_id: int | None = None) -> None:
