@@ -5,7 +5,10 @@
 //
 // CONFIG.json: {"issuer": "http://127.0.0.1:PORT", "port": PORT_TO_LISTEN_ON,
 //   "clients": [{"client_id", "client_secret", "redirect_uris": [...]}],
-//   "accounts": [{"sub", "email", "email_verified", "name"}]}
+//   "accounts": [{"sub", "email", "email_verified", "name"}],
+//   "signing_key": {an RSA private JWK with kid, use and alg}, "cookie_key": "hex"}
+// The tests make both keys (tests/services/oidc.py): this process generates nothing, so
+// its start does not wait on key generation, and it says each step it reaches.
 // The issuer may name another port than the one listened on: the tests put a proxy
 // there (tests/services/oidc.py) that forwards every request with its Host header.
 //
@@ -13,19 +16,15 @@
 // POST /interaction/<uid>/login with email=<a test account's email> signs that account
 // in and grants the scopes the client asked for (no consent page), then the provider
 // redirects to the client with the code, as CIS2 would after the smartcard check.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+console.log(`oidc-provider: configuration read (node ${process.version})`);
 const byEmail = new Map(config.accounts.map((a) => [a.email.toLowerCase(), a]));
 const bySub = new Map(config.accounts.map((a) => [a.sub, a]));
-
-// A fresh signing key per run: nothing to keep, and no key the tests could reuse.
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
 
 const provider = new Provider(config.issuer, {
   clients: config.clients.map((c) => ({
@@ -34,8 +33,8 @@ const provider = new Provider(config.issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
     ...c,
   })),
-  jwks: { keys: [signingKey] },
-  cookies: { keys: [randomBytes(32).toString('hex')] },
+  jwks: { keys: [config.signing_key] },
+  cookies: { keys: [config.cookie_key] },
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
   // Put the scope's claims (email) in the ID token itself, as the app reads them there.
   conformIdTokenClaims: false,
@@ -86,6 +85,7 @@ async function interaction(req, res, uid, action) {
     { mergeWithLastSubmission: false });
 }
 
+console.log('oidc-provider: provider configured');
 const handle = provider.callback();
 const server = createServer((req, res) => {
   const path = new URL(req.url, config.issuer).pathname;
