@@ -117,17 +117,23 @@ def write_record(referral: Referral, event: ReferralEvent) -> None:
 
 
 def render_record(record: DecisionRecord) -> bytes:
-    """The PDF for a record (pure: same content, same document). Raises PdfError."""
+    """The PDF for a record (pure: same content, same document). Raises PdfError.
+
+    Ends the session's transaction before WeasyPrint runs: on SQLite every transaction
+    holds the write lock, and a render takes seconds.
+    """
+    record_id, content, content_sha = record.id, record.content, record.content_sha256
     # The key images' pixels are rendered now, outside any transaction; the content
     # (and its hash) holds only which images they are.
     pictures = key_images.rendered_for_record(record.referral_id,
-                                              record.content.get("key_images") or [])
-    html = render_template("records/decision.html", c=record.content, key_images=pictures,
-                           sha=record.content_sha256, local=format_local,
+                                              content.get("key_images") or [])
+    db.session.commit()  # what the record needs is in hand: hold nothing while rendering
+    html = render_template("records/decision.html", c=content, key_images=pictures,
+                           sha=content_sha, local=format_local,
                            parse=datetime.fromisoformat)
     pdf, refused = render_pdf(html, Path(current_app.static_folder))
     if refused:
-        log.warning("record %s: refused to fetch %d URL(s)", record.id, len(refused))
+        log.warning("record %s: refused to fetch %d URL(s)", record_id, len(refused))
     return pdf
 
 
@@ -140,7 +146,6 @@ def render_pending(limit: int = 5) -> int:
     db.session.commit()
     for record_id in ids:
         record = db.session.get(DecisionRecord, record_id)
-        db.session.commit()  # render outside any transaction
         try:
             pdf = render_record(record)
         except PdfError as exc:
