@@ -19,6 +19,7 @@ from views import bodies
 from views.access import client_address
 from workflow import access_log
 from workflow.paging import replies as pager_replies
+from workflow.paging import reply_codes
 from workflow.referrals.access import MAX_ID
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,11 @@ def _call_prompt(delivery_id: int) -> str:
     from models import Delivery
 
     delivery = db.session.get(Delivery, delivery_id)
-    text = delivery.text if delivery else "An urgent goldenhour referral is waiting."
-    return text.replace("Open the link or reply 1", "Press 1")
+    if delivery is None:
+        return "An urgent goldenhour referral is waiting."
+    code = reply_codes.reply_code(delivery.referral_id)
+    said = delivery.text.replace(f"Open the link or reply 1 or {code}", "Press 1")
+    return f"{said} Its reply code is {reply_codes.spoken(code)}."
 
 
 @bp.post("/status")

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from extensions import db
 from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
 from workflow.errors import ValidationFailed
-from workflow.paging import rota
+from workflow.paging import reply_codes, rota
 from workflow.paging.pages import ESCALATING, OUT_OF_BAND_STEP, PageKind, PageStatus
 from workflow.referrals.states import State
 
@@ -80,7 +80,9 @@ def page_text(referral: Referral, kind: str = PageKind.ESCALATION) -> str:
     if kind == PageKind.ALARM:
         return (f"UNANSWERED {service} referral from {hospital}: every escalation step "
                 f"was paged and nobody accepted. Open goldenhour now.")
-    return f"{prefix} {service} referral from {hospital}. Open the link or reply 1 to accept."
+    code = reply_codes.reply_code(referral.id)
+    return (f"{prefix} {service} referral from {hospital}. Open the link or reply 1 or "
+            f"{code} to accept {referral.reference}.")
 
 
 def _add_page(referral: Referral, *, kind: PageKind, attempt: int, who: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -17,6 +17,7 @@ from integrations.pager.webhooks import is_acknowledgement_reply, is_failure, st
 from models import Delivery, Referral, User, WebhookReceipt
 from workflow.errors import Conflict, DomainError
 from workflow.paging import delivery as sender
+from workflow.paging import reply_codes
 from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
@@ -52,11 +53,23 @@ def user_by_phone(phone: str) -> User | None:
     return None
 
 
-def _latest_paged_referral(user: User) -> Referral | None:
-    return db.session.scalar(
-        select(Referral).join(Delivery, Delivery.referral_id == Referral.id)
+def _waiting_for(user: User) -> list[Referral]:
+    """The referrals ``user`` was paged about that still wait for someone to accept,
+    most recently paged first."""
+    rows = db.session.execute(
+        select(Referral, func.max(Delivery.id).label("last"))
+        .join(Delivery, Delivery.referral_id == Referral.id)
         .where(Delivery.recipient_id == user.id, Referral.state.in_(ACCEPTABLE))
-        .order_by(Delivery.id.desc()).limit(1))
+        .group_by(Referral.id).order_by(func.max(Delivery.id).desc())).all()
+    return [row[0] for row in rows]
+
+
+def _which(waiting: list[Referral], asked: str | None) -> str:
+    listed = "; ".join(f"{reply_codes.reply_code(r.id)} for {r.reference} "
+                       f"({r.specialty.name}, {r.referring_hospital.name})" for r in waiting)
+    said = f"No open page has code {asked}. " if asked else ""
+    return (f"{said}Nothing was accepted: {len(waiting)} referrals are waiting for you. "
+            f"Reply {listed}; or open the link in the page.")
 
 
 def _acknowledge(referral_id: int, user: User, via: str) -> str:
@@ -72,18 +85,31 @@ def _acknowledge(referral_id: int, user: User, via: str) -> str:
 
 
 def sms_reply(sid: str, from_phone: str, body: str) -> str | None:
-    """Handle an inbound SMS; return the text to reply with (None: say nothing)."""
+    """Handle an inbound SMS; return the text to reply with (None: say nothing).
+
+    "1" (or ACK, YES) accepts only when one referral waits for the sender; with more,
+    nothing is accepted and the reply lists each one's code. A code ("A7") accepts the
+    referral it names.
+    """
     if not first_time(sid, "sms-in"):
         return None
-    if not is_acknowledgement_reply(body):
-        return "Reply 1 to accept the referral you were paged about."
+    asked = reply_codes.code_in(body)
+    if asked is None and not is_acknowledgement_reply(body):
+        return "Reply 1, or the code in the page, to accept the referral you were paged about."
     user = user_by_phone(from_phone)
     if user is None:
         return "This number is not registered with goldenhour."
-    referral = _latest_paged_referral(user)
-    if referral is None:
+    waiting = _waiting_for(user)
+    if not waiting:
         return "Nothing is waiting for you to accept."
-    return _acknowledge(referral.id, user, "sms")
+    if asked is not None:
+        named = [r for r in waiting if reply_codes.reply_code(r.id) == asked]
+        if len(named) != 1:  # none, or two that share a code: never guess
+            return _which(waiting, None if named else asked)
+        return _acknowledge(named[0].id, user, "sms")
+    if len(waiting) > 1:
+        return _which(waiting, None)
+    return _acknowledge(waiting[0].id, user, "sms")
 
 
 def keypress(sid: str, delivery_id: int, digits: str) -> str:
