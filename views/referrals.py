@@ -23,7 +23,7 @@ from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
 from workflow.accounts import accounts
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
-from workflow.imaging import studies
+from workflow.imaging import identity, studies
 from workflow.paging import history as paging_log
 from workflow.referrals import access, clinical, nhs_number
 from workflow.referrals import actions as referrals
@@ -331,6 +331,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
     paging = paging_log.page_history(referral)
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
+        identity_warnings=identity.warnings(referral),
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
         age=_age(referral.birth_date, at.astimezone(LONDON).date()),
         clinical=_clinical_rows(referral), certainty=CERTAINTY_LABELS,

@@ -12,7 +12,7 @@ from views.access import client_address, refuse_malformed_uids, visible_or_refus
 from views.bodies import takes_upload
 from workflow import access_log
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
-from workflow.imaging import frames, key_images, studies, uploads
+from workflow.imaging import frames, identity, key_images, studies, uploads
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 
@@ -49,7 +49,8 @@ def review(referral_id: int):
     body = render_template(
         "referrals/review.html", referral=referral, listing=listing, flagged=flagged,
         presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS],
-        may_flag=bool(actor_kinds(current_user, referral)))
+        may_flag=bool(actor_kinds(current_user, referral)),
+        identity_warnings=identity.warnings(referral))
     _log("image.list", "ok", referral_id, "review page")
     return body
 

@@ -182,6 +182,14 @@ def _z(ds: Dataset) -> float | None:
         return None
 
 
+def _other_ids(ds: Dataset) -> list[str]:
+    value = ds.get("OtherPatientIDs")
+    if not value:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [str(v).strip()[:64] for v in items if str(v).strip()][:10]
+
+
 def describe(study_uid: str, datasets: list[Dataset]) -> dict:
     """The link snapshot of a study from its WADO-RS metadata: study facts and every
     series with its instances in slice order. An instance whose series or SOP Instance
@@ -215,6 +223,11 @@ def describe(study_uid: str, datasets: list[Dataset]) -> dict:
         "study_time": _text(first, "StudyTime"),
         "accession_number": _text(first, "AccessionNumber"),
         "patient_id": _text(first, "PatientID"),
+        # What workflow/imaging/identity.py checks against the referral.
+        "patient": {"name": _text(first, "PatientName"),
+                    "birth_date": _text(first, "PatientBirthDate"),
+                    "sex": _text(first, "PatientSex"),
+                    "other_ids": _other_ids(first)},
         "modalities": sorted({s["modality"] for s in ordered if s["modality"]}),
         "series": ordered,
     }
