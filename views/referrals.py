@@ -27,6 +27,7 @@ from workflow.imaging import identity, studies
 from workflow.paging import history as paging_log
 from workflow.referrals import access, clinical, nhs_number
 from workflow.referrals import actions as referrals
+from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
 from workflow.referrals.clocks import referral_clocks
 from workflow.referrals.states import FINAL, Outcome, State
@@ -173,12 +174,16 @@ def new():
     shows the form again with them (today's ticked); sending raises the referral and then
     links the ticked studies. A PACS that fails never stops the referral: the referral
     page says whose images could not be linked."""
-    errors, status, found = {}, 200, None
+    errors, status, found, duplicates = {}, 200, None, []
     if request.method == "POST":
         form = request.form
         if form.get("find_studies") or form.get("studies_searched"):
             found = _find_studies(form, errors)
-        if not form.get("find_studies"):
+        if not form.get("find_studies") and not form.get("separate_referral"):
+            duplicates = referral_duplicates.open_for(form.get("patient.nhs_number", ""),
+                                                      form.get("specialty", ""))
+            status = 409 if duplicates else status
+        if not form.get("find_studies") and not duplicates:
             try:
                 referral = referrals.raise_referral(current_user, referral_payload(form))
             except ValidationFailed as exc:
@@ -209,7 +214,7 @@ def new():
         "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
         hospitals=_names(Hospital), fields=clinical.FIELDS, sexes=referral_input.SEXES,
         certainties=CERTAINTY_LABELS, max_time=_local_input(now()), found=found,
-        ticked=ticked, nhs_check=NHS_CHECK,
+        ticked=ticked, nhs_check=NHS_CHECK, duplicates=duplicates,
     ), status
 
 

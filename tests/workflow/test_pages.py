@@ -245,7 +245,8 @@ def test_my_referrals_lists_the_hospitals_referrals_newest_first_with_status(log
     client = login(REFERRER)
     first = raise_stroke(client)
     clock.move_to("2026-11-29T03:05:00+00:00", tick=False)
-    second = raise_stroke(client, **{"patient.family_name": "Jones"})
+    second = raise_stroke(client, **{"patient.family_name": "Jones",
+                                    "patient.nhs_number": "4010232137"})
     login(NIGHT).post(f"/referrals/{first.id}/acknowledge")
     other = login("referrer@lch.demo.nhs.uk").get("/referrals/mine").get_data(as_text=True)
     assert first.reference not in other
