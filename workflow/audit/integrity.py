@@ -9,7 +9,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Referral, ReferralEvent
 from workflow.audit import clocks as audit_clocks
-from workflow.audit import records
+from workflow.audit import derived, records
 from workflow.referrals.chain import verify_chain
 
 
@@ -34,17 +34,20 @@ RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts)
 
 
 def verify_all(batch: int = 2000) -> IntegrityReport:
-    """Walk every referral's event chain (in id batches), then every stored record's
-    hashes and the dashboard's audit facts (RECORD_CHECKS).
+    """Walk every referral's event chain (in id batches) and replay it against the
+    columns copied from it (`derived`), then every stored record's hashes and the
+    dashboard's audit facts (RECORD_CHECKS).
 
     The walk reads plain rows, not ORM objects: a million referrals have about eight
     million events. Raises only what the database raises.
     """
     report = IntegrityReport()
+    codes = derived.hospital_codes()
     last_id = 0
     while True:
         referrals = db.session.execute(
-            select(Referral.id, Referral.version, Referral.state)
+            select(Referral.id, Referral.version, Referral.state,
+                   *(getattr(Referral, name) for name in derived.REFERRAL_COLUMNS))
             .where(Referral.id > last_id).order_by(Referral.id).limit(batch)).all()
         if not referrals:
             break
@@ -55,10 +58,14 @@ def verify_all(batch: int = 2000) -> IntegrityReport:
                 .order_by(ReferralEvent.referral_id, ReferralEvent.id)):
             # A referral id in the range but not in `referrals` is an orphan: below.
             events.get(event.referral_id, []).append(event)
+        decisions, kept = derived.load(referrals[0].id, referrals[-1].id)
         for referral in referrals:
             report.referrals_checked += 1
             report.events_checked += len(events[referral.id])
-            problem = verify_chain(referral, events[referral.id])
+            # The chain first: only an intact chain can be replayed against the columns.
+            problem = verify_chain(referral, events[referral.id]) or derived.verify_derived(
+                referral, events[referral.id], decisions.get(referral.id),
+                kept.get(referral.id, []), codes)
             if problem:
                 report.problems.append(str(problem))
         last_id = referrals[-1].id

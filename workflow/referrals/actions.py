@@ -117,7 +117,9 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     event = _append_event(referral, "raise", user, None, State.SUBMITTED, now,
                           data={"reference": referral.reference, "specialty": specialty.code,
                                 "hub_service_id": service.id,
-                                "referring_hospital": referring.code})
+                                "referring_hospital": referring.code,
+                                # sealed, so that `audit verify` can tell an edited patient
+                                "patient": {**p, "birth_date": p["birth_date"].isoformat()}})
     events.recorded(referral, event)
     db.session.commit()
     events.committed("raise", referral.id)
