@@ -92,13 +92,17 @@ def verify_derived(referral: Any, events: Sequence[Any], decision: Any | None,
     return f"referral {referral.id}: {problem}" if problem else None
 
 
+def _data(event: Any) -> dict:
+    return event.data if isinstance(event.data, dict) else {}
+
+
 def _first(events: Sequence[Any], kinds: tuple[str, ...]) -> Any | None:
     return next((e for e in events if e.kind in kinds), None)
 
 
 def _referral_columns(referral: Any, events: Sequence[Any]) -> str | None:
     decide = _first(events, ("decide",))
-    outcome = (decide.data or {}).get("outcome") if decide else None
+    outcome = _data(decide).get("outcome") if decide else None
     if referral.outcome != outcome:
         said = (f"the chain's decide event (seq {decide.seq}) says {_text(outcome)}" if decide
                 else "the chain has no decide event")
@@ -110,8 +114,8 @@ def _referral_columns(referral: Any, events: Sequence[Any]) -> str | None:
             said = (f"the chain's {event.kind} event (seq {event.seq}) is at {expected}"
                     if event else f"the chain has no {'/'.join(kinds)} event")
             return f"referrals.{column} says {getattr(referral, column)} but {said}"
-    sealed = (events[0].data or {}).get("patient")  # raise events before this have none
-    for name in PATIENT if sealed else ():
+    sealed = _data(events[0]).get("patient")  # raise events before this have none
+    for name in PATIENT if isinstance(sealed, dict) else ():
         if _patient_value(referral, name) != sealed.get(name):
             return (f"referrals.{name} says {_text(_patient_value(referral, name))} but the "
                     f"chain's raise event (seq {events[0].seq}) says {_text(sealed.get(name))}")
@@ -126,7 +130,7 @@ def _decision_row(decision: Any | None, events: Sequence[Any],
                 if decision is not None else None)
     if decision is None:
         return f"the decisions row of its decide event (seq {decide.seq}) is missing"
-    data = decide.data or {}
+    data = _data(decide)
     expected = {
         "outcome": data.get("outcome"), "rationale": decide.reason,
         "decided_by_id": decide.actor_id, "decided_at": decide.at,
