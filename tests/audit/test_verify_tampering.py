@@ -82,6 +82,23 @@ def test_an_edited_decisions_row_is_named_against_the_decide_event(network, colu
            f"{seq_of(referral_id, 'decide')}) says" in problem
 
 
+def test_a_deleted_decisions_row_is_named(network):
+    referral_id = decided_and_amended()
+    run_sql("DELETE FROM decisions WHERE referral_id = :r", r=referral_id)
+    assert problems() == [
+        f"referral {referral_id}: the decisions row of its decide event (seq "
+        f"{seq_of(referral_id, 'decide')}) is missing"]
+
+
+def test_a_destination_added_to_the_decisions_row_is_named(network):
+    referral_id = decided_and_amended()
+    run_sql("UPDATE decisions SET destination_hospital_id = (SELECT id FROM hospitals "
+            "WHERE code = 'QMC') WHERE referral_id = :r", r=referral_id)
+    [problem] = problems()
+    assert problem.endswith(f"says destination_hospital 'QMC' but the chain's decide event "
+                            f"(seq {seq_of(referral_id, 'decide')}) says none")
+
+
 @pytest.mark.parametrize("column, value", [
     ("nhs_number", "4010232137"), ("family_name", "Jones"), ("given_name", "Bea")])
 def test_an_edited_patient_identity_is_named_against_the_raise_event(network, column, value):
