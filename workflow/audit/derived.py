@@ -49,8 +49,7 @@ def record_columns() -> tuple:
             DecisionRecord.event_seq, DecisionRecord.content_sha256,
             content["event_hash"].as_string().label("event_hash"),
             content["previous_record_sha256"].as_string().label("previous_sha256"),
-            *(content[("patient", name)].as_string().label(f"patient_{name}")
-              for name in PATIENT))
+            content["patient"].label("patient"))  # each extraction parses the content once
 
 
 def load(first_id: int, last_id: int) -> tuple[dict[int, Any], dict[int, list]]:
@@ -164,8 +163,9 @@ def _records(referral: Any, records: Sequence[Any], events: Sequence[Any]) -> st
                     f"{maker.kind} event (seq {maker.seq}) has hash {maker.hash}")
         if record.previous_sha256 != (previous.content_sha256 if previous else None):
             return f"{where} does not follow the record before it"
+        signed_for = record.patient if isinstance(record.patient, dict) else {}
         for name in PATIENT:
-            stored = getattr(record, f"patient_{name}")
+            stored = signed_for.get(name)
             if stored is not None and _patient_value(referral, name) != stored:
                 return (f"referrals.{name} says {_text(_patient_value(referral, name))} but "
                         f"{where} was signed for {_text(stored)}")
