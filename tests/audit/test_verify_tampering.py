@@ -1,13 +1,16 @@
 """`audit verify` replays each chain against the columns copied from it: an edit of a
 referral, decision or record row that leaves the events alone is named all the same."""
 
+from types import SimpleNamespace
+
 import pytest
 from sqlalchemy import select, text
 
 from extensions import db
-from models import DecisionRecord, ReferralEvent
+from models import DecisionRecord, Referral, ReferralEvent
 from tests.paging.helpers import raise_stroke, user
 from tests.workflow.helpers import SIGNED
+from workflow.audit import derived
 from workflow.audit.integrity import verify_all
 from workflow.referrals import actions as referrals
 
@@ -158,3 +161,23 @@ def test_a_deleted_record_version_in_between_is_named(network):
     assert problem.startswith(f"referral {referral_id}: decision record v2 is missing: the "
                               "chain's addendum event (seq ")
     assert "and the next stored is v3" in problem
+
+
+def test_a_patient_is_checked_against_the_records_when_the_raise_event_sealed_none(network):
+    """Raise events written before the patient was sealed in them: the signed records
+    (each hashed, so unchanged) still hold the patient the decision was made for."""
+    referral_id = decided_and_amended()
+    decisions, records = derived.load(referral_id, referral_id)
+    events = [SimpleNamespace(**{c: getattr(e, c) for c in ("seq", "kind", "at", "actor_id",
+                                                            "reason", "hash")},
+                              data={} if e.seq == 1 else e.data)
+              for e in db.session.scalars(select(ReferralEvent).where(
+                  ReferralEvent.referral_id == referral_id).order_by(ReferralEvent.seq))]
+    referral = db.session.get(Referral, referral_id)
+    codes = derived.hospital_codes()
+    args = (events, decisions[referral_id], records[referral_id], codes)
+    assert derived.verify_derived(referral, *args) is None
+    referral.family_name = "Jones"  # in memory only
+    assert derived.verify_derived(referral, *args) == (
+        f"referral {referral_id}: referrals.family_name says 'Jones' but decision record "
+        f"{records[referral_id][0].id} (v1) was signed for 'Smith'")
