@@ -10,6 +10,7 @@ from models.paging import (
     EscalationPolicy,
     Page,
     SchedulerHeartbeat,
+    SchedulerLeader,
     WebhookReceipt,
 )
 from models.people import (
@@ -36,6 +37,7 @@ __all__ = [
     "EscalationPolicy",
     "Page",
     "SchedulerHeartbeat",
+    "SchedulerLeader",
     "WebhookReceipt",
     "KeyImage",
     "LinkedStudy",

@@ -131,3 +131,22 @@ class SchedulerHeartbeat(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime())
     detail: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SchedulerLeader(db.Model):
+    """Which `flask scheduler run` process leads (sends pages), written by the leader.
+
+    ``epoch`` grows by one at every takeover: a claim checks it, so a process that lost
+    leadership cannot send (workflow/paging/leadership.py). ``expires_at`` is the lease
+    on SQLite, where no advisory lock exists; PostgreSQL holds an advisory lock instead.
+    """
+
+    __tablename__ = "scheduler_leaders"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(default=0)
+    epoch: Mapped[int] = mapped_column(default=0)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -22,7 +22,7 @@ from integrations.pager import warm
 from models import SchedulerHeartbeat
 from workflow import seed
 from workflow.audit import integrity, records
-from workflow.paging import rota_cover, sweep
+from workflow.paging import leadership, rota_cover, sweep
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -231,18 +231,47 @@ def _listen(app: Flask, scheduler: BlockingScheduler, stop: threading.Event) -> 
             stop.wait(2)
 
 
-def run_forever(app: Flask) -> None:
-    """The dedicated scheduler process (`flask scheduler run`)."""
+def run_forever(app: Flask, stop: threading.Event | None = None) -> None:
+    """The dedicated scheduler process (`flask scheduler run`). Several may run: one
+    leads and sweeps, the others wait as hot standbys (workflow/paging/leadership.py).
+    A leader that loses the lead stops claiming at once and becomes a standby again."""
+    stop = stop or threading.Event()
+    lead = leadership.Leadership(app)
+    leadership.fence_with(lead)
+    _warm(app)
+    log.warning("scheduler: standing by for the lead (%s:%d)", leadership.HOST, lead.pid)
+    while lead.wait_to_lead(stop):
+        _lead(app, lead, stop)
+
+
+def _either(stop: threading.Event, done: threading.Event) -> bool:
+    """Wait until ``stop`` or ``done`` is set; True when it was ``stop``."""
+    while not (stop.wait(0.5) or done.is_set()):
+        pass
+    return stop.is_set() and not done.is_set()
+
+
+def _lead(app: Flask, lead: leadership.Leadership, stop: threading.Event) -> None:
+    """Sweep while this process leads; return when it lost the lead or ``stop`` is set."""
     scheduler = BlockingScheduler()
     _add_job(scheduler, app)
-    _warm(app)
-    stop = threading.Event()
+    done = threading.Event()
+
+    def lost() -> None:
+        done.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)  # a running sweep claims nothing more: fenced
+
+    lead.keep(lost, done)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        threading.Thread(target=_listen, args=(app, scheduler, stop), daemon=True).start()
+        threading.Thread(target=_listen, args=(app, scheduler, done), daemon=True).start()
+    threading.Thread(target=lambda: _either(stop, done) and lost(), daemon=True).start()
     try:
         scheduler.start()
     finally:
-        stop.set()
+        done.set()
+        if stop.is_set():
+            lead.lose()
 
 
 def last_integrity_check() -> dict | None:

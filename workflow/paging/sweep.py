@@ -29,7 +29,7 @@ from models import Delivery, Escalation, Page, Referral, SchedulerHeartbeat
 from workflow import events
 from workflow.errors import Conflict
 from workflow.paging import delivery as sender
-from workflow.paging import escalation, workers
+from workflow.paging import escalation, leadership, workers
 from workflow.paging.pages import ASKING, ESCALATING, PageKind, PageStatus
 from workflow.referrals import actions as referrals
 from workflow.referrals.states import State
@@ -98,8 +98,12 @@ def _record_milestones(referral_id: int, milestones: tuple, page: Page, paged: b
 def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[int]]:
     """Claim one due page and write its deliveries; return (page, delivery ids to send).
 
-    Returns (None, []) when nothing is due. Commits.
+    Returns (None, []) when nothing is due or this process no longer leads the
+    scheduler (fencing: see workflow/paging/leadership.py). Commits.
     """
+    if not leadership.may_claim():
+        db.session.rollback()
+        return None, []
     page = _pick_due_page(now)
     if page is None:
         db.session.rollback()
@@ -168,7 +172,11 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
 
 
 def _claim_stale(now: datetime) -> list[int]:
-    """Deliveries a crashed sweep left in 'sending': take them over for a resend."""
+    """Deliveries a crashed sweep left in 'sending': take them over for a resend
+    (none when this process no longer leads the scheduler)."""
+    if not leadership.may_claim():
+        db.session.rollback()
+        return []
     stale = list(db.session.scalars(
         select(Delivery.id).where(Delivery.status == DeliveryStatus.SENDING,
                                   Delivery.claimed_at < now - LEASE).limit(20)))
