@@ -26,7 +26,7 @@ from workflow.referrals.checks import storable
 MAX_JSON_DEPTH = 32
 # Routes anyone may call whose JSON body is checked before the view runs. Every other
 # route's body waits for the view (after login_required) or for its own check.
-OPEN_ENDPOINTS = frozenset({"home.health", "auth.login", "api.openapi"})
+OPEN_ENDPOINTS = frozenset({"home.health", "home.ready", "auth.login", "api.openapi"})
 
 NUL = "This field contains a NUL character."
 BROKEN = "This field contains a broken character (a lone surrogate)."

@@ -24,7 +24,7 @@ WORKFLOW_LAYERS = (
     ("workflow.paging",),
     ("workflow.imaging",),
     ("workflow.audit",),
-    ("workflow.wiring", "workflow.scheduler", "workflow.seed"),
+    ("workflow.wiring", "workflow.scheduler", "workflow.seed", "workflow.readiness"),
 )
 
 

@@ -90,8 +90,7 @@ def test_create_app_stops_with_the_config_error(monkeypatch):
 
 def test_the_health_check_answers(client):
     response = client.get("/health")
-    assert response.status_code == 200
-    assert response.json["checks"]["database"] == "ok"
+    assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
 def _session_cookie_header(app) -> str:

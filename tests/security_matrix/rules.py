@@ -88,6 +88,7 @@ RULES: dict[str, Rule] = {
     "auth.login": Rule(PUBLIC, {"signed_in"}),
     "auth.logout": Rule(PUBLIC, {"signed_in"}),
     "home.health": Rule(PUBLIC, {"signed_in"}),
+    "home.ready": Rule(PUBLIC, {"signed_in"}),
     "home.index": Rule(LOGIN, {"signed_in"}),
     "api.openapi": Rule(PUBLIC, {"signed_in"}),
     "auth.code": Rule(PUBLIC, {"signed_in"}),  # no sign-in waiting: back to sign-in

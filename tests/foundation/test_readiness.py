@@ -1,0 +1,81 @@
+"""/health is liveness (no database); /ready names each check a load balancer needs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, text
+
+from extensions import db
+from models import Hospital, PacsEndpoint
+from workflow import readiness
+from workflow.paging.sweep import heartbeat
+
+
+def _stamp_head() -> None:
+    """The tests make the schema with create_all: stamp it as `flask db upgrade` would."""
+    db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
+                            "(version_num VARCHAR(32) NOT NULL)"))
+    db.session.execute(text("INSERT INTO alembic_version VALUES (:v)"),
+                       {"v": readiness.migrations_head()})
+    db.session.commit()
+
+
+def test_health_answers_without_touching_the_database(client):
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    response = client.get("/health")
+    assert (response.status_code, response.json) == (200, {"status": "ok"})
+    assert statements == []
+
+
+def test_the_migrations_head_is_the_scheduler_leadership_revision():
+    assert readiness.migrations_head() == "f3b8d5c0e2a4"
+
+
+def test_ready_is_a_503_naming_the_migrations_when_the_schema_is_not_at_head(client):
+    heartbeat("sweep")
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json["status"] == "not ready"
+    assert response.json["checks"]["database"] == "ok"
+    assert response.json["checks"]["migrations"] == "at nothing, head is f3b8d5c0e2a4"
+
+
+def test_ready_is_a_503_until_a_scheduler_sweeps(client):
+    _stamp_head()
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json["checks"]["scheduler"] == "never swept"
+    heartbeat("sweep")
+    assert client.get("/ready").status_code == 200
+
+
+@pytest.mark.clock(tick=False)
+def test_ready_is_a_503_when_the_last_sweep_is_over_two_minutes_old(client, clock):
+    _stamp_head()
+    heartbeat("sweep")
+    clock.shift(timedelta(seconds=119))
+    assert client.get("/ready").status_code == 200
+    clock.shift(timedelta(seconds=2))
+    response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json["checks"]["scheduler"] == "last sweep 121 s ago"
+
+
+def test_ready_summarises_the_pacs_endpoints_from_what_it_last_saw(client, network):
+    _stamp_head()
+    heartbeat("sweep")
+    hospitals = db.session.scalars(db.select(Hospital).order_by(Hospital.id)).all()[:2]
+    db.session.query(PacsEndpoint).delete()
+    db.session.add_all([PacsEndpoint(hospital_id=h.id, base_url=f"http://127.0.0.1:9/{h.id}")
+                        for h in hospitals])
+    db.session.commit()
+    failing = db.session.scalars(db.select(PacsEndpoint)).first()
+    failing.last_error_at = readiness.utcnow()
+    db.session.commit()
+    answer = client.get("/ready")
+    assert answer.status_code == 200  # a PACS down is reported, never a reason to drain
+    assert answer.json["checks"]["pacs"] == {"configured": 2, "failing_at_last_call": 1}
+    assert answer.json["scheduler_leader"] is None  # no `flask scheduler run` ever led
