@@ -17,7 +17,7 @@ from views.access import client_address, requires
 from views.admin import bp
 from workflow import access_log, scheduler
 from workflow.errors import ValidationFailed
-from workflow.paging import escalation, rota_cover
+from workflow.paging import escalation, leadership, rota_cover
 from workflow.times import now
 
 
@@ -34,6 +34,7 @@ def integration_status() -> dict:
         "webhooks": bool(config.get("TWILIO_AUTH_TOKEN")),
         "smtp": bool(config.get("SMTP_HOST")),
         "scheduler": scheduler.heartbeat_status(now()),
+        "leader": leadership.current(now()),
         "integrity": scheduler.last_integrity_check(),
         "public_base_url": config["PUBLIC_BASE_URL"],
         "rota_gaps": _rota_gaps(),

@@ -271,7 +271,7 @@ def _lead(app: Flask, lead: leadership.Leadership, stop: threading.Event) -> Non
     finally:
         done.set()
         if stop.is_set():
-            lead.lose()
+            lead.lose(stopping=True)
 
 
 def last_integrity_check() -> dict | None:

@@ -13,6 +13,7 @@ from extensions import db
 from models import Page, SchedulerLeader
 from tests.paging.helpers import pages, raise_stroke, run_sweep
 from workflow.paging import leadership
+from workflow.seed import DEMO_PASSWORD
 
 
 @pytest.fixture
@@ -21,8 +22,8 @@ def two_processes(app):
     second.pid = first.pid + 1  # another process on this host
     yield first, second
     leadership.fence_with(None)
-    first.lose()
-    second.lose()
+    first.lose(stopping=True)
+    second.lose(stopping=True)
 
 
 def _take(lead: leadership.Leadership) -> bool:
@@ -96,3 +97,14 @@ def test_a_process_that_never_asked_to_lead_is_not_fenced(network):
     assert run_sweep().claimed >= 1
     assert db.session.scalar(select(Page.status).where(Page.referral_id == referral.id,
                                                        Page.step == 0)) == "claimed"
+
+
+def test_the_status_page_and_ready_name_the_leader(network, two_processes):
+    first, _ = two_processes
+    assert _take(first)
+    admin = network.test_client()
+    assert admin.login("admin@em.demo.nhs.uk", DEMO_PASSWORD).status_code == 302
+    page = admin.get("/admin/status").get_data(as_text=True)
+    assert f"<code>{leadership.HOST}</code> pid {first.pid}, leading since" in page
+    leader = admin.get("/ready").json["scheduler_leader"]
+    assert (leader["host"], leader["pid"], leader["epoch"]) == (leadership.HOST, first.pid, 1)

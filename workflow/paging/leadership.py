@@ -131,10 +131,13 @@ class Leadership:
         db.session.commit()
         return renewed == 1
 
-    def lose(self) -> None:
-        """Stop leading now: no claim from here on; the lock goes with its connection."""
+    def lose(self, stopping: bool = False) -> None:
+        """Stop leading now: no claim from here on; the lock goes with its connection.
+        ``stopping``: this process is shutting down, not losing the lead."""
         if self.leading.is_set():
-            log.error("scheduler: lost the lead (epoch %s); no more sending", self.epoch)
+            (log.warning if stopping else log.error)(
+                "scheduler: %s (epoch %s); no more sending",
+                "stepping down" if stopping else "lost the lead", self.epoch)
         self.leading.clear()
         self._drop_connection()
 
