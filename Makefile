@@ -10,7 +10,7 @@ CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run test test-dates test-deps system-test-deps fuzz bench lint clean
+.PHONY: run serve test test-dates test-deps system-test-deps fuzz bench lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ run: $(VENV)/.run-installed
 	$(FLASK) db upgrade
 	$(FLASK) seed-demo --quiet
 	@$(PY) scripts/run_demo.py --port $(PORT)
+
+# The production shape on this machine: PostgreSQL, gunicorn, two schedulers (env only;
+# see scripts/serve.py for PORT, WEB_WORKERS, SCHEDULERS, SERVE_PG_DIR, DATABASE_URL).
+serve: $(VENV)/.run-installed
+	@$(PY) scripts/serve.py
 
 system-test-deps:
 	@scripts/system-deps.sh test
