@@ -5,21 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from extensions import db
 from models import Hospital, PacsEndpoint
+from tests.conftest import stamp_migrations_head
 from workflow import readiness
 from workflow.paging.sweep import heartbeat
-
-
-def _stamp_head() -> None:
-    """The tests make the schema with create_all: stamp it as `flask db upgrade` would."""
-    db.session.execute(text("CREATE TABLE IF NOT EXISTS alembic_version "
-                            "(version_num VARCHAR(32) NOT NULL)"))
-    db.session.execute(text("INSERT INTO alembic_version VALUES (:v)"),
-                       {"v": readiness.migrations_head()})
-    db.session.commit()
 
 
 def test_health_answers_without_touching_the_database(client):
@@ -44,7 +36,7 @@ def test_ready_is_a_503_naming_the_migrations_when_the_schema_is_not_at_head(cli
 
 
 def test_ready_is_a_503_until_a_scheduler_sweeps(client):
-    _stamp_head()
+    stamp_migrations_head()
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.json["checks"]["scheduler"] == "never swept"
@@ -54,7 +46,7 @@ def test_ready_is_a_503_until_a_scheduler_sweeps(client):
 
 @pytest.mark.clock(tick=False)
 def test_ready_is_a_503_when_the_last_sweep_is_over_two_minutes_old(client, clock):
-    _stamp_head()
+    stamp_migrations_head()
     heartbeat("sweep")
     clock.shift(timedelta(seconds=119))
     assert client.get("/ready").status_code == 200
@@ -65,7 +57,7 @@ def test_ready_is_a_503_when_the_last_sweep_is_over_two_minutes_old(client, cloc
 
 
 def test_ready_summarises_the_pacs_endpoints_from_what_it_last_saw(client, network):
-    _stamp_head()
+    stamp_migrations_head()
     heartbeat("sweep")
     hospitals = db.session.scalars(db.select(Hospital).order_by(Hospital.id)).all()[:2]
     db.session.query(PacsEndpoint).delete()

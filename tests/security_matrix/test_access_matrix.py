@@ -33,7 +33,7 @@ from twilio.request_validator import RequestValidator
 
 from extensions import db
 from models import Delivery, HubService, Specialty
-from tests.conftest import TEST_PASSWORD, make_app
+from tests.conftest import TEST_PASSWORD, make_app, stamp_migrations_head
 from tests.security_matrix.rules import (
     ACTORS,
     ANONYMOUS_OUTCOMES,
@@ -163,6 +163,7 @@ def _scene(make_user) -> tuple[dict[str, tuple[str, str]], dict]:
     # (a cell of the matrix) must not change the referral the other cells use.
     paged = referrals.raise_referral(referrer, stroke_payload(patient=PATIENT))
     sweep.run_once(current_app.extensions["goldenhour.channels"])
+    stamp_migrations_head()  # and the sweep just ran: /ready answers 200
     registrar = user(DEMO_ACTORS["specialist:hub"])
     delivery = db.session.scalar(select(Delivery).where(
         Delivery.referral_id == paged.id, Delivery.recipient_id == registrar.id)
