@@ -48,9 +48,9 @@ def _stall(lead: leadership.Leadership, clock) -> None:
         clock.shift(timedelta(seconds=4))
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # SQLite: the lease
 def test_on_postgresql_the_lock_is_held_while_its_connection_lives(two_processes):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has the lease instead")
     first, second = two_processes
     assert _take(first) and not _take(second) and not _take(second)
     first.lose()  # what kill -9 does to its connection
@@ -58,10 +58,9 @@ def test_on_postgresql_the_lock_is_held_while_its_connection_lives(two_processes
 
 
 @pytest.mark.clock(tick=False)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the lock
 def test_a_standby_waits_while_the_lease_is_renewed_and_takes_it_once_it_expires(
         two_processes, clock):
-    if db.engine.dialect.name == "postgresql":
-        pytest.skip("PostgreSQL has the advisory lock instead")
     first, second = two_processes
     assert _take(first) and first.epoch == 1
     assert not _take(second)
