@@ -25,3 +25,9 @@ class AccessLog(db.Model):
     outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failure
     referral_id: Mapped[int | None] = mapped_column(index=True)
     detail: Mapped[str] = mapped_column(String(500), default="")
+    # The row's place in the log's hash chain, set when its transaction commits
+    # (workflow/access_log.py): seq counts 1, 2, 3... with no gaps; hash is
+    # SHA-256(prev_hash + the row's canonical content).
+    seq: Mapped[int | None] = mapped_column(unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))

@@ -8,7 +8,7 @@ run in the order listed, inside the event's transaction (IN) or after it commits
 
 from __future__ import annotations
 
-from workflow import events, scheduler
+from workflow import access_log, events, scheduler
 from workflow.audit import records
 from workflow.events import AFTER_COMMIT as AFTER
 from workflow.events import IN_TRANSACTION as IN
@@ -43,5 +43,7 @@ SUBSCRIPTIONS: tuple[On, ...] = (
 
 
 def wire() -> None:
-    """Subscribe every reaction above (and nothing else). Safe to call again."""
+    """Subscribe every reaction above (and nothing else), and seal access-log rows as
+    they commit. Safe to call again."""
     events.replace(SUBSCRIPTIONS)
+    access_log.install()

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral, ReferralEvent
+from workflow import access_log
 from workflow.audit import clocks as audit_clocks
 from workflow.audit import derived, records
 from workflow.referrals.chain import verify_chain
@@ -30,7 +31,7 @@ EVENT_COLUMNS = tuple(getattr(ReferralEvent, name) for name in (
 
 
 # What else is kept that must not change: each returns (rows checked, [problem, ...]).
-RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts)
+RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts, access_log.verify)
 
 
 def verify_all(batch: int = 2000) -> IntegrityReport:
