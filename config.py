@@ -211,11 +211,22 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         # `make run`: keep the demo network's own rota covering the next week.
         "DEMO_ROTA": _bool(env, "GOLDENHOUR_DEMO_ROTA", False),
         "PACS_SECRET_KEY": _pacs_key(env),
+        # Anchoring (workflow/audit/anchors.py): the Ed25519 key file and the file the
+        # signed tree heads are appended to; both outside the database.
+        "ANCHOR_KEY_FILE": _existing_file(env, "GOLDENHOUR_ANCHOR_KEY_FILE"),
+        "ANCHOR_LOG": env.get("GOLDENHOUR_ANCHOR_LOG", "").strip(),
         **_twilio(env),
         **_smtp(env),
         **_oidc(env),
     }
     return config
+
+
+def _existing_file(env: dict[str, str], name: str) -> str:
+    path = env.get(name, "").strip()
+    if path and not Path(path).is_file():
+        raise ConfigError(f"{name} names {path}, which is not a readable file")
+    return path
 
 
 def _pacs_key(env: dict[str, str]) -> str:

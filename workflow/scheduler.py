@@ -21,7 +21,7 @@ from extensions import db
 from integrations.pager import warm
 from models import SchedulerHeartbeat
 from workflow import seed
-from workflow.audit import integrity, records
+from workflow.audit import anchors, integrity, records
 from workflow.paging import leadership, rota_cover, sweep
 from workflow.times import now as utcnow
 
@@ -134,6 +134,17 @@ def _nightly(app: Flask) -> None:
             log.exception("integrity check failed to run")
 
 
+def _anchor(app: Flask) -> None:
+    with app.app_context():
+        try:
+            entry = anchors.anchor(app.config["ANCHOR_KEY_FILE"], app.config["ANCHOR_LOG"])
+            log.info("anchored %d referrals: root %s", entry["tree_head"]["referrals"],
+                     entry["tree_head"]["root"])
+        except Exception:  # noqa: BLE001 - report, and anchor again next hour
+            log.exception("anchoring failed")
+            db.session.remove()
+
+
 def check_rota_cover(app: Flask) -> int:
     """Find the rota's gaps in the next 72 hours and tell the duty managers and admins
     of each new one (the demo network's own rota is topped up first). Returns the
@@ -169,6 +180,9 @@ def _add_job(scheduler, app: Flask) -> None:
                       next_run_time=datetime.now(UTC))
     scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
                       max_instances=1, coalesce=True, timezone="Europe/London")
+    if app.config.get("ANCHOR_KEY_FILE") and app.config.get("ANCHOR_LOG"):
+        scheduler.add_job(_anchor, "interval", hours=1, args=[app], id="anchor",
+                          max_instances=1, coalesce=True)
 
 
 def _warm(app: Flask) -> None:

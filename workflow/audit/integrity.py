@@ -9,8 +9,8 @@ from sqlalchemy import select
 from extensions import db
 from models import Referral, ReferralEvent
 from workflow import access_log
+from workflow.audit import anchors, derived, records
 from workflow.audit import clocks as audit_clocks
-from workflow.audit import derived, records
 from workflow.referrals.chain import verify_chain
 
 
@@ -31,7 +31,8 @@ EVENT_COLUMNS = tuple(getattr(ReferralEvent, name) for name in (
 
 
 # What else is kept that must not change: each returns (rows checked, [problem, ...]).
-RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts, access_log.verify)
+RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts, access_log.verify,
+                 anchors.verify_published)
 
 
 def verify_all(batch: int = 2000) -> IntegrityReport:
