@@ -122,8 +122,11 @@ def _seal_pending(session: Session) -> None:
         row.hash = prev = row_hash(prev, row)
 
 
-def _forget_pending(session: Session, _previous_transaction=None) -> None:
-    session.info.pop(_UNSEALED, None)
+def _forget_pending(session: Session, previous_transaction) -> None:
+    # A savepoint's rollback keeps the outer transaction's rows (those it removed are
+    # no longer in the session, which _seal_pending checks).
+    if not previous_transaction.nested:
+        session.info.pop(_UNSEALED, None)
 
 
 def install() -> None:
