@@ -246,3 +246,31 @@ def test_the_scheduler_anchors_hourly_when_a_key_is_configured(app):
     without = BackgroundScheduler()
     _add_job(without, app)
     assert without.get_job("anchor") is None
+
+
+def test_a_key_file_that_is_not_there_stops_the_start_up(tmp_path):
+    from config import ConfigError, load_config
+
+    missing = tmp_path / "no-such-key.pem"
+    with pytest.raises(ConfigError, match="GOLDENHOUR_ANCHOR_KEY_FILE names .*no-such-key"):
+        load_config({"GOLDENHOUR_ANCHOR_KEY_FILE": str(missing)}, instance_path=tmp_path)
+
+
+def test_anchor_without_a_key_configured_says_what_to_set(app, runner):
+    app.config["ANCHOR_KEY_FILE"] = ""
+    result = runner.invoke(args=["audit", "anchor"])
+    assert result.exit_code != 0
+    assert "set GOLDENHOUR_ANCHOR_KEY_FILE and GOLDENHOUR_ANCHOR_LOG" in result.output
+
+
+def test_a_raw_32_byte_key_file_signs_too(app, network, tmp_path, runner):
+    raw_key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "raw.key"
+    key_file.write_bytes(raw_key.private_bytes(serialization.Encoding.Raw,
+                                               serialization.PrivateFormat.Raw,
+                                               serialization.NoEncryption()))
+    app.config["ANCHOR_KEY_FILE"] = str(key_file)
+    result = runner.invoke(args=["audit", "anchor"])
+    assert result.exit_code == 0, result.output
+    assert "at 2026-11-29T03:00:00.000000Z: root" in result.output
+    assert runner.invoke(args=["audit", "verify"]).exit_code == 0
