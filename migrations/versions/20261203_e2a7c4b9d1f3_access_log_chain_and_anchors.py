@@ -6,7 +6,7 @@ Rows already in the log are sealed here, in id order, as the chain's first segme
 The anchors themselves live outside the database (GOLDENHOUR_ANCHOR_LOG).
 
 Revision ID: e2a7c4b9d1f3
-Revises: d2fa70f0a004
+Revises: f3b8d5c0e2a4
 Create Date: 2026-12-03 12:00:00.000000
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e2a7c4b9d1f3'
-down_revision = 'd2fa70f0a004'
+down_revision = 'f3b8d5c0e2a4'
 branch_labels = None
 depends_on = None
 
