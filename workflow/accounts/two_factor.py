@@ -194,6 +194,17 @@ def recovery_codes_left(user: User) -> int:
         RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
 
 
+def _require_code(user: User, code: str, action: str, address: str) -> None:
+    """Claim ``code`` (see `claim_code`) for ``action``; a wrong or used code is logged as
+    a failure of ``action`` (committed) before ValidationFailed naming ``code`` is raised.
+
+    Raises SecretUnreadable when the stored secret does not decrypt.
+    """
+    if not claim_code(user, code):
+        access_log.record(action, "failure", user=user, address=address, detail="wrong code")
+        raise ValidationFailed({"code": WRONG_CODE})
+
+
 def confirm_enrolment(user: User, code: str, address: str) -> list[str]:
     """Turn two-factor sign-in on for ``user`` when ``code`` comes from the authenticator
     set up by `enrolment`; return their recovery codes (shown once). Logged either way.
@@ -205,10 +216,7 @@ def confirm_enrolment(user: User, code: str, address: str) -> list[str]:
         raise Conflict(ALREADY_ON)
     if not user.totp_secret:
         raise Conflict("Open the set-up page again: no authenticator set-up was started.")
-    if not claim_code(user, code):
-        access_log.record("2fa.enrol", "failure", user=user, address=address,
-                          detail="wrong code")
-        raise ValidationFailed({"code": WRONG_CODE})
+    _require_code(user, code, "2fa.enrol", address)
     user.totp_enabled_at = now()
     codes = _replace_recovery_codes(user)
     access_log.record("2fa.enrol", "ok", user=user, address=address, commit=False)
@@ -225,10 +233,7 @@ def new_recovery_codes(user: User, code: str, address: str) -> list[str]:
     """
     if not user.totp_enabled:
         raise Conflict("Two-factor sign-in is off for this account: set it up first.")
-    if not claim_code(user, code):
-        access_log.record("2fa.recovery_codes", "failure", user=user, address=address,
-                          detail="wrong code")
-        raise ValidationFailed({"code": WRONG_CODE})
+    _require_code(user, code, "2fa.recovery_codes", address)
     codes = _replace_recovery_codes(user)
     access_log.record("2fa.recovery_codes", "ok", user=user, address=address, commit=False)
     db.session.commit()
