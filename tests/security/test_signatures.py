@@ -202,3 +202,52 @@ def test_the_api_document_requires_the_signature(action, body):
     assert validator.is_valid({**body, "signature": SIGNED})
     assert not validator.is_valid(body)
     assert not validator.is_valid({**body, "signature": {}})
+
+
+def test_wrong_signatures_are_throttled_and_the_right_password_then_waits(
+        api, referral_id, time_machine):
+    """A stolen session cannot guess the password by signing again and again: after
+    LOGIN_MAX_FAILURES (5) refused signatures the next try is refused unchecked (429,
+    naming the field), the right password too, until the wait (30 s) is over; the
+    throttled tries do not lengthen it."""
+    client, headers = api
+    wrong = {**DECISION, "signature": {"password": "guess"}}
+    for _ in range(5):
+        answer = client.post(f"/api/v1/referrals/{referral_id}/decide", json=wrong,
+                             headers=headers)
+        assert answer.status_code == 422
+        assert WRONG in answer.json["errors"]["signature.password"]
+    for body in (wrong, {**DECISION, "signature": SIGNED}):
+        answer = client.post(f"/api/v1/referrals/{referral_id}/decide", json=body,
+                             headers=headers)
+        assert answer.status_code == 429
+        assert "Too many wrong signatures" in answer.json["errors"]["signature.password"]
+    assert _decisions() == 0
+    time_machine.shift(31)
+    answer = client.post(f"/api/v1/referrals/{referral_id}/decide",
+                         json={**DECISION, "signature": SIGNED}, headers=headers)
+    assert answer.status_code == 200, answer.json
+    assert _decisions() == 1
+    db.session.expire_all()
+    rows = db.session.scalars(select(AccessLog.detail).where(
+        AccessLog.action == "referral.decide", AccessLog.outcome == "denied")).all()
+    assert [row.split(":")[0] for row in rows] == ["signature refused"] * 5 + [
+        "signing throttled"] * 2
+
+
+def test_a_signed_action_forgives_earlier_wrong_signatures(api, referral_id):
+    client, headers = api
+    wrong = {**DECISION, "signature": {"password": "guess"}}
+    for _ in range(4):
+        assert client.post(f"/api/v1/referrals/{referral_id}/decide", json=wrong,
+                           headers=headers).status_code == 422
+    assert client.post(f"/api/v1/referrals/{referral_id}/decide",
+                       json={**DECISION, "signature": SIGNED},
+                       headers=headers).status_code == 200
+    addendum = {"text": "CTA reviewed", "signature": {"password": "guess"}}
+    for _ in range(4):
+        assert client.post(f"/api/v1/referrals/{referral_id}/addendum", json=addendum,
+                           headers=headers).status_code == 422
+    assert client.post(f"/api/v1/referrals/{referral_id}/addendum",
+                       json={**addendum, "signature": SIGNED},
+                       headers=headers).status_code == 200

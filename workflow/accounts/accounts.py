@@ -400,7 +400,54 @@ def set_active(user: User, active: bool) -> None:
 
 class SignatureRefused(ValidationFailed):
     """A signature that does not verify (a wrong password or code): HTTP 422 naming the
-    field, written to the access log as a refusal."""
+    field, written to the access log as a refusal. Its text starts "signature refused",
+    which is how `refuse_if_signing_throttled` finds the refusals in the log."""
+
+    def __str__(self) -> str:
+        return f"signature refused: {super().__str__()}"
+
+
+class SigningThrottled(SignatureRefused):
+    """Too many wrong signatures by this user lately (HTTP 429): a stolen session cannot
+    guess the password or code by signing over and over. Nothing was checked, so its
+    own refusals (logged "signing throttled") do not lengthen the wait."""
+
+    status = 429
+
+    def __str__(self) -> str:
+        return f"signing throttled: {ValidationFailed.__str__(self)}"
+
+
+SIGNED_ACTIONS = ("referral.decide", "referral.addendum")
+
+
+def refuse_if_signing_throttled(user: User, now: datetime) -> None:
+    """Raise SigningThrottled, naming the signature field, while ``user`` must wait: after
+    LOGIN_MAX_FAILURES refused signatures since their last signed action, each further
+    try waits twice as long (30 s at first, at most LOGIN_LOCKOUT_MINUTES), as sign-in
+    does."""
+    config = current_app.config
+    window = timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"])
+    signed = select(func.max(AccessLog.id)).where(
+        AccessLog.user_id == user.id, AccessLog.action.in_(SIGNED_ACTIONS),
+        AccessLog.outcome == "ok")
+    refused = list(db.session.scalars(
+        select(AccessLog.at).where(
+            AccessLog.user_id == user.id, AccessLog.action.in_(SIGNED_ACTIONS),
+            AccessLog.outcome == "denied", AccessLog.detail.like("signature refused%"),
+            AccessLog.at >= now - window,
+            AccessLog.id > func.coalesce(signed.scalar_subquery(), 0))
+        .order_by(AccessLog.at.desc())))
+    free = config["LOGIN_MAX_FAILURES"]
+    if len(refused) < free:
+        return
+    until = refused[0] + min(FIRST_WAIT * 2 ** (len(refused) - free), window)
+    if until <= now:
+        return
+    wait = _wait_words(max(1, math.ceil((until - now).total_seconds())))
+    field = "signature.totp" if user.totp_enabled else "signature.password"
+    raise SigningThrottled({field: f"Too many wrong signatures: nothing was checked. "
+                                   f"Try again in {wait}."})
 
 
 def verify_signature(user: User, secret: Any, what: str = "decision") -> str:
@@ -410,9 +457,11 @@ def verify_signature(user: User, secret: Any, what: str = "decision") -> str:
 
     Returns how they signed: "password" or "totp". Raises ValidationFailed naming the
     field ("signature.password" or "signature.totp") when the secret is missing or not
-    text, SignatureRefused when it is wrong (or the code was used), and
+    text, SignatureRefused when it is wrong (or the code was used), SigningThrottled
+    after too many wrong ones (see `refuse_if_signing_throttled`), and
     two_factor.SecretUnreadable when their TOTP secret no longer decrypts.
     """
+    refuse_if_signing_throttled(user, datetime.now(UTC))
     given = secret if isinstance(secret, dict) else {}
     if user.totp_enabled:
         code = given.get("totp")

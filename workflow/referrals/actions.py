@@ -243,10 +243,11 @@ def _signed(user: User, payload: Any, what: str, read: Callable[[], T]) -> tuple
     """``read()`` the input and verify the signer's own signature (``payload["signature"]``),
     naming every problem of both at once. Returns what was read and how it was signed.
 
-    Raises ValidationFailed, or SignatureRefused when the signature is wrong."""
+    Raises ValidationFailed, SignatureRefused when the signature is wrong, or
+    SigningThrottled after too many wrong ones."""
     errors: dict[str, str] = {}
     value = signed_with = None
-    refused = False
+    raised: type[ValidationFailed] = ValidationFailed
     try:
         value = read()
     except ValidationFailed as exc:
@@ -256,9 +257,9 @@ def _signed(user: User, payload: Any, what: str, read: Callable[[], T]) -> tuple
         signed_with = accounts.verify_signature(user, secret, what)
     except ValidationFailed as exc:
         errors.update(exc.errors)
-        refused = isinstance(exc, accounts.SignatureRefused)
+        raised = type(exc)  # SignatureRefused or SigningThrottled stay what they are
     if errors:
-        raise (accounts.SignatureRefused if refused else ValidationFailed)(errors)
+        raise raised(errors)
     return value, signed_with
 
 
