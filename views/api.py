@@ -57,7 +57,7 @@ def openapi():
 @login_required
 def create_referral():
     try:
-        referral = referrals.raise_referral(current_user, _json_body())
+        referral = referrals.raise_referral(current_user, _json_body(), hold_duplicates=True)
     except DomainError as exc:
         db.session.rollback()
         _log("referral.raise", "denied" if isinstance(exc, NotAllowed) else "failure",

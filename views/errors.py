@@ -32,9 +32,10 @@ def _wants_json() -> bool:
     )
 
 
-def _respond(status: int, message: str, errors: dict | None = None):
+def _respond(status: int, message: str, errors: dict | None = None,
+             details: dict | None = None):
     if _wants_json():
-        body = {"error": message}
+        body = {**(details or {}), "error": message}
         if errors:
             body["errors"] = errors
         return body, status
@@ -73,7 +74,7 @@ def init_app(app) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
         errors = exc.errors if isinstance(exc, ValidationFailed) else None
-        return _respond(exc.status, str(exc), errors)
+        return _respond(exc.status, str(exc), errors, exc.details())
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

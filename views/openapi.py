@@ -62,11 +62,27 @@ SCHEMAS = {
             "arrived_at": {"type": "string", "format": "date-time"},
             "question": {"type": "string", "maxLength": 4000},
             "urgency": {"type": "string", "enum": ["emergency", "urgent"]},
+            "separate_referral": {
+                "type": "boolean", "default": False,
+                "description": "true: raise it although the patient already has an open "
+                               "referral for this specialty (otherwise that is a 409 "
+                               "naming the open one)"},
             "clinical": {"description": "the specialty's own fields (one schema per "
                          "specialty; datetimes are local UK time if no offset)",
                          "anyOf": [{"$ref": f"#/components/schemas/Clinical_{code}"}
                                    for code in clinical.FIELDS]},
         },
+    },
+    "DuplicateReferral": {
+        "type": "object", "required": ["error", "open_referrals"],
+        "properties": {"error": {"type": "string"}, "open_referrals": {
+            "type": "array", "items": {
+                "type": "object", "required": ["id", "reference", "state", "url"],
+                "properties": {"id": {"type": "integer"}, "reference": {"type": "string"},
+                               "state": {"type": "string"},
+                               "referring_hospital": {"type": "string"},
+                               "url": {"type": "string",
+                                       "description": "the open referral's page"}}}}},
     },
     "Event": {
         "type": "object",
@@ -251,6 +267,11 @@ def openapi_document() -> dict:
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/ReferralInput"}}}},
                     "responses": {"201": _referral("the new referral"), **COMMON,
+                                  "409": {"description": "the patient already has an open "
+                                                         "referral for this specialty",
+                                          "content": {"application/json": {"schema": {
+                                              "$ref": "#/components/schemas/"
+                                                      "DuplicateReferral"}}}},
                                   "422": _error("every bad field, by path")},
                 },
                 "get": {

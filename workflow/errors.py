@@ -8,6 +8,10 @@ class DomainError(Exception):
 
     status = 400
 
+    def details(self) -> dict:
+        """What a JSON answer carries besides the message (none by default)."""
+        return {}
+
 
 class NotAllowed(DomainError):
     """The user's role or hospital does not permit this (HTTP 403)."""

@@ -87,7 +87,8 @@ def test_many_referrers_raising_at_once_on_sqlite_all_succeed(network, clock):
     headers = bearer(REFERRER)
     db.session.commit()
 
-    responses = _at_once(network, [("/api/v1/referrals", headers, stroke_payload())
+    responses = _at_once(network, [("/api/v1/referrals", headers,
+                                    stroke_payload(separate_referral=True))
                                    for _ in range(10)])
 
     failures = [r for r in responses if isinstance(r, BaseException)]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import Referral
 from tests.paging.helpers import user
-from tests.workflow.helpers import stroke_form
+from tests.workflow.helpers import bearer, stroke_form, stroke_payload
 from tests.workflow.test_pages import REFERRER, raise_stroke
 from workflow.referrals import actions as referrals
 from workflow.seed import DEMO_PASSWORD
@@ -60,3 +60,42 @@ def test_another_patient_another_specialty_or_a_closed_referral_is_no_duplicate(
     referrals.perform("cancel", first.id, user(REFERRER), {"reason": "raised in error"})
     raise_stroke(client)
     assert count() == 3
+
+
+def test_the_api_answers_409_naming_the_open_referral(client, network):
+    first = client.post("/api/v1/referrals", json=stroke_payload(), headers=bearer(REFERRER))
+    assert first.status_code == 201
+    again = client.post("/api/v1/referrals", json=stroke_payload(), headers=bearer(REFERRER))
+    assert again.status_code == 409
+    body = again.get_json()
+    assert first.json["reference"] in body["error"]
+    assert '"separate_referral": true' in body["error"]
+    assert body["open_referrals"] == [{
+        "id": first.json["id"], "reference": first.json["reference"],
+        "state": first.json["state"], "referring_hospital": "PIL",
+        "url": f"/referrals/{first.json['id']}"}]
+    assert count() == 1
+
+
+def test_the_api_raises_a_separate_one_when_told(client, network):
+    client.post("/api/v1/referrals", json=stroke_payload(), headers=bearer(REFERRER))
+    second = client.post("/api/v1/referrals", json=stroke_payload(separate_referral=True),
+                         headers=bearer(REFERRER))
+    assert second.status_code == 201
+    assert count() == 2
+    odd = client.post("/api/v1/referrals", json=stroke_payload(separate_referral="yes"),
+                      headers=bearer(REFERRER))
+    assert odd.status_code == 422
+    assert odd.json["errors"] == {"separate_referral": "true or false."}
+    assert count() == 2
+
+
+def test_the_form_and_the_api_share_one_hold(client, network):
+    """A referral raised by the API holds the form's second one, and the other way."""
+    first = client.post("/api/v1/referrals", json=stroke_payload(), headers=bearer(REFERRER))
+    page = client.application.test_client()
+    assert page.login(REFERRER, DEMO_PASSWORD).status_code == 302
+    held = page.post("/referrals/new", data=stroke_form())
+    assert held.status_code == 409
+    assert f'href="/referrals/{first.json["id"]}"' in held.get_data(as_text=True)
+    assert count() == 1

@@ -100,7 +100,7 @@ def _seed_referrals(network) -> None:
     referrer = bearer(REFERRER)
     client = network.test_client()
     for _ in range(3):  # something to find, act on and list
-        assert client.post("/api/v1/referrals", json=stroke_payload(),
+        assert client.post("/api/v1/referrals", json=stroke_payload(separate_referral=True),
                            headers=referrer).status_code == 201
     db.session.commit()
 

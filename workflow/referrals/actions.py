@@ -31,7 +31,7 @@ from models import (
 from workflow import events
 from workflow.accounts import accounts, policy
 from workflow.errors import Conflict, NotAllowed, NotFound, ValidationFailed
-from workflow.referrals import chain, states
+from workflow.referrals import chain, duplicates, states
 from workflow.referrals import input as referral_input
 from workflow.referrals.access import actor_kinds, find, get_referral, get_visible
 from workflow.referrals.checks import Errors, storable, text
@@ -81,11 +81,16 @@ def _append_event(referral: Referral, kind: str, actor: User | None, from_state:
     return event
 
 
-def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Referral:
+def raise_referral(user: User, payload: Any, now: datetime | None = None, *,
+                   hold_duplicates: bool = False) -> Referral:
     """Raise a referral from ``payload`` (API field names) and commit it.
 
+    With ``hold_duplicates`` (the form and the API), a second open referral for the same
+    NHS number and specialty is refused unless ``payload["separate_referral"]`` is true.
+
     Raises NotAllowed if the user is not a referrer, ValidationFailed naming every bad
-    field (including a referring hospital other than the user's own).
+    field (including a referring hospital other than the user's own), DuplicateReferral
+    (a Conflict naming the open referrals).
     """
     if not policy.allowed(user, "referral.raise"):
         raise NotAllowed("only referrers can raise referrals")
@@ -101,6 +106,8 @@ def raise_referral(user: User, payload: Any, now: datetime | None = None) -> Ref
     specialty = specialties[data.specialty]
     service = _hub_for(specialty, referring, data.hub)
     p = data.patient
+    if hold_duplicates:
+        duplicates.hold(p["nhs_number"], specialty.code, payload)
     referral = Referral(
         state=State.SUBMITTED, specialty=specialty, hub_service=service,
         referring_hospital=referring, referrer=user, urgency=data.urgency,
