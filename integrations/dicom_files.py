@@ -87,6 +87,11 @@ class StudyMeta:
     image_position: tuple[float, float, float] | None
     transfer_syntax: str
     has_image: bool
+    # The patient module, for workflow/imaging/identity.py's check before an upload.
+    patient_name: str = ""
+    patient_birth_date: str = ""
+    patient_sex: str = ""
+    other_patient_ids: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -407,6 +412,14 @@ def _decode_error(ds: Dataset, exc: Exception) -> ImagingError:
 
 
 @guarded
+def _other_ids(ds: Dataset) -> tuple[str, ...]:
+    value = _value(ds, "OtherPatientIDs", "")
+    if not value:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(str(v).strip()[:64] for v in items if str(v).strip())[:10]
+
+
 def summarise(ds: Dataset) -> StudyMeta:
     """UIDs, description, date, size and slice position of one instance.
 
@@ -438,6 +451,10 @@ def summarise(ds: Dataset) -> StudyMeta:
         image_position=tuple(position[:3]) if position and len(position) >= 3 else None,
         transfer_syntax=str(transfer_syntax(ds)),
         has_image=has_image,
+        patient_name=_text(ds, "PatientName"),
+        patient_birth_date=_text(ds, "PatientBirthDate"),
+        patient_sex=_text(ds, "PatientSex"),
+        other_patient_ids=_other_ids(ds),
     )
 
 

@@ -58,7 +58,9 @@ def search_studies():
 @bp.post("/referrals/<int:referral_id>/studies")
 @login_required
 def link_studies(referral_id: int):
-    """Link studies: {"hospital": "PIL", "study_uids": [...]}."""
+    """Link studies: {"hospital": "PIL", "study_uids": [...]}; a study whose patient
+    disagrees with the referral is refused (409, ``patient_mismatch``) unless the body
+    also says ``"confirm_identity": true, "identity_reason": "..."``."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationFailed({"": "Send a JSON object with Content-Type: application/json."})
@@ -67,9 +69,15 @@ def link_studies(referral_id: int):
     if not isinstance(uids, list) or not all(isinstance(u, str) for u in uids):
         raise ValidationFailed({"study_uids": "A list of Study Instance UIDs."})
     hospital = body.get("hospital")
+    confirm = body.get("confirm_identity", False)
+    if not isinstance(confirm, bool):
+        raise ValidationFailed({"confirm_identity": "true or false."})
+    reason = body.get("identity_reason", "")
     try:
         linked = studies.link(referral_id, current_user,
-                              hospital if isinstance(hospital, str) else None, uids)
+                              hospital if isinstance(hospital, str) else None, uids,
+                              confirm_reason=(reason if isinstance(reason, str) else "")
+                              if confirm else None)
     except DomainError as exc:
         db.session.rollback()
         _log("studies.link", "denied" if isinstance(exc, NotAllowed) else "failure",

@@ -49,6 +49,19 @@ _LINKED = {"type": "object", "required": ["studies"], "properties": {"studies": 
                 "sop_uid": {"type": "string"}, "frames": {"type": "integer"}}}}}}}}}}}}
 
 
+_MISMATCH = {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "string"},
+    "patient_mismatch": {"type": "array", "items": {"type": "object", "properties": {
+        "study_uid": {"type": "string"}, "hospital": {"type": "string"},
+        "description": {"type": "string"},
+        "message": {"type": "string", "description": "whom the study is for and whom the "
+                                                     "referral is for"},
+        "fields": {"type": "array", "items": {"type": "string", "enum": [
+            "patient_id", "family_name", "birth_date", "sex"]}},
+        "disagreements": {"type": "array", "items": {"type": "string"}}}}},
+    "confirm_with": {"type": "object"}}}
+
+
 IMAGE_PATHS = {
     "/api/v1/studies": {
         "get": {
@@ -83,18 +96,33 @@ IMAGE_PATHS = {
         },
         "post": {
             "summary": "Link studies from a hospital's PACS to the referral",
+            "description": "A study whose patient (PatientID / OtherPatientIDs, name, birth "
+                           "date, sex) disagrees with the referral's is refused with 409 "
+                           "and `patient_mismatch` naming both sides; nothing is linked. "
+                           "Send it again with `confirm_identity: true` and an "
+                           "`identity_reason` to link it: the reason, the studies and the "
+                           "fields that disagreed go on the referral's chain.",
             "operationId": "linkStudies", "parameters": [_REFERRAL_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["study_uids"],
                 "properties": {"hospital": {"type": "string",
                                             "description": "default: the referring hospital"},
                                "study_uids": {"type": "array",
-                                              "items": {"type": "string"}}}}}}},
+                                              "items": {"type": "string"}},
+                               "confirm_identity": {"type": "boolean", "default": False},
+                               "identity_reason": {
+                                   "type": "string", "maxLength": 1000,
+                                   "description": "why the study is the referral's patient "
+                                                  "(needed with confirm_identity)"}}}}}},
             "responses": {"201": {"description": "the referral's linked studies", "content": {
                 "application/json": {"schema": _LINKED}}}, **_COMMON,
                 "404": _error("no such referral"),
-                "409": _error("images cannot be linked in this state"),
-                "422": _error("no study UIDs, unknown study, or no PACS for the hospital"),
+                "409": {"description": "images cannot be linked in this state, or a study's "
+                                       "patient disagrees with the referral "
+                                       "(`patient_mismatch`)",
+                        "content": {"application/json": {"schema": _MISMATCH}}},
+                "422": _error("no study UIDs, unknown study, no PACS for the hospital, or "
+                              "confirm_identity without an identity_reason"),
                 "503": _UNAVAILABLE},
         },
     },

@@ -146,6 +146,7 @@ def referral_payload(form: MultiDict) -> dict:
         "arrived_at": _chosen_time(form, "arrived_at"),
         "question": form.get("question", ""),
         "clinical": values,
+        "separate_referral": bool(form.get("separate_referral")),
     }
 
 
@@ -179,13 +180,14 @@ def new():
         form = request.form
         if form.get("find_studies") or form.get("studies_searched"):
             found = _find_studies(form, errors)
-        if not form.get("find_studies") and not form.get("separate_referral"):
-            duplicates = referral_duplicates.open_for(form.get("patient.nhs_number", ""),
-                                                      form.get("specialty", ""))
-            status = 409 if duplicates else status
-        if not form.get("find_studies") and not duplicates:
+        if not form.get("find_studies"):
             try:
-                referral = referrals.raise_referral(current_user, referral_payload(form))
+                referral = referrals.raise_referral(current_user, referral_payload(form),
+                                                    hold_duplicates=True)
+            except referral_duplicates.DuplicateReferral as exc:
+                db.session.rollback()
+                _log("referral.raise", "failure", detail="DuplicateReferral")
+                duplicates, status = exc.open_referrals, 409
             except ValidationFailed as exc:
                 db.session.rollback()
                 _log("referral.raise", "failure", detail="ValidationFailed")
@@ -247,6 +249,11 @@ def _link_ticked(referral_id: int, chosen: list[str]) -> None:
         _log("studies.link", "failure", referral_id, message[:200])
         flash(f"Images not linked: {message}. Link them from this page when the PACS "
               "answers again.")
+    for mismatch in outcome.mismatches:
+        _log("studies.link", "failure", referral_id,
+             f"patient mismatch: {mismatch.study_uid}"[:200])
+        flash(f"Images not linked: {mismatch.sentence}. Check the patient; to link it "
+              "anyway, link it from this page and confirm why.")
     if outcome.linked:
         _log("studies.link", "ok", referral_id, ",".join(outcome.linked)[:500])
         done = len(outcome.linked)

@@ -107,12 +107,17 @@ def link(referral_id: int):
     if not chosen:
         flash("Tick at least one study to link.")
         return redirect(url_for("review.search", referral_id=referral_id))
+    confirm = request.form.get("identity_reason", "") \
+        if request.form.get("confirm_identity") else None
     try:
-        outcome = studies.link_chosen(referral_id, current_user, chosen)
+        outcome = studies.link_chosen(referral_id, current_user, chosen, confirm)
     except NotAllowed as exc:
         db.session.rollback()
         _log("studies.link", "denied", referral_id, str(exc)[:200])
         raise
+    except ValidationFailed as exc:  # confirming with no reason: ask again
+        db.session.rollback()
+        return _confirm_page(referral_id, chosen, [], exc.errors)
     for _, message in outcome.problems:
         _log("studies.link", "failure", referral_id, message[:200])
         flash(f"Not linked: {message}")
@@ -120,7 +125,20 @@ def link(referral_id: int):
         _log("studies.link", "ok", referral_id, ",".join(outcome.linked)[:500])
         done = len(outcome.linked)
         flash(f"{done} stud{'y' if done == 1 else 'ies'} linked.")
+    if outcome.mismatches:
+        _log("studies.link", "failure", referral_id,
+             ("patient mismatch: " + ",".join(m.study_uid for m in outcome.mismatches))[:500])
+        return _confirm_page(referral_id, outcome.unconfirmed(), outcome.mismatches, {})
     return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
+
+
+def _confirm_page(referral_id: int, chosen: list[str], mismatches: list, errors: dict):
+    """The studies refused for a patient mismatch, with both sides named, and a form to
+    link them anyway with a reason (409: nothing was linked)."""
+    referral = db.session.get(Referral, referral_id)
+    return render_template("referrals/confirm_identity.html", referral=referral,
+                           chosen=chosen, mismatches=mismatches, errors=errors), \
+        409 if mismatches else 422
 
 
 @bp.post("/referrals/<int:referral_id>/studies/upload")
@@ -136,14 +154,20 @@ def upload(referral_id: int):
                 files.append((f.filename or "unnamed", f.read()))
         finally:
             f.close()  # large uploads are spooled to temporary files: close them now
+    confirm = request.form.get("identity_reason", "") \
+        if request.form.get("confirm_identity") else None
     try:
-        report = uploads.upload(referral_id, current_user, files)
+        report = uploads.upload(referral_id, current_user, files, confirm)
     except DomainError as exc:
         db.session.rollback()
         _log("studies.upload", "denied" if isinstance(exc, NotAllowed) else "failure",
              referral_id, str(exc)[:200])
         if isinstance(exc, NotAllowed) or _wants_json():
             raise  # the error handler answers: a page, or JSON with exc.status
+        if isinstance(exc, identity.PatientMismatch):
+            flash(f"Upload refused, nothing stored: {exc} Upload the files again with "
+                  "“It is the same patient” and a reason to store them anyway.")
+            return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
         flash(f"Upload failed: {exc}")
         return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
     _log("studies.upload", "ok" if report.stored else "failure", referral_id,

@@ -21,6 +21,7 @@ from tests.services.orthanc import HEAD_CT_DIR
 from workflow.times import local, now
 
 PATIENT_ID = "QMNx85rKkkg"  # the sample series' Patient ID
+SAMPLE_FAMILY_NAME = "Removed"  # its PatientName is "REMOVED"; no birth date or sex
 SAMPLE_STUDY = "1.2.826.0.1.3680043.9.4245.1760717064491086528325869788156915668"
 TODAY_STUDY_DESCRIPTION = "CT angiogram (today)"
 
@@ -109,6 +110,9 @@ def pilgrim(network, pacs):
 
 @pytest.fixture
 def referral(pilgrim) -> Referral:
-    """A stroke referral from Pilgrim whose patient's local number is the sample's."""
-    patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID)
+    """A stroke referral from Pilgrim for the sample's patient: its local number, and
+    the family name the anonymised sample carries (so its studies link without a
+    patient-mismatch confirmation)."""
+    patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID,
+                   family_name=SAMPLE_FAMILY_NAME)
     return raise_stroke(patient=patient)

@@ -21,7 +21,7 @@ from extensions import db
 from integrations import dicom_files
 from integrations.imaging import ImagingError, inspect, read_dataset
 from models import LinkedStudy
-from tests.images.conftest import today_study_files
+from tests.images.conftest import PATIENT_ID, today_study_files
 from tests.images.test_upload_prefetch import upload
 from tests.integrations.dicom_factory import make_dicom, nested_content
 from tests.paging.helpers import REFERRER
@@ -225,7 +225,7 @@ def test_a_file_nested_51_deep_is_refused_by_name_and_never_reaches_the_pacs(
 def test_a_file_nested_10_deep_like_a_real_report_is_stored(referral, client, pilgrim):
     before = pilgrim.instance_count()
     report = make_dicom(np.full((4, 4), 1000, np.uint16), ContentSequence=nested_content(10),
-                        PatientID="GH-DEEP")
+                        PatientID=PATIENT_ID)  # the referral's patient: no mismatch to confirm
     client.login(REFERRER, PASSWORD)
     answer = upload(client, referral.id, [("report.dcm", report)])
     assert answer.get_json()["stored"] == ["report.dcm"], answer.get_json()

@@ -13,6 +13,7 @@ from extensions import db
 from models import AccessLog, LinkedStudy, Referral, ReferralEvent
 from tests.images.conftest import (
     PATIENT_ID,
+    SAMPLE_FAMILY_NAME,
     SAMPLE_STUDY,
     TODAY_STUDY_DESCRIPTION,
     point_pilgrim_at,
@@ -26,8 +27,10 @@ PASSWORD = "goldenhour-demo"
 
 
 def form(**over) -> dict:
-    """The stroke form for the sample patient (the PACS files it under its local number)."""
-    return stroke_form(**{"patient.local_number": PATIENT_ID, **over})
+    """The stroke form for the sample patient (the PACS files it under its local number,
+    with the anonymised name)."""
+    return stroke_form(**{"patient.local_number": PATIENT_ID,
+                          "patient.family_name": SAMPLE_FAMILY_NAME, **over})
 
 
 def study_boxes(page: str) -> list[tuple[str, bool]]:

@@ -101,7 +101,7 @@ def test_linking_more_later_tells_the_assigned_specialist(referral):
                                                   Page.text.like("New images%")))
     assert notice.who == f"user:{user(SPECIALIST).id}"
     assert set(notice.channels) == {"sms", "in_app"}
-    assert PATIENT_ID not in notice.text and "Smith" not in notice.text
+    assert PATIENT_ID not in notice.text and referral.family_name not in notice.text
 
 
 def test_frames_differ_between_presets_and_slices_in_png_and_jpeg(referral, client):

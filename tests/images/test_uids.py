@@ -233,7 +233,9 @@ def test_instances_the_pacs_describes_with_uids_that_are_not_uids_are_not_stored
     good_study, good_series = hostile_pacs
     client.login(REFERRER, PASSWORD)
     answer = client.post(f"/api/v1/referrals/{referral.id}/studies",
-                         json={"hospital": "PIL", "study_uids": [good_study]})
+                         json={"hospital": "PIL", "study_uids": [good_study],
+                               # the hostile PACS's patient is nobody's: linked anyway
+                               "confirm_identity": True, "identity_reason": "test PACS"})
     assert answer.status_code == 201, answer.get_json()
     row = db.session.scalar(select(LinkedStudy).where(LinkedStudy.study_uid == good_study))
     assert [(s["series_uid"], [i["sop_uid"] for i in s["instances"]])

@@ -21,7 +21,7 @@ from integrations.dicom_uid import InvalidUid, check_uid, is_uid
 from integrations.pacs import StudySummary
 from models import Hospital, LinkedStudy, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
-from workflow.imaging import frames
+from workflow.imaging import frames, identity
 from workflow.imaging.endpoints import (
     SEARCH_BUDGET_SECONDS,
     ImagesUnavailable,
@@ -240,18 +240,24 @@ def check_may_link(user: User, referral: Referral) -> None:
 
 
 def link(referral_id: int, user: User, hospital_code: str | None,
-         study_uids: list[str]) -> list[LinkedStudy]:
+         study_uids: list[str], confirm_reason: str | None = None) -> list[LinkedStudy]:
     """Link studies from a hospital's PACS (default: the referring hospital's) and
     commit a `studies_linked` event. A study linked before is refreshed. Linking after
     the first time tells the assigned specialist (an in-app and SMS notice).
 
+    A study whose patient disagrees with the referral (workflow.imaging.identity) is
+    linked only with ``confirm_reason``, the user's reason: the event then carries it
+    and, under ``identity_confirmed``, which studies and fields disagreed.
+
     Raises NotFound, NotAllowed, IllegalTransition, ValidationFailed (no UIDs, more than
     20, one that is not a DICOM UID — named ``study_uids[i]`` —, no PACS for the
-    hospital, or a study the PACS does not have) or ImagesUnavailable (the PACS failed;
-    nothing is linked).
+    hospital, a study the PACS does not have, or an empty ``identity_reason``),
+    PatientMismatch (nothing is linked) or ImagesUnavailable (the PACS failed; nothing
+    is linked).
     """
     referral = get_visible(user, referral_id)
     check_may_link(user, referral)
+    confirm_reason = identity.confirmation(confirm_reason)
     if not study_uids:
         raise ValidationFailed({"study_uids": "Choose at least one study."})
     for n, uid in enumerate(study_uids):
@@ -283,7 +289,12 @@ def link(referral_id: int, user: User, hospital_code: str | None,
                                                   f"{uid}."})
         snapshots.append(describe(uid, metadata))
     record_outcome(*outcomes)
-    return _write_links(referral_id, user, target, snapshots)
+    referral = get_visible(user, referral_id)
+    found = identity.mismatches(referral, target.hospital_code, snapshots)
+    if found and confirm_reason is None:
+        raise identity.PatientMismatch(found)
+    return _write_links(referral_id, user, target, snapshots,
+                        confirmed=(confirm_reason, found) if found else None)
 
 
 @dataclass
@@ -292,9 +303,16 @@ class ChosenLinks:
 
     linked: list[str] = field(default_factory=list)  # study UIDs
     problems: list[tuple[str, str]] = field(default_factory=list)  # (hospital, message)
+    # Studies not linked because their patient disagrees: the form asks to confirm them.
+    mismatches: list[identity.Mismatch] = field(default_factory=list)
+
+    def unconfirmed(self) -> list[str]:
+        """The refused studies as form values ("<hospital>|<uid>") to send again."""
+        return [f"{m.hospital}|{m.study_uid}" for m in self.mismatches]
 
 
-def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
+def link_chosen(referral_id: int, user: User, chosen: list[str],
+                confirm_reason: str | None = None) -> ChosenLinks:
     """Link the studies ticked on a form (``"<hospital code>|<study uid>"`` each), one
     hospital at a time. A hospital whose PACS fails, has no endpoint or no longer has
     the study is reported in ``problems`` and the other hospitals' studies are still
@@ -302,9 +320,11 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
     out, and its prefetch found nothing to warm).
 
     A ticked value whose UID is not a DICOM UID is reported in ``problems`` and never
-    asked for.
+    asked for. A hospital's studies whose patient disagrees with the referral are not
+    linked and are listed in ``mismatches`` (see link: ``confirm_reason`` links them).
 
-    Raises NotFound or NotAllowed (the user may not link images to this referral).
+    Raises NotFound, NotAllowed (the user may not link images to this referral) or
+    ValidationFailed (confirming with an empty reason).
     """
     by_hospital: dict[str, list[str]] = {}
     outcome = ChosenLinks()
@@ -316,9 +336,14 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
             outcome.problems.append((code.strip(), InvalidUid("study", uid.strip()).message))
             continue
         by_hospital.setdefault(code.strip(), []).append(uid.strip())
+    identity.confirmation(confirm_reason)  # an empty reason: before any PACS is asked
     for code, uids in by_hospital.items():
         try:
-            rows = link(referral_id, user, code, uids)
+            rows = link(referral_id, user, code, uids, confirm_reason)
+        except identity.PatientMismatch as exc:
+            db.session.rollback()
+            outcome.mismatches.extend(exc.mismatches)
+            continue
         except (ImagesUnavailable, ValidationFailed, states.IllegalTransition) as exc:
             db.session.rollback()
             if isinstance(exc, ImagesUnavailable):
@@ -334,8 +359,8 @@ def link_chosen(referral_id: int, user: User, chosen: list[str]) -> ChosenLinks:
     return outcome
 
 
-def _write_links(referral_id: int, user: User, target: PacsTarget,
-                 snapshots: list[dict]) -> list[LinkedStudy]:
+def _write_links(referral_id: int, user: User, target: PacsTarget, snapshots: list[dict],
+                 confirmed: tuple[str, list[identity.Mismatch]] | None) -> list[LinkedStudy]:
     rows: list[LinkedStudy] = []
 
     def add_rows(referral: Referral, event) -> None:
@@ -365,10 +390,14 @@ def _write_links(referral_id: int, user: User, target: PacsTarget,
                 f"New images linked to {referral.specialty.name} referral "
                 f"{referral.reference}: {what[:120]}. Open goldenhour to review.")
 
-    referrals.transition(
-        referral_id, "studies_linked", user, before_commit=add_rows,
-        data={"hospital": target.hospital_code,
-              "studies": [{"study_uid": s["study_uid"], "description": s["description"],
-                           "instances": sum(len(x["instances"]) for x in s["series"])}
-                          for s in snapshots]})
+    data = {"hospital": target.hospital_code,
+            "studies": [{"study_uid": s["study_uid"], "description": s["description"],
+                         "instances": sum(len(x["instances"]) for x in s["series"])}
+                        for s in snapshots]}
+    reason = ""
+    if confirmed:
+        reason, found = confirmed
+        data["identity_confirmed"] = {"studies": [m.as_json() for m in found]}
+    referrals.transition(referral_id, "studies_linked", user, before_commit=add_rows,
+                         data=data, reason=reason)
     return rows

@@ -23,6 +23,7 @@ from extensions import db
 from integrations import imaging
 from models import User
 from workflow.errors import ValidationFailed
+from workflow.imaging import identity
 from workflow.imaging.endpoints import (
     ImagesUnavailable,
     PacsTarget,
@@ -246,24 +247,48 @@ class _Sender:
                 self.report.rejected.append((result.label, result.reason))
 
 
-def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> UploadReport:
+def _patients(files: list[tuple[str, bytes]]) -> list[dict]:
+    """A link snapshot's patient part (see studies.describe) for each study among the
+    files, from its first good file; nothing is kept of the files themselves."""
+    seen: dict[str, dict] = {}
+    for _, _, meta in checked_files(files, UploadReport()):
+        seen.setdefault(meta.study_uid, {
+            "study_uid": meta.study_uid, "description": meta.study_description,
+            "modalities": [meta.modality] if meta.modality else [],
+            "patient_id": meta.patient_id,
+            "patient": {"name": meta.patient_name, "birth_date": meta.patient_birth_date,
+                        "sex": meta.patient_sex, "other_ids": list(meta.other_patient_ids)}})
+    return list(seen.values())
+
+
+def upload(referral_id: int, user: User, files: list[tuple[str, bytes]],
+           confirm_reason: str | None = None) -> UploadReport:
     """Validate uploaded DICOM files (or zips of them), store the good ones in the
     referring hospital's PACS by STOW-RS and link their studies. A bad file is reported
     with its name and reason (a zip member as ``<zip>/<member>``); the others still go
     through. Zips are expanded within the limits in this module's docstring.
 
-    Raises NotFound, NotAllowed, ValidationFailed (nothing sent, no PACS configured) or
-    ImagesUnavailable (the PACS could not be reached; nothing was stored). When the PACS
-    fails after some files were stored, those are linked and the rest are reported.
+    The files are read once before anything is stored: a study whose patient disagrees
+    with the referral stops the whole upload (PatientMismatch, nothing stored) unless
+    ``confirm_reason`` says why it is the referral's patient (see studies.link).
+
+    Raises NotFound, NotAllowed, ValidationFailed (nothing sent, no PACS configured, an
+    empty ``identity_reason``), PatientMismatch or ImagesUnavailable (the PACS could not
+    be reached; nothing was stored). When the PACS fails after some files were stored,
+    those are linked and the rest are reported.
     """
     referral = get_visible(user, referral_id)
     check_may_link(user, referral)
+    confirm_reason = identity.confirmation(confirm_reason)
     if not files:
         raise ValidationFailed({"files": "Choose DICOM files or a zip of them."})
     target = target_for_hospital(referral.referring_hospital_id)
     if target is None:
         raise ValidationFailed({"files": f"{referral.referring_hospital.name} has no PACS "
                                          "endpoint configured to store uploads."})
+    found = identity.mismatches(referral, target.hospital_code, _patients(files))
+    if found and confirm_reason is None:
+        raise identity.PatientMismatch(found)
     db.session.commit()
     report = UploadReport()
     sender = _Sender(target, report)
@@ -271,6 +296,7 @@ def upload(referral_id: int, user: User, files: list[tuple[str, bytes]]) -> Uplo
         sender.add(name, data, meta.study_uid)
     sender.flush()
     if sender.studies:
-        linked = link(referral_id, user, target.hospital_code, list(sender.studies))
+        linked = link(referral_id, user, target.hospital_code, list(sender.studies),
+                      confirm_reason)
         report.linked = [row.study_uid for row in linked]
     return report
