@@ -19,12 +19,17 @@ from workflow import access_log
 from workflow.accounts import policy
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, studies
+from workflow.referrals import nhs_number
+from workflow.referrals.access import get_visible
 
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 bp.url_value_preprocessor(refuse_malformed_uids)  # a <study_uid> that is no UID: 404
 # Who may search a patient's studies across the network's PACS.
 SEARCH_PERMISSIONS = ("referral.raise", "worklist.view")
+FREE_SEARCH = ("The PACS are searched only for a referral's patient (referral=<id>) or for "
+               "the patient you are raising a referral for (reason=raising_referral and "
+               "their nhs_number), never for a patient id alone.")
 
 
 @bp.before_request
@@ -43,15 +48,47 @@ def _log(action: str, outcome: str, referral_id: int | None = None, detail: str 
 @bp.get("/studies")
 @login_required
 def search_studies():
-    """Studies of a patient across the network (or one hospital), newest first."""
+    """Studies of a patient across the network (or one hospital), newest first: for a
+    referral the user may see (``referral=<id>``: its patient's identifiers), or for the
+    patient being raised (``reason=raising_referral&nhs_number=...``). A free patient id
+    is never searched. Every search, and every refusal, is in the access log with its
+    reason."""
     if not any(policy.allowed(current_user, p) for p in SEARCH_PERMISSIONS):
         _log("studies.search", "denied")
         raise NotAllowed("your role does not allow searching the hospitals' PACS")
-    ids = request.args.getlist("patient_id") + request.args.getlist("nhs_number")
-    result = studies.search(patient_ids=ids, accession=request.args.get("accession"),
-                            hospital_code=request.args.get("hospital") or None)
-    _log("studies.search", "ok", detail=f"{len(result.studies)} found; "
-                                        f"{len(result.unavailable)} PACS unavailable")
+    args = request.args
+    accession, hospital = args.get("accession", ""), args.get("hospital") or None
+    referral_id = None
+    try:
+        if "patient_id" in args:
+            raise ValidationFailed({"patient_id": FREE_SEARCH})
+        if args.get("referral"):
+            given = args["referral"]
+            if not (given.isascii() and given.isdigit() and len(given) <= 12):
+                raise ValidationFailed({"referral": "A referral id (a whole number)."})
+            referral_id = int(given)
+            referral = get_visible(current_user, referral_id)  # NotAllowed: logged below
+            reason = f"for referral {referral.reference}"
+            result = studies.search_for_referral(referral, accession=accession,
+                                                 hospital_code=hospital)
+        elif args.get("reason") == studies.RAISING_A_REFERRAL:
+            if not policy.allowed(current_user, "referral.raise"):
+                raise NotAllowed("only referrers raise referrals")
+            nhs = nhs_number.normalise(args.get("nhs_number", ""))[:16]
+            reason = f"raising a referral for NHS {nhs}"
+            result = studies.search_for_new_referral(
+                nhs_number=nhs, local_number=args.get("local_number", ""),
+                accession=accession, hospital_code=hospital)
+        else:
+            raise ValidationFailed({"referral": FREE_SEARCH})
+    except DomainError as exc:
+        db.session.rollback()
+        _log("studies.search", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        raise
+    _log("studies.search", "ok", referral_id,
+         f"{reason}: {len(result.studies)} found; {len(result.unavailable)} PACS unavailable"
+         [:500])
     return result.as_json()
 
 

@@ -66,13 +66,27 @@ IMAGE_PATHS = {
     "/api/v1/studies": {
         "get": {
             "summary": "A patient's studies across the network's PACS, newest first",
-            "description": "Each PACS is asked in parallel; one that is down or slow is "
-                           "listed under `unavailable` instead of failing the search.",
+            "description": "Only for a referral you may see (`referral`: its NHS and local "
+                           "numbers are searched) or for the patient you are raising a "
+                           "referral for (`reason=raising_referral` with their "
+                           "`nhs_number`, and `local_number` if known); a search by a "
+                           "patient id alone is refused (422). Every search and refusal "
+                           "is in the access log with its reason. Each PACS is asked in "
+                           "parallel; one that is down or slow is listed under "
+                           "`unavailable` instead of failing the search.",
             "operationId": "searchStudies",
             "parameters": [
-                {"name": "patient_id", "in": "query", "schema": {"type": "string"},
-                 "description": "NHS number or local patient id (repeatable)"},
-                {"name": "accession", "in": "query", "schema": {"type": "string"}},
+                {"name": "referral", "in": "query", "schema": {"type": "integer"},
+                 "description": "search for this referral's patient"},
+                {"name": "reason", "in": "query",
+                 "schema": {"type": "string", "enum": ["raising_referral"]},
+                 "description": "without a referral: you are raising one for nhs_number"},
+                {"name": "nhs_number", "in": "query", "schema": {"type": "string"},
+                 "description": "with reason=raising_referral: the patient's NHS number"},
+                {"name": "local_number", "in": "query", "schema": {"type": "string"},
+                 "description": "with reason=raising_referral: the hospital's local number"},
+                {"name": "accession", "in": "query", "schema": {"type": "string"},
+                 "description": "also find this accession number"},
                 {"name": "hospital", "in": "query", "schema": {"type": "string"},
                  "description": "only this hospital's PACS"},
             ],
@@ -83,7 +97,10 @@ IMAGE_PATHS = {
                                           "studies": {"type": "array", "items": _STUDY},
                                           "unavailable": {"type": "array", "items": {
                                               "type": "object"}}}}}}},
-                          **_COMMON, "422": _error("no patient id or accession number")},
+                          **_COMMON,
+                          "404": _error("no such referral"),
+                          "422": _error("no referral and no reason (a free patient-id "
+                                        "search), or not a valid NHS number")},
         },
     },
     "/api/v1/referrals/{referral_id}/studies": {

@@ -221,16 +221,21 @@ def new():
 
 
 def _find_studies(form: MultiDict, errors: dict[str, str]) -> studies.SearchResult | None:
+    """The PACS searched for the patient being raised (by the NHS number typed), logged
+    with that reason."""
+    nhs = nhs_number.normalise(form.get("patient.nhs_number", ""))[:16]
+    reason = f"raising a referral for NHS {nhs or '(none)'}"
     try:
         found = studies.search_for_new_referral(
-            nhs_number=form.get("patient.nhs_number", ""),
-            local_number=form.get("patient.local_number", ""),
+            nhs_number=nhs, local_number=form.get("patient.local_number", ""),
             accession=form.get("studies_accession", ""))
-    except ValidationFailed:
-        errors["studies_accession"] = ("Enter the NHS number, the local hospital number or an "
-                                       "accession number to find the patient's images.")
+    except ValidationFailed as exc:
+        _log("studies.search", "failure", detail=f"{reason}: {exc}"[:200])
+        errors["studies_accession"] = ("Enter the patient's NHS number to find their images "
+                                       "(with the local hospital number or an accession "
+                                       "number if you have them).")
         return None
-    _log("studies.search", "ok", detail=f"{len(found.studies)} found; "
+    _log("studies.search", "ok", detail=f"{reason}: {len(found.studies)} found; "
                                         f"{len(found.unavailable)} PACS unavailable")
     return found
 

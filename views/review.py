@@ -83,19 +83,19 @@ def toggle_key_image(referral_id: int):
 @bp.get("/referrals/<int:referral_id>/studies/search")
 @login_required
 def search(referral_id: int):
-    """Search the network's PACS for the patient's studies, to tick and link."""
+    """Search the network's PACS for the referral's patient's studies (its NHS and local
+    numbers; an accession number may be added), to tick and link."""
     referral = visible_or_refuse(referral_id, "studies.search")
     if not can_link_images(referral):
         _log("studies.search", "denied", referral_id)
         raise NotAllowed("only the referrer or the assigned specialist can link images")
-    ids = studies.patient_identifiers(referral)
-    extra = (request.args.get("patient_id") or "").strip()[:64]
     accession = (request.args.get("accession") or "").strip()[:64]
-    result = studies.search(patient_ids=ids + ([extra] if extra else []), accession=accession)
-    _log("studies.search", "ok", referral_id, f"{len(result.studies)} found")
+    result = studies.search_for_referral(referral, accession=accession)
+    _log("studies.search", "ok", referral_id,
+         f"for referral {referral.reference}: {len(result.studies)} found")
     linked = {s.study_uid for s in referral.studies}
     return render_template("referrals/link_studies.html", referral=referral, result=result,
-                           linked=linked, patient_id=extra, accession=accession)
+                           linked=linked, accession=accession)
 
 
 @bp.post("/referrals/<int:referral_id>/studies")

@@ -116,3 +116,18 @@ def referral(pilgrim) -> Referral:
     patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID,
                    family_name=SAMPLE_FAMILY_NAME)
     return raise_stroke(patient=patient)
+
+
+@pytest.fixture
+def pacs_requests(monkeypatch):
+    """Every DICOMweb request the app sends (method and URL), whichever client sends it."""
+    sent: list[str] = []
+    real = requests.Session.request
+
+    def recording(self, method, url, *args, **kwargs):
+        if "/dicom-web" in url:
+            sent.append(f"{method} {url}")
+        return real(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", recording)
+    return sent

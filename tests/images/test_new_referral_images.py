@@ -58,24 +58,33 @@ def test_find_images_lists_the_patients_studies_newest_first_with_todays_ticked(
     assert 'value="Ann"' in page  # the form keeps what was typed
     assert db.session.scalar(select(Referral)) is None  # searching sends nothing
     search = db.session.scalar(select(AccessLog).where(AccessLog.action == "studies.search"))
-    assert search.outcome == "ok" and search.detail.startswith("2 found")
+    assert search.outcome == "ok"
+    assert search.detail.startswith("raising a referral for NHS 9434765919: 2 found")
 
 
-def test_an_accession_number_alone_is_searched_on(pilgrim, client):
+def test_an_accession_number_is_searched_on_beside_the_nhs_number(pilgrim, client):
     client.login(REFERRER, PASSWORD)
-    answer = find_images(client, **{"patient.nhs_number": "", "patient.local_number": "",
+    answer = find_images(client, **{"patient.nhs_number": "4010232137",
+                                    "patient.local_number": "",
                                     "studies_accession": "ACC-NOT-FILED"})
     page = answer.get_data(as_text=True)
     assert answer.status_code == 200 and study_boxes(page) == []
     assert "No studies found for this patient" in page
 
 
-def test_find_images_with_no_identifier_says_what_to_enter(pilgrim, client):
+@pytest.mark.parametrize("nhs", ["", "943 476 5918"])
+def test_find_images_without_a_valid_nhs_number_searches_nothing(pilgrim, client,
+                                                                 pacs_requests, nhs):
+    """A local or accession number alone would search for anybody's study."""
     client.login(REFERRER, PASSWORD)
-    answer = find_images(client, **{"patient.nhs_number": "", "patient.local_number": ""})
+    answer = find_images(client, **{"patient.nhs_number": nhs,
+                                    "studies_accession": "ACC-1"})
     assert answer.status_code == 200
-    assert "accession number to find the patient's images" in field_error(
+    assert "Enter the patient's NHS number to find their images" in field_error(
         answer.get_data(as_text=True), "studies_accession")
+    assert pacs_requests == []
+    refused = db.session.scalar(select(AccessLog).where(AccessLog.action == "studies.search"))
+    assert refused.outcome == "failure" and refused.detail.startswith("raising a referral")
 
 
 def test_sending_the_form_raises_the_referral_and_links_the_ticked_studies(pilgrim, client):

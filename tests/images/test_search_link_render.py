@@ -50,7 +50,7 @@ def pixels(body: bytes) -> np.ndarray:
 
 def test_search_finds_the_sample_study_by_patient_id_newest_first(referral, client):
     client.login(REFERRER, PASSWORD)
-    answer = client.get(f"/api/v1/studies?patient_id={PATIENT_ID}")
+    answer = client.get(f"/api/v1/studies?referral={referral.id}")
     assert answer.status_code == 200
     found = answer.get_json()
     assert found["unavailable"] == []
@@ -229,7 +229,7 @@ def test_bad_requests_get_clear_answers(referral, client):
 
 def _unavailable_everywhere(client, referral, ids):
     started = time.monotonic()
-    search = client.get(f"/api/v1/studies?patient_id={PATIENT_ID}")
+    search = client.get(f"/api/v1/studies?referral={referral.id}")
     frame = client.get(frame_url(referral.id, ids[5], preset="stroke"))
     elapsed = time.monotonic() - started
     assert search.status_code == 200

@@ -26,21 +26,6 @@ NOT_UIDS = [HOSTILE, "1.2.03.4", "1..2", ".1.2", "1.2.", "1" * 65, "1.2.3a", "1.
 HOSTILE_PATIENT = "GH-HOSTILE-UIDS"
 
 
-@pytest.fixture
-def pacs_requests(monkeypatch):
-    """Every DICOMweb request the app sends (method and URL), whichever client sends it."""
-    sent: list[str] = []
-    real = requests.Session.request
-
-    def recording(self, method, url, *args, **kwargs):
-        if "/dicom-web" in url:
-            sent.append(f"{method} {url}")
-        return real(self, method, url, *args, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", recording)
-    return sent
-
-
 def linked_count() -> int:
     return db.session.scalar(select(func.count()).select_from(LinkedStudy))
 
@@ -223,9 +208,11 @@ def test_a_study_the_pacs_lists_under_a_uid_that_is_not_one_is_left_out(
         referral, client, hostile_pacs, pacs_requests):
     good_study, _ = hostile_pacs
     client.login(REFERRER, PASSWORD)
-    found = client.get(f"/api/v1/studies?patient_id={HOSTILE_PATIENT}").get_json()
+    found = client.get("/api/v1/studies?reason=raising_referral&nhs_number=9434765919"
+                       f"&local_number={HOSTILE_PATIENT}").get_json()
     assert [s["study_uid"] for s in found["studies"]] == [good_study]
-    assert [r.split("/dicom-web")[1] for r in pacs_requests] == ["/studies"]  # the search alone
+    # The search alone (one query per identifier: NHS number, local number).
+    assert [r.split("/dicom-web")[1] for r in pacs_requests] == ["/studies", "/studies"]
 
 
 def test_instances_the_pacs_describes_with_uids_that_are_not_uids_are_not_stored(

@@ -29,15 +29,18 @@ def server(network):
 def test_the_development_servers_request_lines_hide_patient_ids(server, caplog):
     headers = bearer(REFERRER)
     caplog.set_level(logging.INFO, logger="werkzeug")
-    for query in (f"patient_id=PIL123&nhs_number={NHS}", "nhs_number=943%20476%205919",
-                  "patient_id=QMNx85rKkkg&accession=A1", "hospital=PIL&nhs_number=943+476+5919"):
+    raising = "reason=raising_referral&"
+    for query in (f"{raising}local_number=PIL123&nhs_number={NHS}",
+                  f"{raising}nhs_number=943%20476%205919",
+                  f"{raising}local_number=QMNx85rKkkg&nhs_number={NHS}&accession=A1",
+                  f"{raising}hospital=PIL&nhs_number=943+476+5919"):
         answer = requests.get(f"{server}/api/v1/studies?{query}", headers=headers, timeout=10)
         assert answer.status_code == 200, answer.text[:200]
     requests.get(f"{server}/referrals/new?patient.local_number=PIL123", timeout=10)
     requests.get(f"{server}/nowhere/{NHS}", timeout=10)
     lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
     assert len([line for line in lines if "/api/v1/studies?" in line]) == 4, lines
-    assert any("patient_id=[hidden]&nhs_number=[hidden] HTTP/1.1" in line for line in lines)
+    assert any("local_number=[hidden]&nhs_number=[hidden] HTTP/1.1" in line for line in lines)
     assert any("accession=A1" in line for line in lines)  # not a patient id: kept
     assert any("/nowhere/[hidden]" in line for line in lines)
     for secret in SECRETS:

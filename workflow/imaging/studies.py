@@ -34,6 +34,7 @@ from workflow.imaging.endpoints import (
 )
 from workflow.paging import escalation
 from workflow.referrals import actions as referrals
+from workflow.referrals import nhs_number as nhs_numbers
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds, get_visible
 from workflow.times import LONDON
@@ -150,14 +151,35 @@ def patient_identifiers(referral: Referral) -> list[str]:
     return [i for i in (referral.nhs_number, referral.local_number) if i]
 
 
-def search_for_new_referral(*, nhs_number: str, local_number: str,
-                            accession: str = "") -> SearchResult:
-    """The new-referral form's search, before there is a referral: the patient's studies
-    by NHS number (typed with or without spaces), local number and accession number,
-    newest first, across the network. Raises ValidationFailed when all three are empty."""
-    nhs = "".join((nhs_number or "").split())[:16]
-    return search(patient_ids=[nhs, (local_number or "").strip()[:64]],
-                  accession=(accession or "").strip()[:64])
+# Why a search is made: the PACS are searched only for a referral's patient or for the
+# patient a referral is being raised for, never for a free patient id.
+RAISING_A_REFERRAL = "raising_referral"
+
+
+def search_for_referral(referral: Referral, *, accession: str = "",
+                        hospital_code: str | None = None) -> SearchResult:
+    """The referral's patient's studies (its NHS and local numbers, and an accession
+    number if given), newest first. The caller has checked the user may see the
+    referral. Raises nothing but what search raises."""
+    return search(patient_ids=patient_identifiers(referral),
+                  accession=(accession or "").strip()[:64], hospital_code=hospital_code)
+
+
+def search_for_new_referral(*, nhs_number: str, local_number: str = "",
+                            accession: str = "",
+                            hospital_code: str | None = None) -> SearchResult:
+    """The new-referral form's search, before there is a referral: the studies of the
+    patient being raised, by NHS number (typed with or without spaces), and the local
+    and accession numbers typed beside it, newest first, across the network.
+
+    Raises ValidationFailed (``nhs_number``) when the NHS number is missing or not a
+    valid one: without it the search would be for anybody."""
+    number = nhs_numbers.normalise(nhs_number or "")[:16]
+    if problem := nhs_numbers.problem(number):
+        raise ValidationFailed({"nhs_number": "Images are searched for the patient you are "
+                                              f"raising a referral for: {problem}"})
+    return search(patient_ids=[number, (local_number or "").strip()[:64]],
+                  accession=(accession or "").strip()[:64], hospital_code=hospital_code)
 
 
 # --- Linking ---------------------------------------------------------------------------
