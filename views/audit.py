@@ -79,6 +79,7 @@ def dashboard():
                                                 audit_stats.DECISION_LIMIT),
         month_bars=bar_chart(board.by_month, "referrals"),
         site_bars=bar_chart(board.by_site, "median_decision"),
+        dido_bars=audit_stats.door_in_door_out_bars(filters),
     )
 
 

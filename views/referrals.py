@@ -22,6 +22,7 @@ from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
 from workflow.accounts import accounts
+from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import identity, studies
 from workflow.paging import history as paging_log
@@ -349,6 +350,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
         identity_warnings=identity.warnings(referral),
+        dido=dido.for_referral(referral) if referral.outcome == Outcome.TRANSFER else None,
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
         age=_age(referral.birth_date, at.astimezone(LONDON).date()),
         clinical=_clinical_rows(referral), certainty=CERTAINTY_LABELS,

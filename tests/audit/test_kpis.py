@@ -125,7 +125,8 @@ def test_the_dashboard_shows_tiles_svg_charts_and_links_each_referral_to_its_tim
     page = client.get("/audit/?date_from=2026-01-01&date_to=2026-12-31")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert text.count("<svg") == 2 and "<script" not in text
+    # referrals by month, decision by site, door-in-door-out by month
+    assert text.count("<svg") == 3 and "<script" not in text
     assert "Referrals by month" in text and "2026-02" in text
     assert f'href="/referrals/{audit_set["A4"].id}"' in text
     assert "unanswered" in text and "acknowledge &gt; 15 min" in text

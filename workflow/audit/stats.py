@@ -26,6 +26,7 @@ from extensions import db
 from models import AccessLog, AuditFact, Hospital, HubService, Referral, Specialty
 from models.types import UTCDateTime
 from workflow.audit import clocks as audit_clocks
+from workflow.audit import dido
 from workflow.audit.clocks import EPOCH, ESCALATED, MISSING, TRANSFER, UNANSWERED
 from workflow.errors import ValidationFailed
 from workflow.referrals.clocks import minutes_between
@@ -161,6 +162,12 @@ def _conditions(f: Filters, model, raised_at) -> list:
 
 def _referral_conditions(f: Filters, *, dates: bool = True) -> list:
     return _conditions(f, Referral, Referral.created_at if dates else None)
+
+
+def door_in_door_out_bars(f: Filters, by: str = "month") -> list[dido.Bar]:
+    """The door-in-door-out breakdown of the transfers matching ``f``, one bar per UK
+    month of arrival (or referring hospital): see workflow.audit.dido.bars."""
+    return dido.bars(_referral_conditions(f), by=by)
 
 
 @dataclass(frozen=True)

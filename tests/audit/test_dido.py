@@ -1,0 +1,142 @@
+"""Door-in-door-out, step by step: arrival → CT → images at hub → decision → departure,
+on the referral page and as one stacked bar per month on the audit dashboard.
+
+The suite's night is GMT, so UK wall-clock time (a CT's StudyTime) equals UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from extensions import db
+from models import LinkedStudy, Referral
+from tests.paging.helpers import REFERRER, raise_stroke, user
+from tests.workflow.helpers import AUDIT, SIGNED, STROKE_SPECIALISTS
+from workflow import access_log
+from workflow.audit import dido
+from workflow.referrals import actions as referrals
+from workflow.seed import DEMO_PASSWORD
+from workflow.times import now
+
+pytestmark = pytest.mark.clock
+SPECIALIST = STROKE_SPECIALISTS[0]
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_a_dicom_study_time_is_read_as_uk_wall_clock_time():
+    assert dido.study_time("20261129", "024500.123") == utc("2026-11-29T02:45:00")
+    assert dido.study_time("20260701", "0930") == utc("2026-07-01T08:30:00")  # BST
+    assert dido.study_time("20261129", "") == utc("2026-11-29T00:00:00")
+    assert dido.study_time("", "0930") is None
+    assert dido.study_time("2026XX01", "0930") is None
+
+
+def test_the_steps_add_up_to_the_door_in_door_out_time():
+    found = dido.breakdown({"arrived": utc("2026-11-29T02:30"), "ct": utc("2026-11-29T02:45"),
+                            "images_at_hub": utc("2026-11-29T03:10"),
+                            "decided": utc("2026-11-29T03:30"),
+                            "departed": utc("2026-11-29T04:00")})
+    assert [(s.key, s.minutes) for s in found.steps] == [
+        ("to_ct", 15), ("to_hub_images", 25), ("to_decision", 20), ("to_departure", 30)]
+    assert (found.total, found.not_split) == (90, 0)
+
+
+def test_a_missing_or_out_of_order_step_is_counted_as_not_split():
+    """Decided before anyone at the hub opened the images, and no CT linked."""
+    found = dido.breakdown({"arrived": utc("2026-11-29T02:30"), "ct": None,
+                            "images_at_hub": utc("2026-11-29T03:40"),
+                            "decided": utc("2026-11-29T03:30"),
+                            "departed": utc("2026-11-29T04:00")})
+    assert [s.minutes for s in found.steps] == [None, None, None, 30]
+    assert (found.total, found.not_split) == (90, 60)
+
+
+def transfer(clock, *, ct_time: str | None, hub_views_after: int) -> Referral:
+    """A stroke transfer through the real workflow on the frozen clock: arrived 30 min
+    before it was raised (02:30), a CT at ``ct_time`` (UK time), the referrer opens an
+    image after 2 min (not the hub), the hub specialist after ``hub_views_after``;
+    accepted at +5, decided at +30, departed at +60."""
+    raised = now()
+    referral = raise_stroke()
+    if ct_time:
+        db.session.add(LinkedStudy(
+            referral_id=referral.id, hospital_id=referral.referring_hospital_id,
+            study_uid=f"1.2.826.0.1.3680043.8.498.{referral.id}", description="CT head",
+            study_date=raised.strftime("%Y%m%d"), modalities="CT", series_count=1,
+            instance_count=30, linked_by_id=user(REFERRER).id,
+            snapshot={"study_time": ct_time}))
+        db.session.commit()
+    specialist = user(SPECIALIST)
+    steps = sorted([
+        (2, lambda: access_log.record("image.view", "ok", user=user(REFERRER),
+                                      referral_id=referral.id, commit=True)),
+        (5, lambda: referrals.acknowledge(referral.id, specialist)),
+        (hub_views_after, lambda: access_log.record("image.view", "ok", user=specialist,
+                                                    referral_id=referral.id, commit=True)),
+        (30, lambda: referrals.decide(referral.id, specialist, {
+            "outcome": "transfer", "destination_hospital": "QMC", "destination_unit": "HASU",
+            "transfer_urgency": "immediate", "rationale": "M1 occlusion", **SIGNED})),
+        (60, lambda: referrals.depart(referral.id, user(REFERRER))),
+    ], key=lambda s: s[0])
+    for minute, step in steps:
+        clock.move_to(raised + timedelta(minutes=minute), tick=False)
+        step()
+    db.session.expire_all()
+    return db.session.get(Referral, referral.id)
+
+
+def test_the_referral_page_shows_each_step_of_a_transfer(network, client, clock):
+    referral = transfer(clock, ct_time="024500", hub_views_after=10)
+    found = dido.for_referral(referral)
+    assert found.milestones == {
+        "arrived": utc("2026-11-29T02:30"), "ct": utc("2026-11-29T02:45"),
+        "images_at_hub": utc("2026-11-29T03:10"),  # the specialist's, not the referrer's
+        "decided": utc("2026-11-29T03:30"), "departed": utc("2026-11-29T04:00")}
+    assert [s.minutes for s in found.steps] == [15, 25, 20, 30]
+    client.login(REFERRER, DEMO_PASSWORD)
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    section = page[page.index('id="dido"'):]
+    section = section[:section.index("</section>")]
+    assert "Door-in-door-out: 1 h 30 min" in section
+    shown = re.findall(r'<li class="dido-(\w+)"><span>([^<]+)</span>\s*<strong>([^<]+)</strong>',
+                       section)
+    assert shown == [("to_ct", "Arrival → CT", "15 min"),
+                     ("to_hub_images", "CT → images at hub", "25 min"),
+                     ("to_decision", "Images at hub → decision", "20 min"),
+                     ("to_departure", "Decision → departure", "30 min")]
+
+
+def test_a_referral_not_transferred_shows_no_breakdown(network, client):
+    referral = raise_stroke()
+    client.login(REFERRER, DEMO_PASSWORD)
+    assert 'id="dido"' not in client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+
+
+def test_the_dashboard_stacks_the_average_steps_per_month(network, client, clock):
+    transfer(clock, ct_time="024500", hub_views_after=10)  # 15 + 25 + 20 + 30
+    clock.move_to(utc("2026-11-29T05:00"), tick=False)
+    # No CT linked; the hub opens the images after the decision (at +40).
+    transfer(clock, ct_time=None, hub_views_after=40)  # -, -, -, 30; 60 not split
+    [bar] = dido.bars([])
+    assert (bar.label, bar.transfers) == ("2026-11", 2)
+    assert [bar.average(k) for k, *_ in dido.STEPS] == [7.5, 12.5, 10, 30]
+    assert bar.average("not_split") == 30 and bar.total == 90
+    client.login(AUDIT, DEMO_PASSWORD)
+    page = client.get("/audit/").get_data(as_text=True)
+    table = page[page.index('id="dido-table"'):]
+    row = re.search(r"<tr><td>2026-11</td>(.*?)</tr>", table).group(1)
+    assert re.findall(r'<td class="num">([^<]+)</td>', row) == [
+        "2", "8 min", "12 min", "10 min", "30 min", "30 min", "90 min"]
+    chart = page[page.index('class="chart dido-chart"'):page.index('id="dido-table"')]
+    widths = {k: float(w) for k, w in re.findall(
+        r'<rect class="dido-(\w+)" x="[\d.]+" y="\d+" width="([\d.]+)"', chart)}
+    assert set(widths) == {"to_ct", "to_hub_images", "to_decision", "to_departure",
+                           "not_split"}
+    assert widths["to_departure"] == pytest.approx(2 * widths["to_hub_images"] * 30 / 25,
+                                                   rel=0.02)
