@@ -128,7 +128,7 @@ def link(referral_id: int):
     if outcome.mismatches:
         _log("studies.link", "failure", referral_id,
              ("patient mismatch: " + ",".join(m.study_uid for m in outcome.mismatches))[:500])
-        return _confirm_page(referral_id, outcome.unconfirmed(), outcome.mismatches, {})
+        return _confirm_page(referral_id, outcome.unconfirmed, outcome.mismatches, {})
     return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
 
 

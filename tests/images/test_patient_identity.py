@@ -279,3 +279,27 @@ def test_an_upload_for_another_patient_stores_nothing_until_confirmed(pilgrim, c
     stored = send(confirm_identity="yes", identity_reason="Anonymised export of our CT")
     assert stored.status_code == 200 and stored.json["linked"] == [study_uid]
     assert _events(referral.id)[-1].reason == "Anonymised export of our CT"
+
+
+@pytest.mark.orthanc
+def test_one_mismatched_study_holds_its_hospitals_others_for_the_confirmation(
+        matching_study, client):
+    """A hospital's ticked studies link all or none: the confirmation page sends them all
+    again, the matching one too."""
+    patient = dict(stroke_payload()["patient"], local_number="GH-IDENTITY-1")
+    referral = raise_stroke(patient=patient)
+    client.login(REFERRER, PASSWORD)
+    url = f"/referrals/{referral.id}/studies"
+    chosen = [f"PIL|{matching_study}", f"PIL|{SAMPLE_STUDY}"]
+    asked = client.post(url, data={"study": chosen})
+    page = asked.get_data(as_text=True)
+    assert asked.status_code == 409 and _linked(referral.id) == []
+    assert page.count("identity-mismatch") == 1 and "This CT is for REMOVED" in page
+    for value in chosen:
+        assert f'name="study" value="{value}"' in page
+    done = client.post(url, data={"study": chosen, "confirm_identity": "yes",
+                                  "identity_reason": "Anonymised copy of tonight's CT"})
+    assert done.status_code == 302
+    assert sorted(_linked(referral.id)) == sorted([matching_study, SAMPLE_STUDY])
+    [confirmed] = _events(referral.id)[-1].data["identity_confirmed"]["studies"]
+    assert confirmed["study_uid"] == SAMPLE_STUDY  # only the one that disagreed

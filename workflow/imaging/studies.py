@@ -325,12 +325,11 @@ class ChosenLinks:
 
     linked: list[str] = field(default_factory=list)  # study UIDs
     problems: list[tuple[str, str]] = field(default_factory=list)  # (hospital, message)
-    # Studies not linked because their patient disagrees: the form asks to confirm them.
+    # Studies whose patient disagrees: the form asks to confirm them.
     mismatches: list[identity.Mismatch] = field(default_factory=list)
-
-    def unconfirmed(self) -> list[str]:
-        """The refused studies as form values ("<hospital>|<uid>") to send again."""
-        return [f"{m.hospital}|{m.study_uid}" for m in self.mismatches]
+    # What was not linked because of them (a hospital's studies link all or none), as
+    # form values ("<hospital>|<uid>") to send again with the confirmation.
+    unconfirmed: list[str] = field(default_factory=list)
 
 
 def link_chosen(referral_id: int, user: User, chosen: list[str],
@@ -365,6 +364,7 @@ def link_chosen(referral_id: int, user: User, chosen: list[str],
         except identity.PatientMismatch as exc:
             db.session.rollback()
             outcome.mismatches.extend(exc.mismatches)
+            outcome.unconfirmed.extend(f"{code}|{uid}" for uid in uids)
             continue
         except (ImagesUnavailable, ValidationFailed, states.IllegalTransition) as exc:
             db.session.rollback()
