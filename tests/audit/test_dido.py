@@ -140,3 +140,11 @@ def test_the_dashboard_stacks_the_average_steps_per_month(network, client, clock
                            "not_split"}
     assert widths["to_departure"] == pytest.approx(2 * widths["to_hub_images"] * 30 / 25,
                                                    rel=0.02)
+
+
+def test_the_bars_can_be_per_referring_hospital(network, clock):
+    transfer(clock, ct_time="024500", hub_views_after=10)
+    [bar] = dido.bars([], by="hospital")
+    assert (bar.label, bar.transfers, bar.total) == ("PIL", 1, 90)
+    with pytest.raises(ValueError, match="month or hospital"):
+        dido.bars([], by="hub")
