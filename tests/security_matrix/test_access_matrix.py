@@ -15,7 +15,8 @@ from a permitted user means the access check let the request reach its input, an
 record, no such study). That reading is exact because the app refuses a referral
 outside the user's rights with 403, never a 404 (views.access.visible_or_refuse); a
 route that hid a referral behind a 404 would show up here as "got through". A 5xx is
-a mismatch in every cell. No refused answer may contain the test patient's NHS
+a mismatch in every cell, and every 403 to a signed-in actor must leave a `denied`
+access-log row. No refused answer may contain the test patient's NHS
 number or family name.
 
 One test per database loops through every cell, so the network is seeded once.
@@ -28,11 +29,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from extensions import db
-from models import Delivery, HubService, Specialty
+from models import AccessLog, Delivery, HubService, Specialty
 from tests.conftest import TEST_PASSWORD, make_app, stamp_migrations_head
 from tests.security_matrix.rules import (
     ACTORS,
@@ -243,6 +244,13 @@ def _leaks(body: str) -> list[str]:
     return found + ([f"family name {FAMILY_NAME}"] if FAMILY_NAME.lower() in body.lower() else [])
 
 
+def _last_denial() -> int:
+    """The id of the newest access-log row recording a refusal (0 for none)."""
+    db.session.rollback()
+    return db.session.scalar(select(func.max(AccessLog.id)).where(
+        AccessLog.outcome == "denied")) or 0
+
+
 def _sign_in(client, email: str, password: str) -> None:
     response = client.login(email, password)
     assert response.status_code == 302, f"{email} could not sign in"
@@ -257,17 +265,21 @@ def test_each_actor_reaches_exactly_the_routes_its_rule_allows(app, network, mak
                             "the matrix a value in _scene's values"
     mismatches: list[Cell] = []
     leaks: list[str] = []
+    unlogged: list[str] = []
     cells = 0
 
     def check(client, route, method, actor, expected, signed=False):
         nonlocal cells
         cells += 1
+        before = _last_denial()
         response = _send(client, app, route, method, RULES[route.endpoint], values, signed)
         body = response.get_data(as_text=True)
         got = _outcome(response)
         kind = _kind(got)
         if not (kind in REFUSED if expected == "refused" else kind == expected):
             mismatches.append(Cell(route.endpoint, method, actor, expected, got))
+        if kind == "403" and actor in ACTORS and _last_denial() == before:
+            unlogged.append(f"{route.endpoint} {method} as {actor}")
         if expected != "through" or kind in REFUSED:
             for leak in _leaks(body):
                 leaks.append(f"{route.endpoint} {method} as {actor} ({got}): {leak}")
@@ -302,4 +314,7 @@ def test_each_actor_reaches_exactly_the_routes_its_rule_allows(app, network, mak
     if leaks:
         report.append("answers to someone the table refuses that show the test patient:")
         report += [f"  {leak}" for leak in leaks]
+    if unlogged:
+        report.append("refusals (403) of a signed-in user with no access-log row:")
+        report += [f"  {cell}" for cell in unlogged]
     assert not report, "\n".join(report)
