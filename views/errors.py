@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import render_template, request
+from flask import g, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import InterfaceError as DatabaseInterfaceError
 from werkzeug.exceptions import HTTPException
 
 from views import bodies
@@ -22,7 +24,13 @@ MESSAGES = {
     409: "Someone else changed this first. Reload to see the latest.",
     422: "Some fields need attention.",
     500: "Something went wrong on our side. It has been logged; try again.",
+    503: "The service cannot reach its database just now. Nothing from this request "
+         "was confirmed as saved: wait a few seconds and try again.",
 }
+# A database that is restarting or unreachable: the request is refused with 503 and
+# Retry-After, so a user (or a load balancer, or an API client) knows to try again.
+DATABASE_AWAY = (OperationalError, DisconnectionError, DatabaseInterfaceError)
+RETRY_AFTER_SECONDS = 5
 
 
 def _wants_json() -> bool:
@@ -84,7 +92,30 @@ def init_app(app) -> None:
         message = MESSAGES.get(status, exc.description or "Request refused.")
         return _respond(status, message)
 
+    def database_away(exc: Exception):
+        log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                    type(getattr(exc, "orig", None) or exc).__name__)
+        _forget_failed_work()
+        response = _respond(503, MESSAGES[503])
+        return response[0], 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+    for kind in DATABASE_AWAY:
+        app.register_error_handler(kind, database_away)
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500, MESSAGES[500])
+
+
+def _forget_failed_work() -> None:
+    """After a lost database: end the session's broken transaction, and render the
+    error page as nobody signed in (the user could not be loaded without the database;
+    the page's navigation would otherwise ask for it again)."""
+    from extensions import db, login_manager
+
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001 - the connection is gone; the pool replaces it
+        db.session.close()
+    g._login_user = login_manager.anonymous_user()
