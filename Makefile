@@ -10,7 +10,7 @@ CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run serve test test-dates test-deps system-test-deps fuzz bench lint clean
+.PHONY: run serve test test-dates test-deps system-test-deps fuzz soak bench lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ test: test-deps $(CLOCKSHIFT)
 FUZZ_SECONDS ?= 600
 fuzz: test-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -p no:cacheprovider -q tests/fuzz
+
+# The fault tests (tests/faults) with each fault lasting SOAK_SECONDS: PostgreSQL down,
+# the PACS and Twilio down for a minute. `make test` runs them for a few seconds each.
+SOAK_SECONDS ?= 60
+soak: test-deps
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest -p no:cacheprovider -q -s tests/faults
 
 # The tests that touch time at each shifted date (clock changes, leap day, new year).
 test-dates: test-deps $(CLOCKSHIFT)

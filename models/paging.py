@@ -106,6 +106,9 @@ class Delivery(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     link_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A failed delivery the provider never took (down, 5xx, 429) is sent again at this
+    # time (workflow/paging/delivery.py); None: no resend is planned.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     page: Mapped[Page] = relationship(back_populates="deliveries")
     recipient: Mapped[User | None] = relationship()

@@ -63,11 +63,16 @@ class TransportError(Exception):
     ``permanent`` means retrying is pointless until someone changes something (an
     invalid number, refused credentials); otherwise the provider was down, slow or
     rate-limiting, and a later attempt may work.
+
+    ``unsent`` means the provider surely never took the page (it refused it with
+    429/5xx, or the connection never opened): sending it again later cannot page
+    anyone twice. A timeout or a connection lost mid-request is not unsent.
     """
 
-    def __init__(self, message: str, permanent: bool = False):
+    def __init__(self, message: str, permanent: bool = False, unsent: bool = False):
         super().__init__(message)
         self.permanent = permanent
+        self.unsent = unsent and not permanent
 
 
 def mask(address: str) -> str:

@@ -119,7 +119,7 @@ def call_twilio(action: Callable[[], T], settings: TwilioSettings, what: str) ->
         except TwilioException as exc:
             raise TransportError(f"{what}: the Twilio client failed ({exc})") from None
         if attempt >= settings.retries:
-            raise TransportError(f"{what}: {problem}, {attempt + 1} attempts")
+            raise TransportError(f"{what}: {problem}, {attempt + 1} attempts", unsent=True)
         attempt += 1
         time.sleep(settings.backoff * attempt)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
@@ -19,6 +19,22 @@ from workflow.paging.pages import ASKING, ESCALATING
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
+
+# A delivery the provider never took (Twilio down, 5xx, 429) is sent again after
+# RESEND_FIRST, then twice as long each time, at most RESEND_LONGEST apart, while it has
+# had fewer than RESEND_ATTEMPTS sends (about 15 minutes in all). Escalation does not
+# wait for it: the next step is brought forward at the first failure, as before.
+RESEND_FIRST = timedelta(seconds=5)
+RESEND_LONGEST = timedelta(minutes=2)
+RESEND_ATTEMPTS = 12
+
+
+def resend_at(attempts: int, at: datetime) -> datetime | None:
+    """When a delivery that failed unsent after ``attempts`` sends goes again (None:
+    no more)."""
+    if attempts >= RESEND_ATTEMPTS:
+        return None
+    return at + min(RESEND_FIRST * 2 ** max(attempts - 1, 0), RESEND_LONGEST)
 
 
 
@@ -73,8 +89,10 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
         receipt = channel.notify(message)
     except TransportError as exc:
         log.warning("delivery %s via %s failed: %s", delivery_id, delivery.channel, exc)
+        at = utcnow()
+        retry_at = resend_at(delivery.send_attempts, at) if exc.unsent else None
         record_result(delivery_id, status=DeliveryStatus.FAILED, error=str(exc),
-                            permanent=exc.permanent, at=utcnow())
+                      permanent=exc.permanent, at=at, retry_at=retry_at)
         return SendOutcome(DeliveryStatus.FAILED, error=str(exc))
     status = receipt.status or "sent"
     record_result(delivery_id, status=status, provider_id=receipt.provider_id,
@@ -83,11 +101,14 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
 
 
 def record_result(delivery_id: int, *, status: str, provider_id: str | None = None,
-                  error: str = "", permanent: bool = False, at: datetime | None = None) -> None:
-    """Store what the channel said; if every delivery of the step failed, move on now."""
+                  error: str = "", permanent: bool = False, at: datetime | None = None,
+                  retry_at: datetime | None = None) -> None:
+    """Store what the channel said; if every delivery of the step failed, move on now.
+    ``retry_at``: the sweep sends this failed delivery again then."""
     at = at or utcnow()
     delivery = db.session.get(Delivery, delivery_id)
     delivery.status = status
+    delivery.retry_at = retry_at
     delivery.provider_id = provider_id or delivery.provider_id
     delivery.error = error[:500]
     delivery.permanent_failure = permanent

@@ -194,6 +194,35 @@ def _claim_stale(now: datetime) -> list[int]:
     return taken
 
 
+def _claim_resends(now: datetime) -> list[int]:
+    """Failed deliveries the provider never took whose resend time has come: take them
+    back to 'sending' (none when this process no longer leads the scheduler). A page
+    asking for acceptance is not sent again once the referral is accepted or closed."""
+    if not leadership.may_claim():
+        db.session.rollback()
+        return []
+    waiting = db.session.execute(
+        select(Delivery.id, Delivery.referral_id, Page.kind).join(Page, Page.id == Delivery.page_id)
+        .where(Delivery.retry_at <= now, Delivery.status == DeliveryStatus.FAILED)
+        .order_by(Delivery.retry_at).limit(20)).all()
+    taken = []
+    for delivery_id, referral_id, kind in waiting:
+        referral = _lock_referral(referral_id)
+        still_open = referral.state in escalation.PAGEABLE + (State.UNANSWERED,)
+        values = {"retry_at": None}
+        if still_open or kind not in (*ESCALATING, PageKind.HANDOVER):
+            values.update(status=DeliveryStatus.SENDING, claimed_at=now, error="",
+                          send_attempts=Delivery.send_attempts + 1)
+        if db.session.execute(
+            update(Delivery).where(Delivery.id == delivery_id, Delivery.retry_at <= now,
+                                   Delivery.status == DeliveryStatus.FAILED)
+            .values(**values).execution_options(synchronize_session=False)
+        ).rowcount == 1 and "status" in values:
+            taken.append(delivery_id)
+    db.session.commit()
+    return taken
+
+
 def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100,
              worker: str = WORKER) -> SweepResult:
     """One sweep: resend stale deliveries, then claim and send up to ``limit`` due pages.
@@ -207,7 +236,7 @@ def run_once(channels: Mapping, *, now: datetime | None = None, limit: int = 100
     pinned = now is not None
     now = now or utcnow()
     heartbeat(at=now, detail=worker)
-    for delivery_id in _claim_stale(now):
+    for delivery_id in _claim_stale(now) + _claim_resends(now):
         result.resent += 1
         _count(result, sender.send(delivery_id, channels))
     budget = workers.Budget(limit)
@@ -264,9 +293,12 @@ def _count(result: SweepResult, outcome) -> None:
 
 
 def next_due() -> datetime | None:
-    """When the earliest page still waiting falls due (None: nothing is waiting)."""
-    due = db.session.scalar(select(func.min(Page.due_at)).where(Page.status == PageStatus.DUE))
+    """When the earliest page still waiting, or delivery to be sent again, falls due
+    (None: nothing is waiting)."""
+    page = db.session.scalar(select(func.min(Page.due_at)).where(Page.status == PageStatus.DUE))
+    resend = db.session.scalar(select(func.min(Delivery.retry_at))
+                               .where(Delivery.status == DeliveryStatus.FAILED))
     db.session.commit()
-    if due is not None and due.tzinfo is None:  # SQLite's min() skips the column type
-        due = due.replace(tzinfo=UTC)
-    return due
+    # SQLite's min() skips the column type
+    due = [d if d.tzinfo else d.replace(tzinfo=UTC) for d in (page, resend) if d is not None]
+    return min(due, default=None)
