@@ -10,7 +10,7 @@ CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run serve test test-dates test-deps system-test-deps fuzz soak bench lint clean
+.PHONY: run serve test test-dates test-deps system-test-deps fuzz soak bench load restore-test lint clean
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,8 +75,20 @@ test-dates: test-deps $(CLOCKSHIFT)
 $(CLOCKSHIFT): tools/clockshift/clockshift.c
 	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
 
+# Every bench/bench_*.py; each rewrites its section of docs/BENCHMARKS.md (machine,
+# date, command; see bench/run_benchmarks.py). Heavy: minutes each, ~10 for the load test.
 bench: test-deps
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run_benchmarks.py
+
+# The load test alone (bench/bench_load.py, locust) for LOAD_MINUTES; rewrites its section.
+LOAD_MINUTES ?= 10
+load: test-deps
+	LOAD_MINUTES=$(LOAD_MINUTES) $(PY) bench/run_benchmarks.py --only bench_load.py
+
+# Backups restore: pg_dump the database (DATABASE_URL, else `make serve`'s, else a demo
+# one), restore it into a new cluster, and require `flask audit verify` to pass there.
+restore-test: $(VENV)/.test-installed
+	$(PY) scripts/restore_test.py
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
