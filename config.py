@@ -97,6 +97,25 @@ def _database_url(env: dict[str, str], instance_path: Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _replica_binds(env: dict[str, str], instance_path: Path) -> dict:
+    """DATABASE_REPLICA_URL: a read-only PostgreSQL replica (streaming replication) for
+    the audit dashboard and exports, as the "replica" bind; {} when unset.
+
+    Raises ConfigError as for DATABASE_URL, naming DATABASE_REPLICA_URL, or when the
+    replica is not PostgreSQL."""
+    raw = env.get("DATABASE_REPLICA_URL", "").strip()
+    if not raw:
+        return {}
+    try:
+        url = _database_url({"DATABASE_URL": raw}, instance_path)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("DATABASE_URL", "DATABASE_REPLICA_URL")) from None
+    if not url.startswith("postgresql"):
+        raise ConfigError("DATABASE_REPLICA_URL must be a PostgreSQL replica "
+                          "(postgresql://...); SQLite has no replicas")
+    return {"replica": {"url": url, **engine_options(url)}}
+
+
 def _check_sqlite_file(database: str | None) -> None:
     # An in-memory database would lose every referral at restart, and each connection
     # would see a different empty one.
@@ -176,6 +195,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "SECRET_KEY": _secret_key(env, instance, production),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
+        "SQLALCHEMY_BINDS": _replica_binds(env, instance),
         "PUBLIC_BASE_URL": public_base_url,
         "NETWORK_CODE": env.get("GOLDENHOUR_NETWORK_CODE", "EM").strip().upper() or "EM",
         "IDLE_TIMEOUT_MINUTES": _int(env, "IDLE_TIMEOUT_MINUTES", DEFAULT_IDLE_MINUTES, 1),

@@ -1,5 +1,8 @@
 """Audit pages for audit leads: the dashboard and the CSV exports. Every route needs
-audit.view or audit.export; every page view and export is in the access log."""
+audit.view or audit.export; every page view and export is in the access log.
+
+Their reads go to the replica when DATABASE_REPLICA_URL is set (`reading_replica`,
+extensions.py); the access-log rows they write go to the primary."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from flask import Blueprint, Response, render_template, request, stream_with_con
 from flask_login import current_user
 from sqlalchemy import select
 
-from extensions import db
+from extensions import db, from_replica, reading_replica
 from models import Hospital, HubService, Specialty
 from views.access import client_address, requires
 from workflow import access_log
@@ -70,11 +73,13 @@ def dashboard():
         _log("audit.view", "failure", f"bad filters: {exc}")
         return render_template("audit/dashboard.html", args=args, errors=exc.errors,
                                choices=_choices(), board=None), 422
-    board = audit_stats.dashboard(filters)
-    listed = audit_stats.referral_list(filters)
+    with reading_replica():
+        board = audit_stats.dashboard(filters)
+        listed = audit_stats.referral_list(filters)
+        choices = _choices()
     _log("audit.view", "ok", f"dashboard {request.query_string.decode(errors='replace')}")
     return render_template(
-        "audit/dashboard.html", args=args, errors={}, choices=_choices(), board=board,
+        "audit/dashboard.html", args=args, errors={}, choices=choices, board=board,
         listed=listed, filters=filters, limits=(audit_stats.ACKNOWLEDGE_LIMIT,
                                                 audit_stats.DECISION_LIMIT),
         month_bars=bar_chart(board.by_month, "referrals"),
@@ -135,11 +140,12 @@ def _export(name: str, header: tuple[str, ...], rows_for) -> Response:
         return Response("\n".join(f"{k}: {v}" for k, v in exc.errors.items()) + "\n",
                         status=422, mimetype="text/plain")
     _log("audit.export", "ok", f"{name} {request.query_string.decode(errors='replace')}")
-    rows = rows_for(filters)
+    with reading_replica():
+        rows = rows_for(filters)
     if isinstance(rows, tuple) and rows[0] == "cells":
-        lines = _csv_chunks(header, rows[1])
+        lines = _csv_chunks(header, from_replica(rows[1]))
     else:
-        lines = _csv_lines(header, rows)
+        lines = _csv_lines(header, from_replica(rows))
     response = Response(stream_with_context(lines), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
