@@ -89,7 +89,11 @@ def _configure_logging(app: Flask) -> None:
     from views import request_log
 
     request_log.install()  # no NHS number or patient id in a request line
-    if not logging.getLogger().handlers:
+    if app.config.get("LOG_FORMAT") == "json":
+        from views import log_format
+
+        log_format.use_json()
+    elif not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )

@@ -211,6 +211,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         # with one of them and no authenticator is sent to enrol and reaches nothing else.
         "REQUIRE_2FA_ROLES": _roles(env, "GOLDENHOUR_REQUIRE_2FA_ROLES", DEFAULT_2FA_ROLES),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0, 0),
+        "LOG_FORMAT": _log_format(env),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
@@ -240,6 +241,14 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         **_oidc(env),
     }
     return config
+
+
+def _log_format(env: dict[str, str]) -> str:
+    """LOG_FORMAT: text (default, for people) or json (one object a line, for shipping)."""
+    value = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if value not in {"text", "json"}:
+        raise ConfigError(f"LOG_FORMAT must be text or json, not {env['LOG_FORMAT']!r}")
+    return value
 
 
 def _existing_file(env: dict[str, str], name: str) -> str:
