@@ -1,7 +1,10 @@
 """`/ready`: may a load balancer send this node traffic? Each check named, none calls out.
 
 Ready means the database answers, its schema is at the migrations' head and a
-scheduler process swept recently (pages are going out). The PACS endpoints and the
+scheduler process swept recently (pages are going out). A schema at a revision this
+release does not know is the next release's (`flask db upgrade` runs before the web
+nodes restart, and migrations stay backwards compatible for one release): still ready,
+and the check says so. A schema behind the head is not ready. The PACS endpoints and the
 rota are reported from what the app last saw of them; they never make a node unready
 (a node cannot fix them by being taken out of the pool).
 """
@@ -33,6 +36,23 @@ def migrations_head() -> str:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision in migrations/ (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return frozenset(s.revision for s in ScriptDirectory(str(MIGRATIONS)).walk_revisions())
+
+
+def _migrations(at: str | None) -> str:
+    head = migrations_head()
+    if at == head:
+        return "ok"
+    if at and at not in known_revisions():
+        return f"ok (at {at}, newer than this release's head {head})"
+    return f"at {at or 'nothing'}, head is {head}"
+
+
 def check(now: datetime | None = None) -> tuple[bool, dict]:
     """(ready, body): body is {"status": "ready" | "not ready", "checks": {...},
     "scheduler_leader": {...} | None}. Never raises: a failing check is named."""
@@ -50,8 +70,7 @@ def check(now: datetime | None = None) -> tuple[bool, dict]:
     except Exception:  # noqa: BLE001 - a database made without migrations
         db.session.rollback()
         at = None
-    head = migrations_head()
-    checks["migrations"] = "ok" if at == head else f"at {at or 'nothing'}, head is {head}"
+    checks["migrations"] = _migrations(at)
     beat = heartbeat_status(now)
     age = beat["age_seconds"]
     fresh = age is not None and age < SCHEDULER_FRESH.total_seconds()
@@ -60,7 +79,8 @@ def check(now: datetime | None = None) -> tuple[bool, dict]:
     checks["pacs"] = _pacs_summary()
     checks["rota_open_gaps"] = len(rota_cover.open_gaps())
     db.session.rollback()
-    ready = checks["database"] == checks["migrations"] == checks["scheduler"] == "ok"
+    ready = checks["database"] == checks["scheduler"] == "ok" and \
+        checks["migrations"].startswith("ok")
     return ready, {"status": "ready" if ready else "not ready", "checks": checks,
                    "scheduler_leader": leadership.current(now)}
 

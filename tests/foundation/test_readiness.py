@@ -35,6 +35,26 @@ def test_ready_is_a_503_naming_the_migrations_when_the_schema_is_not_at_head(cli
     assert response.json["checks"]["migrations"] == "at nothing, head is b1c4d6e8f014"
 
 
+def test_a_schema_behind_the_head_is_not_ready_and_one_from_the_next_release_is(client):
+    """Upgrades: `flask db upgrade` runs while the old release serves; its nodes stay
+    in the pool on the newer schema (backwards compatible for one release)."""
+    from sqlalchemy import text
+
+    heartbeat("sweep")
+    stamp_migrations_head()
+    db.session.execute(text("UPDATE alembic_version SET version_num = 'e2a7c4b9d1f3'"))
+    db.session.commit()
+    behind = client.get("/ready")
+    assert behind.status_code == 503
+    assert behind.json["checks"]["migrations"] == "at e2a7c4b9d1f3, head is b1c4d6e8f014"
+    db.session.execute(text("UPDATE alembic_version SET version_num = 'ffff00000001'"))
+    db.session.commit()
+    ahead = client.get("/ready")
+    assert ahead.status_code == 200
+    assert ahead.json["checks"]["migrations"] == \
+        "ok (at ffff00000001, newer than this release's head b1c4d6e8f014)"
+
+
 def test_ready_is_a_503_until_a_scheduler_sweeps(client):
     stamp_migrations_head()
     response = client.get("/ready")
