@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import engine_options, load_config
+from config import engine_options, instance_path, load_config
 from extensions import csrf, db, login_manager, migrate
 
 
@@ -44,7 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     Raises config.ConfigError when an environment variable is missing or malformed.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path())
     os.makedirs(app.instance_path, exist_ok=True)
     app.config.update(load_config(instance_path=app.instance_path))
     if config:

@@ -97,6 +97,19 @@ def _database_url(env: dict[str, str], instance_path: Path) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def instance_path(env: dict[str, str] | None = None) -> str | None:
+    """GOLDENHOUR_INSTANCE_PATH: the instance folder (image cache, development secret
+    key, default SQLite file), an absolute path; None: Flask's ./instance.
+
+    Raises ConfigError for a relative path."""
+    raw = (os.environ if env is None else env).get("GOLDENHOUR_INSTANCE_PATH", "").strip()
+    if not raw:
+        return None
+    if not os.path.isabs(raw):
+        raise ConfigError(f"GOLDENHOUR_INSTANCE_PATH must be an absolute path, not {raw!r}")
+    return raw
+
+
 def _replica_binds(env: dict[str, str], instance_path: Path) -> dict:
     """DATABASE_REPLICA_URL: a read-only PostgreSQL replica (streaming replication) for
     the audit dashboard and exports, as the "replica" bind; {} when unset.

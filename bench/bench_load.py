@@ -187,7 +187,7 @@ def measure(args) -> tuple[list[str], dict]:
                "SCHEDULER_IN_PROCESS": "0", "GOLDENHOUR_REQUIRE_2FA_ROLES": "",
                "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
                "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE": boundary.base_url,
-               "PYTHONPATH": str(ROOT)}
+               "PYTHONPATH": str(ROOT), "GOLDENHOUR_INSTANCE_PATH": str(workdir / "instance")}
         _run([str(BIN / "flask"), "db", "upgrade"], env)
         _run([str(BIN / "flask"), "seed-demo", "--quiet"], env)
         fixture = prepare(env, orthanc, base)  # before the scheduler pages its referrals

@@ -63,7 +63,9 @@ class Stack:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "GOLDENHOUR_ENV": "development",
                     "DATABASE_URL": self.url, "SECRET_KEY": SECRET,
                     "PUBLIC_BASE_URL": self.base, "SCHEDULER_IN_PROCESS": "0",
-                    "GOLDENHOUR_REQUIRE_2FA_ROLES": "", "SWEEP_INTERVAL_SECONDS": "1"}
+                    "GOLDENHOUR_REQUIRE_2FA_ROLES": "", "SWEEP_INTERVAL_SECONDS": "1",
+                    # its own image cache: not the worktree's, not an earlier test's
+                    "GOLDENHOUR_INSTANCE_PATH": str(log_dir.parent / "instance")}
         if twilio is not None:
             self.env.update({k: str(v) for k, v in twilio.app_config().items()})
         self.web: subprocess.Popen | None = None

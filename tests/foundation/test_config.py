@@ -137,3 +137,12 @@ def test_passwords_are_hashed_with_scrypt_unless_a_test_asks_otherwise(tmp_path)
     with app.app_context():
         stored = hash_password("a long enough password")
     assert stored.startswith("scrypt:") and "a long enough password" not in stored
+
+
+def test_the_instance_folder_can_be_moved_to_an_absolute_path(tmp_path):
+    from config import instance_path
+
+    assert instance_path({}) is None
+    assert instance_path({"GOLDENHOUR_INSTANCE_PATH": str(tmp_path)}) == str(tmp_path)
+    with pytest.raises(ConfigError, match="GOLDENHOUR_INSTANCE_PATH must be an absolute path"):
+        instance_path({"GOLDENHOUR_INSTANCE_PATH": "instance"})
