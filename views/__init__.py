@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
+from workflow import labels
 from workflow.accounts import policy
 from workflow.times import format_local, wall_choices
 
@@ -69,6 +70,7 @@ def register(app: Flask) -> None:
 
     app.add_template_filter(format_local, "local")
     app.add_template_filter(wall_choices, "wall_choices")
+    labels.register(app)
 
     @app.context_processor
     def _template_helpers():

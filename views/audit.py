@@ -18,7 +18,7 @@ from sqlalchemy import select
 from extensions import db, from_replica, reading_replica
 from models import Hospital, HubService, Specialty
 from views.access import client_address, requires
-from workflow import access_log
+from workflow import access_log, labels
 from workflow.audit import stats as audit_stats
 from workflow.errors import ValidationFailed
 from workflow.referrals.states import Outcome, State
@@ -49,8 +49,8 @@ def _choices() -> dict[str, list[tuple[str, str]]]:
         "hospital": list(db.session.execute(
             select(Hospital.code, Hospital.name).order_by(Hospital.code))),
         "hub": list(db.session.execute(hubs)),
-        "outcome": [(o.value, o.value.replace("_", " ")) for o in Outcome],
-        "state": [(s.value, s.value.replace("_", " ")) for s in State],
+        "outcome": [(o.value, labels.outcome(o)) for o in Outcome],
+        "state": [(s.value, labels.state(s)) for s in State],
     }
 
 

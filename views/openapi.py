@@ -6,10 +6,16 @@ from functools import cache
 
 from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
+from workflow import labels
 from workflow.referrals import clinical
 from workflow.referrals.clocks import STROKE_WINDOWS
 from workflow.referrals.input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
 from workflow.referrals.states import Outcome, State
+
+
+def _named(table: dict) -> str:
+    """What each value is called on the pages and in the record (workflow/labels.py)."""
+    return "; ".join(f"{value}: {label}" for value, label in table.items())
 
 
 def _error(description: str) -> dict:
@@ -58,7 +64,8 @@ SCHEMAS = {
             "patient": {"$ref": "#/components/schemas/Patient"},
             "onset_at": {"type": "string", "format": "date-time",
                          "description": "onset or last known well; local UK time if no offset"},
-            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY)},
+            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY),
+                                "description": _named(labels.ONSET_CERTAINTY)},
             "arrived_at": {"type": "string", "format": "date-time"},
             "question": {"type": "string", "maxLength": 4000},
             "urgency": {"type": "string", "enum": ["emergency", "urgent"]},
@@ -88,7 +95,8 @@ SCHEMAS = {
         "type": "object",
         "required": ["seq", "kind", "at", "actor", "from_state", "to_state", "data"],
         "properties": {
-            "seq": {"type": "integer"}, "kind": {"type": "string"},
+            "seq": {"type": "integer"},
+            "kind": {"type": "string", "description": _named(labels.EVENTS)},
             "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
             "actor_id": {"type": ["integer", "null"]}, "from_state": NULLABLE_STRING,
             "to_state": {"type": "string"}, "reason": {"type": "string"},
@@ -115,7 +123,8 @@ SCHEMAS = {
         "required": ["now", "onset_certainty", "windows", *CLOCKS],
         "properties": {
             "now": {"type": "string", "format": "date-time"},
-            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY)},
+            "onset_certainty": {"type": "string", "enum": list(ONSET_CERTAINTY),
+                                "description": _named(labels.ONSET_CERTAINTY)},
             **{name: MINUTES for name in CLOCKS},
             "windows": {"type": "array", "description": "stroke treatment windows; empty for "
                                                         "other specialties",
@@ -127,7 +136,8 @@ SCHEMAS = {
         "required": ["outcome", "destination_hospital", "destination_unit", "transfer_urgency",
                      "advice", "rationale", "decided_by", "decided_at"],
         "properties": {
-            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome],
+                        "description": _named(labels.OUTCOMES)},
             "destination_hospital": NULLABLE_STRING, "destination_unit": {"type": "string"},
             "transfer_urgency": {"type": "string", "enum": ["", *TRANSFER_URGENCY]},
             "advice": {"type": "string"}, "rationale": {"type": "string"},
@@ -152,7 +162,8 @@ SCHEMAS = {
         "required": ["id", "reference", "state", "specialty", "referring_hospital", "hub"],
         "properties": {
             "id": {"type": "integer"}, "reference": {"type": "string"},
-            "state": {"type": "string", "enum": [s.value for s in State]},
+            "state": {"type": "string", "enum": [s.value for s in State],
+                      "description": _named(labels.STATES)},
             "specialty": {"type": "string"}, "urgency": {"type": "string"},
             "referring_hospital": {"type": "string"}, "hub": {"type": "string"},
             "assigned_specialist": NULLABLE_STRING,
@@ -190,7 +201,8 @@ SCHEMAS = {
         "type": "object",
         "required": ["outcome", "rationale", "signature"],
         "properties": {
-            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome],
+                        "description": _named(labels.OUTCOMES)},
             "destination_hospital": {"type": "string", "description": "needed for transfer"},
             "destination_unit": {"type": "string"},
             "transfer_urgency": {"type": "string", "enum": list(TRANSFER_URGENCY)},

@@ -20,7 +20,7 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Specialty
 from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access_log
+from workflow import access_log, labels
 from workflow.accounts import accounts
 from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
@@ -31,40 +31,15 @@ from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
 from workflow.referrals.clocks import referral_clocks
-from workflow.referrals.states import FINAL, Outcome, State
+from workflow.referrals.states import FINAL, State
 from workflow.times import LONDON, format_local, now
 
 bp = Blueprint("referrals", __name__)
 
-STATE_LABELS = {
-    State.SUBMITTED: "Submitted",
-    State.AWAITING_SPECIALIST: "Paging specialist",
-    State.UNDER_REVIEW: "Accepted, under review",
-    State.INFO_REQUESTED: "Info requested",
-    State.DECIDED: "Decided",
-    State.IN_TRANSFER: "In transfer",
-    State.CLOSED: "Closed",
-    State.CANCELLED: "Cancelled",
-    State.UNANSWERED: "Unanswered",
-}
-OUTCOME_LABELS = {
-    Outcome.TRANSFER: "Transfer",
-    Outcome.TREAT_LOCALLY: "Treat locally",
-    Outcome.ADVICE_ONLY: "Advice only",
-    Outcome.NOT_ACCEPTED: "Not accepted",
-}
-CERTAINTY_LABELS = {
-    "precise": "Precise", "estimated": "Estimated", "unknown": "Unknown",
-    "during_sleep": "During sleep (last known well)",
-}
-EVENT_LABELS = {
-    "raise": "Referral raised", "page_sent": "Specialist paged", "acknowledge": "Accepted",
-    "request_info": "Information requested", "provide_info": "Information provided",
-    "decide": "Decision", "addendum": "Addendum", "cancel": "Cancelled",
-    "depart": "Departed", "arrive": "Arrived at hub", "close": "Closed",
-    "hand_over": "Handed over", "message": "Message", "studies_linked": "Images linked",
-    "escalation_exhausted": "Nobody answered the pages",
-}
+STATE_LABELS = labels.STATES
+OUTCOME_LABELS = labels.OUTCOMES
+CERTAINTY_LABELS = labels.ONSET_CERTAINTY
+EVENT_LABELS = labels.EVENTS
 # Events that make up the conversation between referrer and specialist.
 THREAD_EVENTS = ("message", "request_info", "provide_info")
 # The order the action forms appear in: the likely next step first, cancel last.
@@ -98,7 +73,7 @@ PATIENT_KEYS = ("nhs_number", "family_name", "given_name", "birth_date", "sex", 
 
 @bp.app_template_global()
 def state_label(state: str) -> str:
-    return STATE_LABELS.get(state, state.replace("_", " ").capitalize())
+    return labels.state(state)
 
 
 @bp.app_template_filter("duration")

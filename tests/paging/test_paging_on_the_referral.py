@@ -40,7 +40,8 @@ def test_the_referrer_sees_who_was_paged_and_how(network, clock, client):
     after = text_of(paging_section(client, referral.id))
     night = user(NIGHT).name
     assert f"SMS to {night}: sent" in after
-    assert f"voice call to {night}: sent" in after
+    # Placed, not answered: nobody has picked up yet.
+    assert f"voice call to {night}: call placed" in after and "answered" not in after
     assert "Step 2: tier 2 on call" in after and "if nobody accepts first" in after
     assert "failed" not in after
 

@@ -298,7 +298,7 @@ def test_a_window_that_will_shut_on_the_way_says_no(login):
                             onset_certainty="during_sleep")
     page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
-    assert "Since last known well (during sleep (last known well)) 3 h 20 min" in text
+    assert "Since last known well (during sleep) 3 h 20 min" in text
     assert "Thrombolysis closes Sun 04:10 1 h 10 min no" in text
 
 

@@ -15,17 +15,10 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from integrations.pager.base import FAILED
 from models import Delivery, Page, Referral, User
+from workflow import labels
 from workflow.paging import escalation
 from workflow.paging.pages import PageKind, PageStatus
 from workflow.referrals.states import State
-
-CHANNEL_LABELS = {"sms": "SMS", "voice": "voice call", "email": "email", "in_app": "in-app",
-                  "console": "console", "none": "—"}
-STATUS_LABELS = {"sending": "sending", "queued": "sent", "sent": "sent",
-                 "accepted": "sent", "delivered": "delivered", "read": "read",
-                 "ringing": "ringing", "in-progress": "answered", "completed": "call ended",
-                 "failed": "failed", "undelivered": "not delivered", "no-answer": "no answer",
-                 "busy": "busy", "canceled": "cancelled", "machine": "voicemail (not an answer)"}
 
 CHANNEL_PREFIXES = {"sms", "call", "voice", "voice call", "email"}
 
@@ -79,12 +72,13 @@ def _reason(error: str) -> str:
 
 def _delivery(d: Delivery, people: dict[int, str]) -> DeliveryLine:
     failed = d.status in FAILED
+    status = labels.in_sentence(labels.delivery_status(d.channel, d.status))
     return DeliveryLine(
         recipient=people.get(d.recipient_id, "nobody") if d.recipient_id else "nobody",
-        channel=CHANNEL_LABELS.get(d.channel, d.channel),
-        status=STATUS_LABELS.get(d.status, d.status.replace("-", " ")),
+        channel=labels.in_sentence(labels.channel(d.channel)),
+        status=status,
         at=d.sent_at or d.updated_at, failed=failed,
-        problem=(_reason(d.error) or STATUS_LABELS.get(d.status, d.status)) if failed else "",
+        problem=(_reason(d.error) or status) if failed else "",
         acknowledged_here=d.link_used_at is not None)
 
 
