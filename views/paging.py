@@ -5,15 +5,17 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 
 from extensions import db
-from models import Delivery
+from models import Delivery, Referral
 from views.access import client_address, requires
 from workflow import access_log
 from workflow.errors import DomainError
 from workflow.paging import ack_links
+from workflow.paging import inbox as pager_inbox
 from workflow.paging import replies as pager_replies
+from workflow.referrals.summary import clinical_summary
+from workflow.times import now
 
 bp = Blueprint("paging", __name__)
 
@@ -25,10 +27,7 @@ class AcceptForm(FlaskForm):
 @bp.get("/pager")
 @requires("pager.inbox")
 def inbox():
-    rows = db.session.scalars(
-        select(Delivery).where(Delivery.recipient_id == current_user.id)
-        .order_by(Delivery.id.desc()).limit(100)).all()
-    return render_template("paging/inbox.html", deliveries=rows)
+    return render_template("paging/inbox.html", groups=pager_inbox.inbox(current_user))
 
 
 @bp.route("/ack/<token>", methods=["GET", "POST"])
@@ -61,4 +60,6 @@ def accept_link(token: str):
             flash(f"You accepted {reference}.")
         return redirect(url_for("referrals.show", referral_id=delivery.referral_id))
     used = delivery.link_used_at is not None
-    return render_template("paging/accept.html", delivery=delivery, form=form, used=used)
+    referral = db.session.get(Referral, delivery.referral_id)
+    return render_template("paging/accept.html", delivery=delivery, form=form, used=used,
+                           summary=clinical_summary(referral, now()))
