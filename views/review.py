@@ -49,6 +49,7 @@ def review(referral_id: int):
     body = render_template(
         "referrals/review.html", referral=referral, listing=listing, flagged=flagged,
         presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS],
+        preset_windows=frames.PRESET_WINDOWS,
         may_flag=bool(actor_kinds(current_user, referral)),
         identity_warnings=identity.warnings(referral))
     _log("image.list", "ok", referral_id, "review page")

@@ -3,7 +3,10 @@
 // pinch or ctrl+wheel zooms; two fingers or a mouse drag pan. JPEG while scrolling,
 // the lossless PNG once the slice stays on screen. The slice on screen is fetched on
 // its own; the rest of the series arrives in runs of BATCH slices per request (a few
-// requests at a time, nearest runs first). No libraries.
+// requests at a time, nearest runs first). The slider moves through the slices too;
+// with "Window/level drag" pressed, a drag (mouse, pen or finger) changes the window:
+// across for width, up and down for level. Orientation markers come from the server
+// (workflow/imaging/orientation.py). No libraries.
 (function () {
   "use strict";
   var dataNode = document.getElementById("viewer-data");
@@ -15,9 +18,14 @@
   var problem = document.getElementById("viewer-problem");
   var presetSelect = document.getElementById("viewer-preset");
   var keyButton = document.getElementById("viewer-key");
+  var slider = document.getElementById("viewer-slider");
+  var wlButton = document.getElementById("viewer-wl");
+  var edges = ["left", "right", "top", "bottom"];
   var started = performance.now();
 
-  var state = { study: null, series: null, index: 0, preset: "brain", zoom: 1, panX: 0, panY: 0 };
+  // window: a {center, width} of the user's own (a drag), else the preset's.
+  var state = { study: null, series: null, index: 0, preset: "brain", window: null,
+                zoom: 1, panX: 0, panY: 0, windowing: false };
   var images = new Map();     // frame url -> HTMLImageElement (loaded or loading)
   var failed = new Set();
   var runs = [], fetching = 0, BATCH = 64, MAX_FETCHES = 4;
@@ -35,8 +43,13 @@
       "?frame=1&preset=" + encodeURIComponent(preset) + "&format=" + format;
   }
   function current() { return state.series.instances[state.index]; }
+  // What the server is asked for: the preset's name, or "center,width" after a drag.
+  function windowParam() {
+    return state.window ? Math.round(state.window.center) + "," + Math.round(state.window.width)
+                        : state.preset;
+  }
   function urlFor(index, format) {
-    return frameUrl(state.study.study_uid, state.series.instances[index].sop_uid, state.preset,
+    return frameUrl(state.study.study_uid, state.series.instances[index].sop_uid, windowParam(),
                     format || "jpeg");
   }
 
@@ -171,10 +184,19 @@
     draw(img);
     var n = state.series.instances.length;
     statusNode.textContent = "Slice " + (state.index + 1) + "/" + n + " · " +
-      (data.preset_labels[state.preset] || state.preset) +
+      (state.window ? "W " + Math.round(state.window.width) + " / L " + Math.round(state.window.center)
+                    : (data.preset_labels[state.preset] || state.preset)) +
       (state.zoom !== 1 ? " · " + state.zoom.toFixed(1) + "×" : "");
     canvas.dataset.slice = String(state.index + 1);
     canvas.dataset.preset = state.preset;
+    canvas.dataset.window = windowParam();
+    slider.max = String(n);
+    slider.value = String(state.index + 1);
+    slider.setAttribute("aria-valuetext", "Slice " + (state.index + 1) + " of " + n);
+    var marks = current().markers || state.series.markers || {};
+    edges.forEach(function (edge) {
+      document.getElementById("marker-" + edge).textContent = marks[edge] || "";
+    });
     if (keyButton) {
       var on = isFlagged(current().sop_uid);
       keyButton.setAttribute("aria-pressed", on ? "true" : "false");
@@ -205,7 +227,7 @@
       for (var i = r[0]; i < r[1]; i++) {
         if (!images.has(urlFor(i))) {
           runs.push({ study: state.study.study_uid, series: state.series.series_uid,
-                      preset: state.preset, first: r[0] + 1, count: r[1] - r[0] });
+                      preset: windowParam(), first: r[0] + 1, count: r[1] - r[0] });
           return;
         }
       }
@@ -242,6 +264,7 @@
 
   function setPreset(name) {
     state.preset = name;
+    state.window = null;
     presetSelect.value = name;
     show();
     preload();
@@ -279,7 +302,7 @@
       b.appendChild(img);
       b.appendChild(document.createTextNode((series.description || series.modality || "Series") +
                                             " (" + series.instances.length + ")"));
-      b.addEventListener("click", function () { state.preset = series.default_preset; presetSelect.value = state.preset; choose(study, series); });
+      b.addEventListener("click", function () { state.preset = series.default_preset; state.window = null; presetSelect.value = state.preset; choose(study, series); });
       li.appendChild(b); strip.appendChild(li);
     });
   });
@@ -314,7 +337,7 @@
   }, { passive: false });
   canvas.addEventListener("touchmove", function (e) {
     e.preventDefault();
-    if (!touch) return;
+    if (!touch || state.windowing) return;  // the pointer handlers below have the drag
     var t = e.touches;
     if (t.length === 1 && touch.y !== undefined) {
       var step = Math.max(8, canvas.getBoundingClientRect().height / Math.max(30, state.series.instances.length));
@@ -332,7 +355,10 @@
   canvas.addEventListener("touchend", function () { touch = null; });
 
   var drag = null;
-  canvas.addEventListener("mousedown", function (e) { drag = { x: e.clientX, y: e.clientY, panX: state.panX, panY: state.panY }; });
+  canvas.addEventListener("mousedown", function (e) {
+    if (state.windowing) return;
+    drag = { x: e.clientX, y: e.clientY, panX: state.panX, panY: state.panY };
+  });
   window.addEventListener("mouseup", function () { drag = null; });
   window.addEventListener("mousemove", function (e) {
     if (!drag) return;
@@ -345,6 +371,46 @@
       var slices = Math.trunc((e.clientY - drag.y) / 10);
       if (slices) { go(-slices); drag.y += slices * 10; }
     }
+  });
+
+  // Window/level by drag: pointer events, so a mouse, a pen and a finger all work.
+  var leveling = null, repaint = null;
+  function startWindow() {
+    var preset = data.preset_windows[state.preset] || [40, 80];
+    return state.window || { center: preset[0], width: preset[1] };
+  }
+  canvas.addEventListener("pointerdown", function (e) {
+    if (!state.windowing || !state.series) return;
+    e.preventDefault();
+    canvas.setPointerCapture(e.pointerId);
+    var from = startWindow();
+    leveling = { id: e.pointerId, x: e.clientX, y: e.clientY, center: from.center, width: from.width };
+  });
+  canvas.addEventListener("pointermove", function (e) {
+    if (!leveling || e.pointerId !== leveling.id) return;
+    // A step per CSS pixel in proportion to the width: fine for a stroke window,
+    // quick for bone.
+    var step = Math.max(0.5, leveling.width / 200);
+    state.window = { width: Math.max(1, leveling.width + (e.clientX - leveling.x) * step),
+                     center: leveling.center - (e.clientY - leveling.y) * step };
+    if (!repaint) repaint = setTimeout(function () { repaint = null; show(); }, 60);
+  });
+  function endWindow(e) {
+    if (!leveling || e.pointerId !== leveling.id) return;
+    leveling = null;
+    clearTimeout(repaint); repaint = null;
+    show();
+    preload();
+  }
+  canvas.addEventListener("pointerup", endWindow);
+  canvas.addEventListener("pointercancel", endWindow);
+  wlButton.addEventListener("click", function () {
+    state.windowing = !state.windowing;
+    wlButton.setAttribute("aria-pressed", state.windowing ? "true" : "false");
+  });
+  slider.addEventListener("input", function () {
+    var next = Number(slider.value) - 1;
+    if (state.series && next !== state.index) { state.index = next; show(); }
   });
 
   presetSelect.addEventListener("change", function () { setPreset(presetSelect.value); });

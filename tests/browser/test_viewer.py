@@ -110,3 +110,86 @@ def test_a_phone_scrolls_the_series_and_switches_presets(referral, live_server, 
     phone.select_option("#viewer-preset", "bone")
     wait_painted(phone, swiped, "bone")
     assert differs(after_swipe, canvas_signature(phone)) > 200
+
+
+def markers(page) -> dict[str, str]:
+    return page.evaluate("""() => Object.fromEntries(['left', 'right', 'top', 'bottom'].map(
+        e => [e, document.getElementById('marker-' + e).textContent]))""")
+
+
+def wait_window(page, before: str) -> str:
+    """Wait until the slice on screen is painted in a window other than ``before``."""
+    page.wait_for_function(
+        """(before) => { const c = document.getElementById('viewer-canvas');
+            const w = c.dataset.window;
+            const asked = 'preset=' + encodeURIComponent(w) + '&';
+            return w !== before && w.includes(',') &&
+                   (c.dataset.painted || '').includes(asked); }""",
+        arg=before, timeout=10_000)
+    page.wait_for_timeout(150)
+    return page.eval_on_selector("#viewer-canvas", "c => c.dataset.window")
+
+
+def test_the_viewer_shows_orientation_a_slice_slider_and_window_level_by_drag(
+        referral, live_server, phone):
+    from extensions import db
+    from tests.paging.helpers import user
+
+    referral_id = referral.id
+    nhs = referral.nhs_number
+    studies.link(referral_id, user(REFERRER), "PIL", [SAMPLE_STUDY])
+    db.session.commit()
+    sign_in(phone, live_server.url, SPECIALIST)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
+    wait_painted(phone, 15, "brain")
+    # The sample CT is axial: the patient seen from the feet.
+    assert markers(phone) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    assert f"NHS {nhs[:3]} {nhs[3:6]} {nhs[6:]}" in phone.inner_text("#banner")
+
+    # The slider follows the slice, and moves it.
+    slider = phone.locator("#viewer-slider")
+    assert slider.get_attribute("max") == "28" and slider.input_value() == "15"
+    slider.focus()
+    phone.keyboard.press("End")
+    wait_painted(phone, 28, "brain")
+    assert slider.input_value() == "28"
+    phone.eval_on_selector("#viewer-slider", """s => { s.value = '5';
+        s.dispatchEvent(new Event('input', {bubbles: true})); }""")
+    wait_painted(phone, 5, "brain")
+    assert "Slice 5/28" in phone.inner_text("#viewer-status")
+    brain = canvas_signature(phone)
+
+    # Window/level: a mouse drag to the right widens the window.
+    phone.click("#viewer-wl")
+    assert phone.get_attribute("#viewer-wl", "aria-pressed") == "true"
+    box = phone.locator("#viewer-canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    phone.mouse.move(x, y)
+    phone.mouse.down()
+    phone.mouse.move(x + 120, y, steps=6)
+    phone.mouse.up()
+    widened = wait_window(phone, "brain")
+    center, width = (float(v) for v in widened.split(","))
+    assert width > 80 and center == 40
+    assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "5"
+    assert "W " in phone.inner_text("#viewer-status")
+    wide = canvas_signature(phone)
+    assert differs(brain, wide) > 50
+
+    # And a finger (real touch input through the browser) drags the level down.
+    cdp = phone.context.new_cdp_session(phone)
+    points = [(x, y - 10 * i) for i in range(8)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart",
+                                          "touchPoints": [{"x": x, "y": y}]})
+    for px, py in points[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove",
+                                              "touchPoints": [{"x": px, "y": py}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    leveled = wait_window(phone, widened)
+    assert float(leveled.split(",")[0]) > center  # dragged up: a higher level
+    assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "5"
+    assert differs(wide, canvas_signature(phone)) > 50
+
+    # A preset puts the window back.
+    phone.select_option("#viewer-preset", "brain")
+    wait_painted(phone, 5, "brain")

@@ -27,6 +27,7 @@ from integrations.dicom_uid import is_uid
 from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
+from workflow.imaging import orientation
 from workflow.imaging.cache import caches
 from workflow.imaging.endpoints import (
     ImagesUnavailable,
@@ -45,6 +46,8 @@ VIEWER_PRESETS = ("brain", "stroke", "subdural", "bone", "cta", "soft_tissue", "
 PRESET_LABELS = {"brain": "Brain 80/40", "stroke": "Stroke 40/40", "subdural": "Subdural 200/80",
                  "bone": "Bone 2000/500", "cta": "CTA 600/200", "soft_tissue": "Soft tissue 400/40",
                  "lung": "Lung 1500/−600", "file": "File"}
+# center, width of each preset: where a window/level drag in the viewer starts.
+PRESET_WINDOWS = {name: (w.center, w.width) for name, w in imaging.PRESETS.items() if w}
 CONTENT_TYPES = imaging.FORMATS
 PREFETCH_INSTANCES = 400  # per referral, beyond the middle slices
 _SUCCESS_EVERY = 30.0  # seconds between "last success" writes per endpoint
@@ -322,6 +325,22 @@ def default_preset(series: dict) -> str:
     return "brain"
 
 
+def _series_listing(series: dict) -> dict:
+    """One series for the viewer: its instances and the orientation markers of the
+    series (from its middle slice), repeated on any slice that faces another way."""
+    instances = series.get("instances", [])
+    marked = [orientation.markers(i.get("orientation")) for i in instances]
+    usual = marked[len(marked) // 2] if marked else None
+    return {
+        "series_uid": series["series_uid"], "number": series.get("number"),
+        "modality": series.get("modality", ""), "description": series.get("description", ""),
+        "default_preset": default_preset(series), "markers": usual,
+        "instances": [{"sop_uid": i["sop_uid"], "frames": i.get("frames") or 1,
+                       **({"markers": m} if m != usual else {})}
+                      for i, m in zip(instances, marked, strict=True)],
+    }
+
+
 def listing(referral: Referral) -> list[dict]:
     """The linked studies with their series and instances, for the viewer (no PACS call)."""
     out = []
@@ -333,13 +352,7 @@ def listing(referral: Referral) -> list[dict]:
             "hospital_name": study.hospital.name, "description": study.description,
             "study_date": study.study_date, "modalities": study.modalities,
             "viewer_url": target.viewer_url(study.study_uid) if target else "",
-            "series": [{
-                "series_uid": s["series_uid"], "number": s.get("number"),
-                "modality": s.get("modality", ""), "description": s.get("description", ""),
-                "default_preset": default_preset(s),
-                "instances": [{"sop_uid": i["sop_uid"], "frames": i.get("frames") or 1}
-                              for i in s.get("instances", [])],
-            } for s in snap.get("series", [])],
+            "series": [_series_listing(s) for s in snap.get("series", [])],
         })
     return out
 

@@ -204,6 +204,15 @@ def _z(ds: Dataset) -> float | None:
         return None
 
 
+def _orientation(ds: Dataset) -> list[float] | None:
+    """Image Orientation (Patient) as six numbers, or None when absent or malformed."""
+    try:
+        values = [round(float(v), 6) for v in ds.get("ImageOrientationPatient") or ()]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 6 else None
+
+
 def _other_ids(ds: Dataset) -> list[str]:
     value = ds.get("OtherPatientIDs")
     if not value:
@@ -232,7 +241,7 @@ def describe(study_uid: str, datasets: list[Dataset]) -> dict:
         entry["instances"].append({"sop_uid": _text(ds, "SOPInstanceUID"),
                                    "number": _number(ds, "InstanceNumber"),
                                    "frames": _number(ds, "NumberOfFrames") or 1,
-                                   "z": _z(ds)})
+                                   "z": _z(ds), "orientation": _orientation(ds)})
     for entry in series.values():
         entry["instances"].sort(key=lambda i: (i["number"] is None, i["number"] or 0,
                                                i["z"] or 0))
