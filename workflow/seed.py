@@ -17,6 +17,10 @@ from workflow.accounts.accounts import hash_password
 from workflow.times import LONDON, now
 
 DEMO_PASSWORD = "goldenhour-demo"
+# The patient of the README's examples: `make run`'s PACS holds the sample head CT as
+# hers (scripts/demo_pacs.py), so "Find images" finds it by this NHS number.
+DEMO_PATIENT = {"nhs_number": "9434765919", "family_name": "Smith", "given_name": "Ann",
+                "birth_date": "1950-01-01", "sex": "female"}
 
 SPECIALTIES = {
     "stroke": "Stroke (hyperacute)",

@@ -8,6 +8,9 @@ counted from a guessed onset is an hour wrong.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -15,8 +18,23 @@ LONDON = ZoneInfo("Europe/London")
 _DAY = "%a %d %b %Y"
 
 
+# Set only by as_of(): the demo's past referrals are written through the workflow as of
+# the instants they happened.
+_as_of: ContextVar[datetime | None] = ContextVar("goldenhour_as_of", default=None)
+
+
 def now() -> datetime:
-    return datetime.now(UTC)
+    return _as_of.get() or datetime.now(UTC)
+
+
+@contextmanager
+def as_of(instant: datetime) -> Iterator[None]:
+    """Within the block, now() is ``instant`` (aware UTC) for this thread / task only."""
+    token = _as_of.set(instant)
+    try:
+        yield
+    finally:
+        _as_of.reset(token)
 
 
 class LocalTimeError(ValueError):
