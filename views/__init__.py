@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from flask_login import current_user
 
-from workflow import labels
 from workflow.accounts import policy
+from workflow.referrals import labels
 from workflow.times import format_local, wall_choices
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.

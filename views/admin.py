@@ -215,12 +215,12 @@ def rota_page():
             status = 422
         else:
             try:
-                added = rota.import_csv(text)
+                report = rota.import_report(text)
             except rota.RotaImportError as exc:
                 bad_rows, status = exc.bad_rows, 422
             else:
-                _log("admin.rota_import", f"{added} shifts")
-                flash(f"Imported {added} new shift(s).")
+                _log("admin.rota_import", f"{report.added} shifts")
+                flash(report.message)
                 return redirect(url_for("admin.rota_page"))
     elif request.method == "POST":
         status = 422

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from extensions import db, from_replica, reading_replica
 from models import Hospital, HubService, Specialty
 from views.access import client_address, requires
-from workflow import access_log, labels
+from workflow import access_log
 from workflow.audit import stats as audit_stats
 from workflow.errors import ValidationFailed
+from workflow.referrals import labels
 from workflow.referrals.states import Outcome, State
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")

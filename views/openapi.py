@@ -6,8 +6,7 @@ from functools import cache
 
 from views.openapi_images import IMAGE_PATHS
 from views.present import ACTION_PATHS
-from workflow import labels
-from workflow.referrals import clinical
+from workflow.referrals import clinical, labels
 from workflow.referrals.clocks import STROKE_WINDOWS
 from workflow.referrals.input import ONSET_CERTAINTY, SEXES, TRANSFER_URGENCY
 from workflow.referrals.states import Outcome, State

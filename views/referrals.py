@@ -20,13 +20,13 @@ from extensions import db
 from models import DecisionRecord, Hospital, Referral, Specialty
 from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
-from workflow import access_log, labels
+from workflow import access_log
 from workflow.accounts import accounts
 from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import identity, studies
 from workflow.paging import history as paging_log
-from workflow.referrals import access, clinical, nhs_number
+from workflow.referrals import access, clinical, labels, nhs_number
 from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input

@@ -24,7 +24,8 @@ WORKFLOW_LAYERS = (
     ("workflow.paging",),
     ("workflow.imaging",),
     ("workflow.audit",),
-    ("workflow.wiring", "workflow.scheduler", "workflow.seed", "workflow.readiness"),
+    ("workflow.wiring", "workflow.scheduler", "workflow.seed", "workflow.readiness",
+     "workflow.demo_history"),
 )
 
 

@@ -135,11 +135,12 @@ def test_the_admin_page_imports_an_uploaded_file_once(admin_client, people):
     before = _shift_count()
     response = _upload(admin_client, GOOD.encode())
     assert response.status_code == 302
-    assert "Imported 4 new shift(s)." in admin_client.get(response.location).get_data(
+    assert "Imported 4 shifts." in admin_client.get(response.location).get_data(
         as_text=True)
     response = _upload(admin_client, GOOD.encode())
-    assert "Imported 0 new shift(s)." in admin_client.get(response.location).get_data(
-        as_text=True)
+    # Says why nothing was added.
+    assert ("Imported 0 new shifts: all 4 shifts in the file were already in the rota."
+            in admin_client.get(response.location).get_data(as_text=True))
     assert _shift_count() == before + 4
     logs = db.session.scalars(select(AccessLog.detail).where(
         AccessLog.action == "admin.rota_import").order_by(AccessLog.id)).all()
@@ -274,3 +275,14 @@ def test_a_long_rota_reads_each_person_and_service_once(people):
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(reads) <= 12, f"{len(reads)} reads for 60 rows"
+
+
+def test_a_re_import_says_why_nothing_was_added(people):
+    assert rota.import_report(GOOD).message == "Imported 4 shifts."
+    again = rota.import_report(GOOD)
+    assert (again.added, again.listed) == (0, 4)
+    assert again.message == ("Imported 0 new shifts: all 4 shifts in the file were "
+                             "already in the rota.")
+    extra = "day@qmc.nhs.uk,QMC,stroke,1,2030-12-01 08:00,2030-12-01 20:00\n"
+    assert rota.import_report(GOOD + extra).message == (
+        "Imported 1 shift; the other 4 were already in the rota.")

@@ -13,11 +13,11 @@ from extensions import db
 from integrations.pager.base import DeliveryStatus
 from tests.paging.helpers import raise_stroke, run_sweep, user
 from tests.workflow.helpers import SIGNED
-from workflow import labels
 from workflow.audit import records
 from workflow.paging.escalation import CHANNELS
 from workflow.referrals import actions as referrals
 from workflow.referrals import input as referral_input
+from workflow.referrals import labels
 from workflow.referrals.clinical import FIELDS
 from workflow.referrals.states import MOVES, Outcome, State
 

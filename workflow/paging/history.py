@@ -15,9 +15,9 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from integrations.pager.base import FAILED
 from models import Delivery, Page, Referral, User
-from workflow import labels
 from workflow.paging import escalation
 from workflow.paging.pages import PageKind, PageStatus
+from workflow.referrals import labels
 from workflow.referrals.states import State
 
 CHANNEL_PREFIXES = {"sms", "call", "voice", "voice call", "email"}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from integrations.pager.base import FAILED
 from models import Delivery, Referral, User
-from workflow import labels
+from workflow.referrals import labels
 
 
 @dataclass(frozen=True)

@@ -105,12 +105,43 @@ def _parse_row(row: dict[str, str], lookups: _Lookups) -> tuple[tuple | None, st
     return (user, service, tier, starts, ends), ""
 
 
+@dataclass(frozen=True)
+class RotaImport:
+    """What an import did: ``added`` new shifts of the ``listed`` rows of the file."""
+
+    added: int
+    listed: int
+
+    @property
+    def message(self) -> str:
+        """What the admin is told: why nothing (or not everything) was added, too."""
+        def shifts(n: int) -> str:
+            return f"{n} shift{'' if n == 1 else 's'}"
+
+        already = self.listed - self.added
+        if self.added == 0:
+            every = "the" if self.listed == 1 else f"all {self.listed}"
+            return (f"Imported 0 new shifts: {every} shift{'' if self.listed == 1 else 's'} "
+                    f"in the file {'was' if self.listed == 1 else 'were'} already in the rota.")
+        if already == 0:
+            return f"Imported {shifts(self.added)}."
+        return (f"Imported {shifts(self.added)}; the other {already} "
+                f"{'was' if already == 1 else 'were'} already in the rota.")
+
+
 def import_csv(text: str) -> int:
+    """Import rota shifts from CSV text (see import_report); the number of new shifts.
+    Raises RotaImportError listing every bad row."""
+    return import_report(text).added
+
+
+def import_report(text: str) -> RotaImport:
     """Import rota shifts from CSV text: every row, or none.
 
     Columns: email, hub (hospital code), specialty, tier, start, end (local time).
     A shift already present (same user, service, tier and start) is left as it is.
-    Returns the number of new shifts. Raises RotaImportError listing every bad row.
+    Returns how many were new of how many the file lists. Raises RotaImportError
+    listing every bad row.
     """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -143,7 +174,7 @@ def import_csv(text: str) -> int:
                                  starts_at=starts, ends_at=ends))
         added += 1
     db.session.commit()
-    return added
+    return RotaImport(added, len(shifts))
 
 
 def _existing_keys(user_ids: set[int], earliest: datetime) -> set[tuple]:

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from models import Referral
-from workflow import labels
-from workflow.referrals import clinical
+from workflow.referrals import clinical, labels
 from workflow.referrals.clocks import referral_clocks
 from workflow.times import LONDON, format_local
 
