@@ -56,7 +56,26 @@ def _rota_gaps() -> list[dict]:
 @bp.get("/status")
 @requires("admin.manage")
 def status():
-    return render_template("admin/status.html", status=integration_status())
+    return render_template("admin/status.html", status=integration_status(),
+                           check_form=FlaskForm(),
+                           checking=scheduler.integrity_check_running())
+
+
+@bp.post("/status/integrity-check")
+@requires("admin.manage")
+def run_integrity_check():
+    """Start `flask audit verify`'s check in the background; the page shows its result."""
+    if not FlaskForm().validate_on_submit():
+        flash("The form had expired; press the button again.")
+        return redirect(url_for("admin.status"))
+    started = scheduler.start_integrity_check(current_app._get_current_object())
+    access_log.record("admin.integrity_check", "ok" if started else "failure",
+                      user=current_user, address=client_address(),
+                      detail="started" if started else "one is already running")
+    db.session.commit()
+    flash("The integrity check is running; reload this page in a minute for its result."
+          if started else "An integrity check is already running.")
+    return redirect(url_for("admin.status") + "#integrity")
 
 
 @bp.get("/escalation")

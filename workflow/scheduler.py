@@ -126,6 +126,38 @@ def nightly_integrity_check() -> str:
     return line
 
 
+_on_demand_lock = threading.Lock()
+_on_demand: threading.Thread | None = None
+
+
+def start_integrity_check(app: Flask) -> bool:
+    """Run the integrity check now, in a background thread of this process (the admin
+    status page's button); its result is kept like the nightly one. False, and nothing
+    started, when one started here is still running. Raises nothing: a failure to run
+    is logged, as the nightly one is."""
+    global _on_demand
+    with _on_demand_lock:
+        if _on_demand is not None and _on_demand.is_alive():
+            return False
+        _on_demand = threading.Thread(target=_nightly, args=(app,), daemon=True,
+                                      name="integrity-check")
+        _on_demand.start()
+        return True
+
+
+def integrity_check_running() -> bool:
+    with _on_demand_lock:
+        return _on_demand is not None and _on_demand.is_alive()
+
+
+def wait_for_integrity_check(timeout: float = 60) -> None:
+    """Block until the check started by start_integrity_check is done (tests)."""
+    with _on_demand_lock:
+        running = _on_demand
+    if running is not None:
+        running.join(timeout)
+
+
 def _nightly(app: Flask) -> None:
     with app.app_context():
         try:

@@ -262,3 +262,25 @@ def test_the_hospitals_page_lists_every_hospital_with_its_trust_hubs_and_pacs(cl
         assert text in qmc_row, text
     pilgrim = next(r for r in rows if "Pilgrim Hospital" in r)
     assert "United Lincolnshire Hospitals NHS Trust" in pilgrim and "none" in pilgrim
+
+
+def test_an_admin_runs_the_integrity_check_from_the_status_page(app, client, network, admin):
+    from workflow import scheduler
+
+    page = _page(client.get("/admin/status"))
+    assert "not run yet" in page and "Run the integrity check now" in page
+    db.session.commit()  # the check runs in its own thread (SQLite: one writer)
+    response = client.post("/admin/status/integrity-check")
+    assert response.status_code == 302 and response.location.endswith("/admin/status#integrity")
+    scheduler.wait_for_integrity_check(60)
+    db.session.expire_all()
+    page = _page(client.get("/admin/status"))
+    assert "intact" in page and "OK: 0 referrals, 0 events" in page
+    assert "The integrity check is running" in page  # the flash, shown once
+    assert len(_log("admin.integrity_check")) == 1
+
+
+def test_the_integrity_check_button_needs_its_csrf_token(app, client, network, admin):
+    response = client.post("/admin/status/integrity-check", csrf=False)
+    assert response.status_code in (302, 400)
+    assert _log("admin.integrity_check") == []

@@ -158,6 +158,7 @@ RULES: dict[str, Rule] = {
     "admin.reset_two_factor": Rule(LOGIN, {"admin"}),
     "admin.rota_page": Rule(LOGIN, {"admin"}),
     "admin.status": Rule(LOGIN, {"admin"}),
+    "admin.run_integrity_check": Rule(LOGIN, {"admin"}),
     "admin.escalation_policies": Rule(LOGIN, {"admin"}),
     "admin.edit_escalation": Rule(LOGIN, {"admin"}),
     "admin_pacs.index": Rule(LOGIN, {"admin"}),
