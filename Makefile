@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask
 PRISM := tools/prism/node_modules/.bin/prism
 OIDC_PROVIDER := tools/oidc/node_modules/oidc-provider/package.json
+AXE := tools/axe/node_modules/axe-core/axe.min.js
 CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
@@ -31,6 +32,11 @@ $(OIDC_PROVIDER): tools/oidc/package.json
 	npm install --silent --no-audit --no-fund --no-package-lock --prefix tools/oidc
 	@touch $@
 
+# axe-core for the accessibility browser tests (injected from disk, never from the internet).
+$(AXE): tools/axe/package.json
+	npm install --silent --no-audit --no-fund --no-package-lock --prefix tools/axe
+	@touch $@
+
 run: $(VENV)/.run-installed
 	@scripts/system-deps.sh run
 	$(FLASK) db upgrade
@@ -46,7 +52,7 @@ system-test-deps:
 	@scripts/system-deps.sh test
 
 # Debian packages first: Prism's and oidc-provider's installs need npm.
-test-deps: system-test-deps $(VENV)/.test-installed $(PRISM) $(OIDC_PROVIDER)
+test-deps: system-test-deps $(VENV)/.test-installed $(PRISM) $(OIDC_PROVIDER) $(AXE)
 
 # Then the tests that touch time once more, a year ahead in another time zone, so that
 # the next test that only passes on the day it was written fails here.
@@ -94,4 +100,4 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) tools/prism/node_modules tools/oidc/node_modules .pytest_cache $(CLOCKSHIFT)
+	rm -rf $(VENV) tools/prism/node_modules tools/oidc/node_modules tools/axe/node_modules .pytest_cache $(CLOCKSHIFT)

@@ -29,8 +29,10 @@ def _layout(page) -> dict:
         const body = getComputedStyle(document.body);
         const wide = [...document.querySelectorAll('body *')].filter(e => {
             const r = e.getBoundingClientRect();
-            // Inside a scrolling table wrapper is fine: the table scrolls, not the page.
-            return r.width > 0 && r.right > innerWidth + 1 && !e.closest('.table-wrap');
+            // Inside a scrolling table wrapper or the header's nav is fine: they
+            // scroll sideways, not the page.
+            return r.width > 0 && r.right > innerWidth + 1 &&
+                   !e.closest('.table-wrap') && !e.closest('.top .nav');
         }).map(e => e.tagName + (e.className ? '.' + e.className : ''));
         return {scrollWidth: document.documentElement.scrollWidth, innerWidth,
                 fontSize: parseFloat(body.fontSize), background: body.backgroundColor,
