@@ -36,10 +36,6 @@ from workflow.times import LONDON, format_local, now
 
 bp = Blueprint("referrals", __name__)
 
-STATE_LABELS = labels.STATES
-OUTCOME_LABELS = labels.OUTCOMES
-CERTAINTY_LABELS = labels.ONSET_CERTAINTY
-EVENT_LABELS = labels.EVENTS
 # Events that make up the conversation between referrer and specialist.
 THREAD_EVENTS = ("message", "request_info", "provide_info")
 # The order the action forms appear in: the likely next step first, cancel last.
@@ -191,7 +187,7 @@ def new():
     return render_template(
         "referrals/new.html", form=form, errors=errors, specialties=_names(Specialty),
         hospitals=_names(Hospital), fields=clinical.FIELDS, sexes=referral_input.SEXES,
-        certainties=CERTAINTY_LABELS, max_time=_local_input(now()), found=found,
+        certainties=labels.ONSET_CERTAINTY, max_time=_local_input(now()), found=found,
         ticked=ticked, nhs_check=NHS_CHECK, duplicates=duplicates,
     ), status
 
@@ -328,9 +324,9 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         dido=dido.for_referral(referral) if referral.outcome == Outcome.TRANSFER else None,
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
         age=_age(referral.birth_date, at.astimezone(LONDON).date()),
-        clinical=_clinical_rows(referral), certainty=CERTAINTY_LABELS,
+        clinical=_clinical_rows(referral),
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
-        event_labels=EVENT_LABELS, outcomes=OUTCOME_LABELS,
+        event_labels=labels.EVENTS, outcomes=labels.OUTCOMES,
         records=db.session.execute(select(DecisionRecord.id, DecisionRecord.version,
                                           DecisionRecord.status, DecisionRecord.error)
                                    .where(DecisionRecord.referral_id == referral.id)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.browser.test_accessibility import axe_source, serious_violations  # noqa: F401
 from tests.images.conftest import SAMPLE_STUDY
 from workflow.imaging import studies
 
@@ -131,7 +132,7 @@ def wait_window(page, before: str) -> str:
 
 
 def test_the_viewer_shows_orientation_a_slice_slider_and_window_level_by_drag(
-        referral, live_server, phone):
+        referral, live_server, phone, axe_source):  # noqa: F811
     from extensions import db
     from tests.paging.helpers import user
 
@@ -139,9 +140,11 @@ def test_the_viewer_shows_orientation_a_slice_slider_and_window_level_by_drag(
     nhs = referral.nhs_number
     studies.link(referral_id, user(REFERRER), "PIL", [SAMPLE_STUDY])
     db.session.commit()
+    phone.context.add_init_script(path=str(axe_source))
     sign_in(phone, live_server.url, SPECIALIST)
     phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
     wait_painted(phone, 15, "brain")
+    assert serious_violations(phone) == []  # the viewer's controls: labelled, legible
     # The sample CT is axial: the patient seen from the feet.
     assert markers(phone) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
     assert f"NHS {nhs[:3]} {nhs[3:6]} {nhs[6:]}" in phone.inner_text("#banner")

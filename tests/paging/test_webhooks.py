@@ -190,7 +190,7 @@ def test_the_page_link_needs_sign_in_works_once_and_only_for_its_owner(network, 
     assert other.get(path).status_code == 403
     owner = app.test_client()
     owner.login("stroke.night@qmc.demo.nhs.uk", "goldenhour-demo")
-    assert "Accept this referral?" in owner.get(path).get_data(as_text=True)
+    assert "I'll take this referral" in owner.get(path).get_data(as_text=True)
     assert owner.post(path).status_code == 302
     assert state_of(referral.id) == "under_review"
     again = owner.get(path).get_data(as_text=True)
