@@ -9,7 +9,7 @@ to show.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -32,6 +32,7 @@ from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
 from workflow.referrals.clocks import referral_clocks
 from workflow.referrals.states import FINAL, State
+from workflow.referrals.summary import age_on
 from workflow.times import LONDON, format_local, now
 
 bp = Blueprint("referrals", __name__)
@@ -291,10 +292,6 @@ def worklist():
 
 
 
-def _age(birth: date, today: date) -> int:
-    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-
-
 def _clinical_rows(referral: Referral) -> list[tuple[str, str]]:
     return clinical.rows(referral.specialty.code, referral.clinical, format_local)
 
@@ -323,7 +320,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         identity_warnings=identity.warnings(referral),
         dido=dido.for_referral(referral) if referral.outcome == Outcome.TRANSFER else None,
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
-        age=_age(referral.birth_date, at.astimezone(LONDON).date()),
+        age=age_on(referral.birth_date, at.astimezone(LONDON).date()),
         clinical=_clinical_rows(referral),
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
         event_labels=labels.EVENTS, outcomes=labels.OUTCOMES,
