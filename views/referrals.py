@@ -31,7 +31,7 @@ from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
 from workflow.referrals.clocks import referral_clocks
-from workflow.referrals.states import FINAL, State
+from workflow.referrals.states import FINAL, Outcome, State
 from workflow.referrals.summary import age_on
 from workflow.times import LONDON, format_local, now
 
