@@ -11,7 +11,7 @@ CLOCKSHIFT := tools/clockshift/clockshift.so
 PORT ?= 5000
 export FLASK_APP := app.py
 
-.PHONY: run serve test test-dates test-deps system-test-deps fuzz soak bench load restore-test lint clean
+.PHONY: run serve test test-dates test-deps system-test-deps fuzz soak bench load restore-test lint clean safety-report
 
 $(VENV)/.run-installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,11 @@ test-dates: test-deps $(CLOCKSHIFT)
 # Moves the wall clock of the test processes (scripts/test-dates.sh).
 $(CLOCKSHIFT): tools/clockshift/clockshift.c
 	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
+
+# The DCB0129 safety case: runs the tests docs/safety/hazards.toml names and renders the
+# hazard log with their live results into var/safety-case.pdf (docs/safety/PLAN.md).
+safety-report: test-deps
+	$(PY) scripts/safety_report.py
 
 # Every bench/bench_*.py; each rewrites its section of docs/BENCHMARKS.md (machine,
 # date, command; see bench/run_benchmarks.py). Heavy: minutes each, ~10 for the load test.
