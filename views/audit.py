@@ -19,6 +19,7 @@ from extensions import db, from_replica, reading_replica
 from models import Hospital, HubService, Specialty
 from views.access import client_address, requires
 from workflow import access_log
+from workflow.audit import registries
 from workflow.audit import stats as audit_stats
 from workflow.errors import ValidationFailed
 from workflow.referrals import labels
@@ -175,3 +176,17 @@ def export_referrals():
 @requires("audit.export")
 def export_access_log():
     return _export("access-log.csv", ACCESS_LOG_COLUMNS, _access_rows)
+
+
+@bp.get("/export/ssnap.csv")
+@requires("audit.export")
+def export_ssnap():
+    """Stroke referrals in SSNAP's columns and codes (docs/EXPORTS.md)."""
+    return _export("ssnap.csv", registries.SSNAP_COLUMNS, registries.ssnap_rows)
+
+
+@bp.get("/export/nmtr.csv")
+@requires("audit.export")
+def export_nmtr():
+    """Major-trauma referrals with NMTR-style timestamps (docs/EXPORTS.md)."""
+    return _export("nmtr.csv", registries.NMTR_COLUMNS, registries.nmtr_rows)

@@ -9,7 +9,8 @@ from extensions import db
 from models import AccessLog
 
 DEMO_PASSWORD = "goldenhour-demo"
-AUDIT_URLS = ["/audit/", "/audit/export/referrals.csv", "/audit/export/access-log.csv"]
+AUDIT_URLS = ["/audit/", "/audit/export/referrals.csv", "/audit/export/access-log.csv",
+              "/audit/export/ssnap.csv", "/audit/export/nmtr.csv"]
 NOT_AUDIT = ["referrer@pil.demo.nhs.uk", "stroke.night@qmc.demo.nhs.uk",
              "admin@em.demo.nhs.uk", "duty.manager@qmc.demo.nhs.uk"]
 

@@ -148,6 +148,8 @@ RULES: dict[str, Rule] = {
     "audit.dashboard": Rule(LOGIN, {"audit_lead"}),
     "audit.export_referrals": Rule(LOGIN, {"audit_lead"}),
     "audit.export_access_log": Rule(LOGIN, {"audit_lead"}),
+    "audit.export_ssnap": Rule(LOGIN, {"audit_lead"}),
+    "audit.export_nmtr": Rule(LOGIN, {"audit_lead"}),
 
     # Admin
     "admin.index": Rule(LOGIN, {"admin"}),
