@@ -13,7 +13,7 @@ Times are UK local wall-clock time, ``DD/MM/YYYY HH:MM``, as the registries take
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -54,9 +54,11 @@ def _iso_time(text: object) -> str | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        return registry_time(datetime.fromisoformat(text))
+        value = datetime.fromisoformat(text)
     except ValueError:
         return None
+    # The clinical fields store aware UTC; a naive one (older rows) is UTC too.
+    return registry_time(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 def dicom_time(study_date: str, study_time: str) -> str | None:
