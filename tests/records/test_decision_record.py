@@ -161,3 +161,28 @@ def test_audit_verify_names_a_tampered_record(network, runner, tamper, words):
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
     assert words in result.output
+
+
+def test_a_transfer_names_its_destination_in_the_record_on_the_page_and_to_the_referrer(
+        network, client):
+    """The destination is read by the ambulance crew and the receiving team from the
+    record, the referral page and the referrer's SMS: each names the hospital (not the
+    hub, not a code) and the unit."""
+    from models import Page
+
+    referral = raise_stroke()
+    referrals.acknowledge(referral.id, user(SPECIALIST))
+    referrals.perform("decide", referral.id, user(SPECIALIST), {
+        "outcome": "transfer", "destination_hospital": "NCH", "destination_unit": "HASU",
+        "rationale": "Thrombolysis at the HASU", **SIGNED})
+    records.render_pending()
+    db.session.expire_all()
+    words = pdf_text(records.latest(referral.id).pdf)
+    assert "TRANSFER → NOTTINGHAM CITY HOSPITAL, HASU" in words  # the outcome line, in capitals
+    client.login("referrer@pil.demo.nhs.uk", "goldenhour-demo")
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "<dt>Destination</dt><dd>Nottingham City Hospital, HASU</dd>" in page
+    told = db.session.scalars(select(Page.text).where(
+        Page.referral_id == referral.id, Page.who == f"user:{referral.referrer_id}")).all()
+    assert any("decided: transfer to Nottingham City Hospital, HASU" in text
+               for text in told), told

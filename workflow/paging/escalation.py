@@ -15,10 +15,20 @@ from typing import Any
 from sqlalchemy import select, update
 
 from extensions import db
-from models import Escalation, EscalationPolicy, Page, Referral, ReferralEvent, Role, User
+from models import (
+    Escalation,
+    EscalationPolicy,
+    Hospital,
+    Page,
+    Referral,
+    ReferralEvent,
+    Role,
+    User,
+)
 from workflow.errors import ValidationFailed
 from workflow.paging import reply_codes, rota
 from workflow.paging.pages import ESCALATING, OUT_OF_BAND_STEP, PageKind, PageStatus
+from workflow.referrals import labels
 from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "in_app")
@@ -187,10 +197,16 @@ def page_colleague(referral: Referral, event: ReferralEvent) -> None:
 
 
 def tell_referrer(referral: Referral, event: ReferralEvent) -> None:
-    """Accepted or decided: an SMS and in-app notice to the referrer."""
-    what = ("accepted by " + (event.actor_label or "the specialist")
-            if event.kind == "acknowledge"
-            else f"decided: {event.data.get('outcome', '').replace('_', ' ')}")
+    """Accepted or decided: an SMS and in-app notice to the referrer. A transfer names
+    the destination hospital and unit (no patient identifiers, as in every SMS)."""
+    if event.kind == "acknowledge":
+        what = "accepted by " + (event.actor_label or "the specialist")
+    else:
+        what = f"decided: {labels.outcome(event.data.get('outcome')).lower()}"
+        if code := event.data.get("destination_hospital"):
+            hospital = db.session.scalar(select(Hospital.name).where(Hospital.code == code))
+            unit = event.data.get("destination_unit")
+            what += f" to {hospital or code}" + (f", {unit}" if unit else "")
     notify(referral, referral.referrer_id, event,
            f"Your {referral.specialty.name} referral {referral.reference} was "
            f"{what}. Open goldenhour for details.")
