@@ -39,7 +39,7 @@ __all__ = [
     "StudyMeta", "Window", "check_structure", "decode_frame", "encode", "file_window",
     "inspect", "parse_window",
     "read_dataset", "render", "render_dataset", "rescale", "resolve_window", "summarise",
-    "to_display", "without_preamble",
+    "to_display", "window_key", "without_preamble",
 ]
 
 
@@ -65,35 +65,56 @@ PRESETS: dict[str, Window | None] = {
 FORMATS = {"png": "image/png", "jpeg": "image/jpeg"}
 PNG_COMPRESS_LEVEL = 1  # level 6 costs ~2.5x the time for ~10 % smaller files
 JPEG_QUALITY = 90
-_WINDOW = re.compile(r"^\s*(?:window=)?\s*(-?\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$")
+_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$")
+MAX_WINDOW = 100_000  # Hounsfield units and stored values stay far inside this
 
 
 def parse_window(text: str) -> Window:
-    """``"40,80"`` or ``"window=40,80"`` (center, width) -> Window.
+    """``"40,80"``, ``"window=-670.805,2061.64"`` (center, width; decimals and a
+    negative center allowed) -> Window.
 
-    Raises ImagingError: not two numbers, or a width that is not positive.
+    Raises ImagingError naming what is wrong: not two numbers, a center that is not a
+    number, a width that is not a positive number, or a value beyond +/-MAX_WINDOW.
     """
-    match = _WINDOW.match(text or "")
-    if not match:
-        raise ImagingError(f"window must be 'center,width', e.g. 40,80 (got {text!r})")
-    center, width = float(match.group(1)), float(match.group(2))
-    if width <= 0 or width > 100_000 or abs(center) > 100_000:
-        raise ImagingError(f"window width must be between 1 and 100000 (got {text!r})")
+    raw = (text or "").strip()
+    body = raw[len("window="):] if raw.lower().startswith("window=") else raw
+    parts = [p.strip() for p in body.split(",")]
+    if len(parts) != 2:
+        raise ImagingError(f"window must be two numbers 'center,width', e.g. -600,1500 "
+                           f"(got {raw[:40]!r})")
+    center_text, width_text = parts
+    if not _NUMBER.match(center_text):
+        raise ImagingError(f"window center must be a number, e.g. -600 or 40.5 "
+                           f"(got {center_text[:20]!r})")
+    if not _NUMBER.match(width_text) or float(width_text) <= 0:
+        raise ImagingError(f"window width must be a number above 0, e.g. 1500 or 80.5 "
+                           f"(got {width_text[:20]!r})")
+    center, width = float(center_text), float(width_text)
+    if width > MAX_WINDOW or abs(center) > MAX_WINDOW:
+        raise ImagingError(f"window center and width must be within {MAX_WINDOW:,} "
+                           f"(got {raw[:40]!r})")
     return Window(center, width)
+
+
+def window_key(window: Window) -> str:
+    """A window written back as ``center,width`` exactly enough to tell any two typed
+    windows apart (a cache key, a URL parameter)."""
+    return f"{window.center:.12g},{window.width:.12g}"
 
 
 def resolve_window(preset: str | None) -> Window | None:
     """A preset name, ``window=c,w`` or ``c,w`` -> Window; ``file``/None -> None.
 
-    Raises ImagingError: unknown preset name or malformed window.
+    Raises ImagingError: unknown preset name or malformed window (see `parse_window`).
     """
-    if preset is None or preset == "":
+    if preset is None or preset.strip() == "":
         return None
+    looks_numeric = preset.strip()[:1] in tuple("+-.0123456789")
+    if "," in preset or looks_numeric or preset.strip().lower().startswith("window="):
+        return parse_window(preset)
     name = preset.strip().lower().replace("-", "_").replace(" ", "_")
     if name in PRESETS:
         return PRESETS[name]
-    if "," in name:
-        return parse_window(name)
     raise ImagingError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)} "
                        "or window=center,width")
 

@@ -43,13 +43,18 @@ def can_link_images(referral: Referral) -> bool:
 @login_required
 def review(referral_id: int):
     referral = visible_or_refuse(referral_id, "image.list")
+    window = ""
+    if request.args.get("window"):  # ?window=-670.805,2061.64 opens the viewer in it
+        window = frames.frame_spec("", "", preset=request.args["window"]).preset[1:]
     listing = frames.listing(referral)
     flagged = [{"sop_uid": k.sop_uid, "frame": k.frame, "label": k.label}
                for k in key_images.for_referral(referral_id)]
     body = render_template(
         "referrals/review.html", referral=referral, listing=listing, flagged=flagged,
-        presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS],
+        presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS]
+        + ([(window, f"Window {window.replace(',', '/')}")] if window else []),
         preset_windows=frames.PRESET_WINDOWS,
+        window=window,
         may_flag=bool(actor_kinds(current_user, referral)),
         identity_warnings=identity.warnings(referral))
     _log("image.list", "ok", referral_id, "review page")

@@ -376,7 +376,8 @@
   // Window/level by drag: pointer events, so a mouse, a pen and a finger all work.
   var leveling = null, repaint = null;
   function startWindow() {
-    var preset = data.preset_windows[state.preset] || [40, 80];
+    var preset = data.preset_windows[state.preset] ||
+      (String(state.preset).indexOf(",") > 0 ? String(state.preset).split(",").map(Number) : [40, 80]);
     return state.window || { center: preset[0], width: preset[1] };
   }
   canvas.addEventListener("pointerdown", function (e) {
@@ -425,7 +426,7 @@
   var firstStudy = data.studies.find(function (s) { return s.series.some(function (x) { return x.instances.length; }); });
   if (!firstStudy) return;
   var firstSeries = firstStudy.series.find(function (x) { return x.instances.length; });
-  state.preset = firstSeries.default_preset;
+  state.preset = data.window || firstSeries.default_preset;  // ?window=center,width
   presetSelect.value = state.preset;
   renderKeys();
   var box = canvas.getBoundingClientRect(), ratio = window.devicePixelRatio || 1;

@@ -61,3 +61,29 @@ def test_it_refuses_an_output_it_cannot_write_as_an_image(run, tmp_path):
     result = run(SLICE, "--out", tmp_path / "slice.gif")
     assert result.exit_code == 1
     assert "must end in .png, .jpg or .jpeg" in result.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--window=-670.805,2061.64"], ["--window", "-670.805,2061.64"],
+    ["--preset", "window=-670.805,2061.64"], ["--preset=-670.805,2061.64"],
+])
+def test_a_window_with_a_negative_center_renders(run, tmp_path, args):
+    from integrations.imaging import render
+
+    out = tmp_path / "lung.png"
+    result = run(SLICE, *args, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "window -670.805,2061.64" in result.output and "_670" not in result.output
+    assert out.read_bytes() == render(SLICE.read_bytes(), preset="-670.805,2061.64")
+
+
+@pytest.mark.parametrize("window, reason", [
+    ("-670.805", "window must be two numbers 'center,width'"),
+    ("-670.805,0", "window width must be a number above 0"),
+    ("abc,100", "window center must be a number"),
+])
+def test_a_bad_window_gets_its_own_one_line_reason(run, tmp_path, window, reason):
+    out = tmp_path / "never.png"
+    result = run(SLICE, f"--window={window}", "--out", out)
+    assert result.exit_code == 1 and reason in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

@@ -102,6 +102,48 @@ def test_the_window_parser_refuses_nonsense(text):
         parse_window(text)
 
 
+@pytest.mark.parametrize("text, window", [
+    ("-670.805,2061.64", Window(-670.805, 2061.64)),
+    ("window=-670.805,2061.64", Window(-670.805, 2061.64)),
+    ("-.5,0.25", Window(-0.5, 0.25)), ("+40,80.", Window(40, 80)),
+])
+def test_a_negative_center_and_decimal_width_are_a_window(text, window):
+    assert parse_window(text) == window
+    assert resolve_window(text) == window
+
+
+@pytest.mark.parametrize("text, message", [
+    ("-670.805", "window must be two numbers 'center,width'"),
+    ("1,2,3", "window must be two numbers 'center,width'"),
+    ("lung,1500", "window center must be a number"),
+    ("--600,1500", "window center must be a number"),
+    ("nan,80", "window center must be a number"),
+    ("-600,0", "window width must be a number above 0"),
+    ("-600,-1500", "window width must be a number above 0"),
+    ("-600,inf", "window width must be a number above 0"),
+    ("-600,1e400", "window width must be a number above 0"),
+    ("-600,200000", "within 100,000"),
+])
+def test_a_bad_window_is_refused_saying_what_is_wrong(text, message):
+    with pytest.raises(ImagingError) as refused:
+        resolve_window(text)
+    assert message in refused.value.message
+
+
+def test_a_negative_center_window_renders_hounsfield_units_as_asked():
+    # window -670.805/2061.64 spans -1701.625 .. 359.015 HU
+    hu = np.array([[-2000, -1701, -670], [0, 359, 1000]])
+    ds = read_dataset(make_dicom((hu + 1024).astype(np.int16)))
+    expected = np.clip((hu + 1701.625) * 255 / 2061.64, 0, 255).astype(np.uint8)
+    shown = picture(render(make_dicom((hu + 1024).astype(np.int16)),
+                           preset="-670.805,2061.64"))
+    assert np.array_equal(shown, expected)
+    assert np.array_equal(to_display(ds, decode_frame(ds), window=Window(-670.805, 2061.64)),
+                          expected)
+    slice_ = SERIES[14].read_bytes()
+    assert render(slice_, preset="window=-670.805,2061.64") != render(slice_, preset="lung")
+
+
 def test_an_unknown_preset_is_refused_with_the_list_of_presets():
     with pytest.raises(ImagingError, match="unknown preset 'liver'.*brain"):
         resolve_window("liver")

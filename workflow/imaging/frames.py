@@ -60,7 +60,7 @@ class FrameSpec:
     study_uid: str
     sop_uid: str
     frame: int
-    preset: str  # a preset name or "w<center>,<width>"
+    preset: str  # a preset name or "w<center>,<width>" (e.g. "w-670.805,2061.64")
     fmt: str
 
     @property
@@ -89,12 +89,16 @@ def frame_spec(study_uid: str, sop_uid: str, *, frame: str | int | None = 1,
         fmt = "jpeg"
     if fmt not in CONTENT_TYPES:
         raise ValidationFailed({"format": "format must be png or jpeg"})
-    name = (preset or "brain").strip().lower().replace("-", "_").replace(" ", "_")
+    text = (preset or "brain").strip()[:80]
+    if text[:1] in ("w", "W") and "," in text and not text.lower().startswith("window="):
+        text = text[1:]  # a FrameSpec.preset given back (a key image's stored window)
     try:
-        window = imaging.resolve_window(name)
+        window = imaging.resolve_window(text)
     except imaging.ImagingError as exc:
-        raise ValidationFailed({"preset": exc.message}) from None
-    key = name if name in imaging.PRESETS else f"w{window.center:g},{window.width:g}"
+        field = "preset" if exc.message.startswith("unknown preset") else "window"
+        raise ValidationFailed({field: exc.message}) from None
+    name = text.lower().replace("-", "_").replace(" ", "_")
+    key = name if name in imaging.PRESETS else f"w{imaging.window_key(window)}"
     return FrameSpec(study_uid, sop_uid, number, key, fmt)
 
 
