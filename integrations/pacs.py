@@ -49,6 +49,8 @@ _FAILURE_REASONS = {
     0xC000: "the PACS cannot understand the file",
     0xC122: "the transfer syntax is not supported by the PACS",
 }
+# Codes that name no cause ("cannot understand", "processing failure").
+_GENERIC_FAILURES = frozenset({0x0110, 0xC000, None})
 
 
 class PacsError(Exception):
@@ -127,6 +129,7 @@ class DicomWebClient:
         self.retries = max(0, min(retries, 5))
         self.backoff = backoff
         self._auth_header = _auth_header(auth)
+        self._orthanc: str | None = None  # its REST root once known ("" when it is none)
 
     # QIDO-RS
 
@@ -262,20 +265,62 @@ class DicomWebClient:
             outcome = answer.json() if answer.content else {}
         except ValueError:
             outcome = {}
+        if not isinstance(outcome, dict):
+            outcome = {}
         stored = {_first(item, "00081155") for item in _sequence(outcome, "00081199")}
-        failed = {_first(item, "00081155"): _reason(item)
-                  for item in _sequence(outcome, "00081198")}
+        failed = {_first(item, "00081155"): item for item in _sequence(outcome, "00081198")}
+        said = _error_words(answer) if answer.status_code >= 400 and not failed else ""
         results = []
         for label, data in files:
             sop_uid = _sop_uid(data)
             if sop_uid and sop_uid in stored:
                 results.append(StoreResult(label, True, sop_uid))
-            else:
-                reason = failed.get(sop_uid) if sop_uid else None
-                results.append(StoreResult(label, False, sop_uid, reason or (
-                    f"{self.name} PACS did not store it and gave no reason "
-                    "(it may not be a valid DICOM file for this PACS)")))
+                continue
+            item = failed.get(sop_uid) if sop_uid else None
+            reason = _reason(item) if item is not None else ""
+            if item is None or _int_or_none(item, "00081197") in _GENERIC_FAILURES:
+                # The STOW-RS answer names no cause: ask Orthanc in its own words.
+                own = self._orthanc_reason(data) or (said if len(files) == 1 else "")
+                if own:
+                    reason = f"{reason}: {own}" if reason else f"the PACS refused it: {own}"
+            results.append(StoreResult(label, False, sop_uid, reason or (
+                f"{self.name} PACS did not store it and gave no reason "
+                "(it may not be a valid DICOM file for this PACS)")))
         return results
+
+    def _orthanc_root(self) -> str | None:
+        """The Orthanc REST root behind this DICOMweb root, if the PACS is an Orthanc
+        (its /system answer names it); None otherwise. Asked once per client."""
+        if self._orthanc is not None:
+            return self._orthanc or None
+        root = self.base_url.rsplit("/", 1)[0] if "/" in self.base_url.split("://", 1)[-1] \
+            else ""
+        self._orthanc = ""
+        if root:
+            try:
+                answer = self.session.get(f"{root}/system", headers=self._auth_header,
+                                          timeout=self.timeout)
+                about = answer.json() if answer.status_code == 200 else {}
+            except (requests.RequestException, ValueError):
+                about = {}
+            if isinstance(about, dict) and "ApiVersion" in about and "DicomAet" in about:
+                self._orthanc = root
+        return self._orthanc or None
+
+    def _orthanc_reason(self, data: bytes) -> str:
+        """Orthanc's own words for refusing ``data`` (its REST API says what DICOMweb
+        does not: "Bad file format: Cannot parse an invalid DICOM file"), or "" when the
+        PACS is no Orthanc or gives none. Never raises."""
+        root = self._orthanc_root()
+        if root is None:
+            return ""
+        try:
+            answer = self.session.post(f"{root}/instances", data=data, timeout=self.timeout,
+                                       headers={**self._auth_header,
+                                                "Content-Type": "application/dicom"})
+        except requests.RequestException:
+            return ""
+        return _error_words(answer) if answer.status_code >= 400 else ""
 
     def ping(self) -> float:
         """Seconds one small QIDO query takes (the admin's "test connection").
@@ -365,11 +410,11 @@ class DicomWebClient:
                 if answer.status_code in ok_statuses:
                     return answer
                 if answer.status_code not in RETRY_STATUSES or last:
-                    raise self._status_error(answer.status_code)
+                    raise self._status_error(answer.status_code, _error_words(answer))
             time.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _status_error(self, status: int) -> PacsError:
+    def _status_error(self, status: int, said: str = "") -> PacsError:
         if status == 401:
             text = f"{self.name} PACS refused the credentials (401)"
         elif status == 403:
@@ -378,6 +423,8 @@ class DicomWebClient:
             text = f"{self.name} PACS has no such study or instance, or the URL is wrong (404)"
         else:
             text = f"{self.name} PACS answered {status}"
+        if said:
+            text += f": {said}"
         permanent = 400 <= status < 500 and status not in (408, 429)
         return self._fail(text, permanent=permanent, status=status)
 
@@ -447,8 +494,34 @@ def _int_or_none(item: dict, tag: str) -> int | None:
 
 
 def _reason(item: dict) -> str:
+    """A Failed SOP Sequence item in words: its Failure Reason code, and the PACS's own
+    comment when it gives one (Error Comment, or a Warning Reason's text)."""
     code = _int_or_none(item, "00081197")
-    return _FAILURE_REASONS.get(code, f"the PACS refused it (failure reason {code})")
+    words = _FAILURE_REASONS.get(code, f"the PACS refused it (failure reason {code})")
+    comment = str(_first(item, "00000902") or _first(item, "00081196", "") or "").strip()
+    return f"{words}: {comment[:200]}" if comment and not comment.isdigit() else words
+
+
+def _error_words(answer: requests.Response) -> str:
+    """What a PACS said when it refused a request, in one line: Orthanc's error JSON
+    ("Message" and "Details"), a DICOM JSON Error Comment, or a short plain-text body;
+    "" when it said nothing readable."""
+    try:
+        body = answer.json() if answer.content else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        message = str(body.get("Message") or body.get("OrthancError") or "").strip()
+        details = str(body.get("Details") or "").strip()
+        if message or details:
+            text = f"{message} ({details})" if message and details else message or details
+            return " ".join(text.split())[:300]
+        comment = str(_first(body, "00000902") or "").strip()
+        return " ".join(comment.split())[:300]
+    if body is None and answer.content and "text/" in answer.headers.get("Content-Type", ""):
+        text = answer.text.strip().splitlines()[0] if answer.text.strip() else ""
+        return text[:200] if text and "<" not in text[:1] else ""
+    return ""
 
 
 def _date(text: str) -> date | None:
