@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,38 @@ from integrations import dicom_bounds
 from integrations.dicom_uid import InvalidUid, is_uid
 
 log = logging.getLogger(__name__)
+_DECODER_LOG = logging.getLogger("pydicom.pixels.decoders.base")
+_decoding = threading.local()
+
+
+class _DecoderFailures(logging.Filter):
+    """pydicom logs each plugin's failure with its traceback before trying the next
+    one. While we decode, those records are kept (as the exceptions they carry) for the
+    one-line reason, and never reach the log or the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        seen = getattr(_decoding, "failures", None)
+        if seen is None:
+            return True
+        if record.exc_info and record.exc_info[1] is not None:
+            seen.append(record.exc_info[1])
+        return False
+
+
+_DECODER_LOG.addFilter(_DecoderFailures())
+
+
+def _add_fallback_decoder() -> None:
+    """GDCM after the other plugins, for what they cannot read (integrations.dicom_gdcm)."""
+    from integrations import dicom_gdcm
+
+    for syntax in dicom_gdcm.DECODER_DEPENDENCIES:
+        decoder = get_decoder(syntax)
+        if dicom_gdcm.is_available(syntax) and dicom_gdcm.LABEL not in decoder.available_plugins:
+            decoder.add_plugin(dicom_gdcm.LABEL, ("integrations.dicom_gdcm", "decode_frame"))
+
+
+_add_fallback_decoder()
 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_DIMENSION = 4096
@@ -389,26 +422,50 @@ def decode_frame(ds: Dataset, frame: int = 1) -> np.ndarray:
     shape = geometry(ds)
     if not 1 <= frame <= shape.frames:
         raise ImagingError(f"no frame {frame} in this image (it has {shape.frames})")
+    _decoding.failures = []
     try:
         with quiet_pydicom():
             pixels = pixel_array(ds, index=frame - 1)
     except Exception as exc:  # noqa: BLE001 - translate every decoder failure
-        raise _decode_error(ds, exc) from None
+        raise _decode_error(ds, exc, _decoding.failures) from None
+    finally:
+        _decoding.failures = None
     if pixels.shape[:2] != (shape.rows, shape.columns):
         raise ImagingError(f"decoded image is {pixels.shape[1]} x {pixels.shape[0]}, "
                            f"the header says {shape.columns} x {shape.rows}")
     return pixels
 
 
-def _decode_error(ds: Dataset, exc: Exception) -> ImagingError:
+_SYNTAX_WORDS = {"1.2.840.10008.1.2.4.51": "JPEG Extended"}
+
+
+def _decode_error(ds: Dataset, exc: Exception, failures: list[Exception]) -> ImagingError:
+    """The real cause of a failed decode, in one line: a truncated file, a compression
+    (at this bit depth) that no installed decoder supports, or damaged data — with what
+    the decoder that got furthest said."""
     text = str(exc)
     if "less than expected" in text or "truncated" in text.lower():
         return ImagingError("pixel data is shorter than the image size says (truncated file)")
     syntax = transfer_syntax(ds)
-    if syntax.is_compressed:
-        return ImagingError(f"the compressed image is corrupt ({syntax.name} could not be "
-                            "decoded)")
-    return ImagingError(f"the image could not be decoded ({_short(exc)})")
+    if not syntax.is_compressed:
+        return ImagingError(f"the image could not be decoded ({_short(exc)})")
+    bits = _int(ds, "BitsStored", None)
+    kind = _SYNTAX_WORDS.get(str(syntax), syntax.name)
+    unsupported = [f for f in failures if isinstance(f, NotImplementedError)
+                   or "not support" in str(f).lower()]
+    # A decoder's own words; an AttributeError or TypeError is a plugin tripping over
+    # the data, which says nothing a reader can use.
+    told = [f for f in failures if f not in unsupported
+            and not isinstance(f, AttributeError | TypeError)]
+    said = _short(told[0]) if told else ""
+    if unsupported:  # a decoder that knows this compression said it cannot do this kind
+        depth = f" {bits}-bit" if bits else ""
+        other = f"; another decoder failed: {said[:100]}" if said else ""
+        return ImagingError(f"{kind}{depth} is not supported by the installed decoders"
+                            f"{other}")
+    said = said or _short(exc)
+    return ImagingError(f"the compressed image is damaged: {syntax.name} could not be "
+                        f"decoded ({said[:100]})")
 
 
 @guarded

@@ -22,6 +22,7 @@ import requests
 
 BINARY = "/usr/sbin/Orthanc"
 PLUGIN_GLOB = "/usr/share/orthanc/plugins/*DicomWeb*.so"
+GDCM_PLUGIN_GLOB = "/usr/share/orthanc/plugins/*Gdcm*.so"  # JPEG 2000 for Orthanc itself
 USERNAME = "goldenhour"
 PASSWORD = "test-pacs-password"
 
@@ -61,6 +62,7 @@ class OrthancServer:
     password: str = PASSWORD
     samples: Path | None = None
     name: str = "goldenhour-test"
+    extra_plugins: tuple[str, ...] = ()  # e.g. the GDCM plugin (see GDCM_PLUGIN_GLOB)
     process: subprocess.Popen | None = None
     _samples_loaded: bool = False
 
@@ -94,7 +96,7 @@ class OrthancServer:
             "SaveJobs": False,
             # gzip of a 0.5 MB slice costs Orthanc ~50 ms; on loopback it only slows.
             "HttpCompressionEnabled": False,
-            "Plugins": [self.plugin],
+            "Plugins": [self.plugin, *self.extra_plugins],
             "DicomWeb": {
                 "Enable": True,
                 "Root": "/dicom-web/",
@@ -173,7 +175,8 @@ class OrthancServer:
 
 def start_orthanc(workdir: Path | None = None, *, port: int | None = None,
                   samples: Path | None = None, name: str = "goldenhour-test",
-                  password: str = PASSWORD) -> OrthancServer:
+                  password: str = PASSWORD,
+                  extra_plugins: tuple[str, ...] = ()) -> OrthancServer:
     """Start an Orthanc with DICOMweb in ``workdir`` (a new temp dir when None).
 
     Raises RuntimeError when the binary or the DICOMweb plugin is missing or it does
@@ -186,6 +189,6 @@ def start_orthanc(workdir: Path | None = None, *, port: int | None = None,
     workdir.mkdir(parents=True, exist_ok=True)
     server = OrthancServer(binary=BINARY, plugin=find_plugin(), workdir=workdir,
                            port=port or free_port(), samples=samples, name=name,
-                           password=password)
+                           password=password, extra_plugins=extra_plugins)
     server.start()
     return server

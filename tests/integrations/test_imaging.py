@@ -194,7 +194,8 @@ MALFORMED = {
         "pixel data is shorter than the image size says (truncated file)",
     "malformed/bad_vr.dcm": "invalid Number of Frames in the header: '1A'",
     "malformed/j2k_embedded_seq_delimiter.dcm":
-        "the compressed image is corrupt (JPEG 2000 Image Compression could not be decoded)",
+        "the compressed image is damaged: JPEG 2000 Image Compression could not be "
+        "decoded (Error decoding the J2K data: failed to read the header)",
     "non_image/rtplan.dcm": "no image in this file (RT Plan)",
     "non_image/test_sr.dcm": "no image in this file (Comprehensive SR)",
 }
