@@ -2,7 +2,7 @@
 
 from models.audit import AccessLog
 from models.audit_facts import AuditFact
-from models.imaging import KeyImage
+from models.imaging import KeyImage, KeyObjectDocument, OfferedStudy
 from models.network import Hospital, HubService, PacsEndpoint, Specialty, TravelTime, Trust
 from models.paging import (
     Delivery,
@@ -40,12 +40,14 @@ __all__ = [
     "SchedulerLeader",
     "WebhookReceipt",
     "KeyImage",
+    "KeyObjectDocument",
     "LinkedStudy",
     "Referral",
     "ReferralEvent",
     "Hospital",
     "HubService",
     "LoginSession",
+    "OfferedStudy",
     "PacsEndpoint",
     "RecoveryCode",
     "Role",

@@ -68,6 +68,10 @@ class Referral(db.Model):
     first_image_viewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     unanswered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     escalated: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # When a study of the patient taken after the referral was first found in the
+    # referring hospital's PACS (workflow/imaging/arrivals.py), and its last look there.
+    images_arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    images_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     specialty: Mapped[Specialty] = relationship()
     hub_service: Mapped[HubService] = relationship()

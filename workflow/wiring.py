@@ -13,7 +13,7 @@ from workflow.audit import records
 from workflow.events import AFTER_COMMIT as AFTER
 from workflow.events import IN_TRANSACTION as IN
 from workflow.events import Subscription as On
-from workflow.imaging import frames
+from workflow.imaging import frames, key_objects
 from workflow.paging import escalation
 
 SUBSCRIPTIONS: tuple[On, ...] = (
@@ -30,6 +30,10 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     # Every step paged, nobody accepted: the duty manager and the referrer are alarmed.
     On(IN, "escalation_exhausted", escalation.raise_alarm),
     # Decided or amended: a new version of the decision record (its PDF comes later).
+    # Decided or amended with key images: a Key Object document for the PACS, pending
+    # (listed first: the record names it; the scheduler stores it).
+    On(IN, "decide", key_objects.queue),
+    On(IN, "addendum", key_objects.queue),
     On(IN, "decide", records.write_record),
     On(IN, "addendum", records.write_record),
     # A commit that made a page due wakes the sweep now, not at its next tick.

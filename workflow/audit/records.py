@@ -19,7 +19,7 @@ from sqlalchemy import select
 from extensions import db
 from integrations.pdf import PdfError, render_pdf
 from models import Decision, DecisionRecord, Delivery, Page, Referral, ReferralEvent
-from workflow.imaging import key_images
+from workflow.imaging import key_images, key_objects
 from workflow.referrals import clinical
 from workflow.referrals.chain import canonical_json
 from workflow.referrals.clocks import referral_clocks
@@ -74,6 +74,8 @@ def snapshot(referral: Referral, event: ReferralEvent, decision: Decision) -> di
                      "modalities": s.modalities, "instances": s.instance_count}
                     for s in referral.studies],
         "key_images": key_images.identities(referral.id),  # identities only, no pixels
+        # The Key Object Selection documents written back to the PACS (key_objects.py).
+        "key_objects": key_objects.identities(referral.id),
         "messages": [{"at": _when(e.at), "by": e.actor_label, "kind": e.kind, "text": e.reason}
                      for e in events if e.kind in ("message", "request_info", "provide_info")],
         "timeline": [{"seq": e.seq, "at": _when(e.at), "kind": e.kind, "by": e.actor_label,
