@@ -134,10 +134,11 @@ class DicomWebClient:
     # QIDO-RS
 
     def search_studies(self, *, patient_id: str | None = None,
-                       accession_number: str | None = None, limit: int = 50
-                       ) -> list[StudySummary]:
-        """Studies matching the patient id and/or accession number, newest first (a study
-        whose UID is not a DICOM UID is left out).
+                       accession_number: str | None = None, limit: int = 50,
+                       since: date | None = None) -> list[StudySummary]:
+        """Studies matching the patient id and/or accession number (taken on or after
+        ``since`` when given), newest first (a study whose UID is not a DICOM UID is left
+        out).
 
         Raises PacsError: PACS unreachable, slow, refusing or answering an error;
         ValueError when neither patient_id nor accession_number is given.
@@ -149,6 +150,8 @@ class DicomWebClient:
             params.append(("PatientID", patient_id))
         if accession_number:
             params.append(("AccessionNumber", accession_number))
+        if since is not None:
+            params.append(("StudyDate", f"{since:%Y%m%d}-"))
         params.append(("limit", str(limit)))
         studies = self._with_uids([_study(item) for item in self._json("studies", params)],
                                   "study_uid")

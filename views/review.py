@@ -11,8 +11,8 @@ from models import Referral
 from views.access import client_address, refuse_malformed_uids, visible_or_refuse
 from views.bodies import takes_upload
 from workflow import access_log
-from workflow.errors import DomainError, NotAllowed, ValidationFailed
-from workflow.imaging import frames, identity, key_images, studies, uploads
+from workflow.errors import DomainError, NotAllowed, NotFound, ValidationFailed
+from workflow.imaging import arrivals, frames, identity, key_images, studies, uploads
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 
@@ -37,6 +37,33 @@ def can_link_images(referral: Referral) -> bool:
     except states.IllegalTransition:
         return False
     return move.permits(actor_kinds(current_user, referral), referral.outcome)
+
+
+@bp.app_template_global()
+def offered_studies(referral: Referral) -> list[arrivals.Offer]:
+    """Studies that arrived in the PACS after the referral, to link with one tap."""
+    return arrivals.offers(referral)
+
+
+@bp.post("/referrals/<int:referral_id>/offered/<int:offer_id>/link")
+@login_required
+def link_offered(referral_id: int, offer_id: int):
+    """One tap: link a study that arrived by itself (the same path as ticking it)."""
+    visible_or_refuse(referral_id, "studies.link")
+    try:
+        outcome = arrivals.link_offered(referral_id, current_user, offer_id)
+    except DomainError as exc:
+        db.session.rollback()
+        _log("studies.link", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        if isinstance(exc, NotAllowed | NotFound):
+            raise
+        flash(f"Not linked: {exc}")
+        return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
+    if outcome.linked:
+        _log("studies.link", "ok", referral_id, ",".join(outcome.linked)[:500])
+        flash("New images linked.")
+    return redirect(url_for("referrals.show", referral_id=referral_id) + "#images")
 
 
 @bp.get("/referrals/<int:referral_id>/review")

@@ -22,6 +22,7 @@ from integrations.pager import warm
 from models import SchedulerHeartbeat
 from workflow import seed
 from workflow.audit import anchors, integrity, records
+from workflow.imaging import arrivals, key_objects
 from workflow.paging import leadership, rota_cover, sweep
 from workflow.times import now as utcnow
 
@@ -201,6 +202,18 @@ def _rota_cover(app: Flask) -> None:
             db.session.remove()
 
 
+def _images(app: Flask) -> None:
+    """Key Object documents to the PACS, then a look for newly arrived studies."""
+    with app.app_context():
+        for name, job in (("key objects", key_objects.send_pending),
+                          ("new images", arrivals.poll)):
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - report, and try again next time
+                log.exception("%s job failed", name)
+                db.session.remove()
+
+
 def _add_job(scheduler, app: Flask) -> None:
     interval = app.config.get("SWEEP_INTERVAL_SECONDS", 2)
     scheduler.add_listener(lambda event: _retry_skipped_wake(scheduler, event),
@@ -210,6 +223,8 @@ def _add_job(scheduler, app: Flask) -> None:
     scheduler.add_job(_rota_cover, "interval", minutes=app.config.get("ROTA_CHECK_MINUTES", 10),
                       args=[app], id="rota_cover", max_instances=1, coalesce=True,
                       next_run_time=datetime.now(UTC))
+    scheduler.add_job(_images, "interval", seconds=app.config.get("IMAGES_POLL_SECONDS", 30),
+                      args=[app], id="images", max_instances=1, coalesce=True)
     scheduler.add_job(_nightly, "cron", hour=2, minute=30, args=[app], id="integrity",
                       max_instances=1, coalesce=True, timezone="Europe/London")
     if app.config.get("ANCHOR_KEY_FILE") and app.config.get("ANCHOR_LOG"):

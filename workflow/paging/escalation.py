@@ -219,6 +219,15 @@ def notify(referral: Referral, user_id: int, event: ReferralEvent, text: str) ->
                      text=text)
 
 
+def notify_in_app(referral: Referral, user_id: int, text: str, *, key: int,
+                  at: datetime) -> Page:
+    """An in-app notice to one user that no event caused (new images found in a PACS,
+    say). ``key`` keeps it apart from event notices (whose attempt is the event's seq):
+    give a number above 1,000,000 that is unique for the referral."""
+    return _add_page(referral, kind=PageKind.NOTICE, attempt=key, who=f"user:{user_id}",
+                     channels=["in_app"], due_at=at, text=text)
+
+
 def raise_alarm(referral: Referral, event: ReferralEvent) -> None:
     """Every step paged and nobody accepted: alarm the duty manager and the referrer."""
     for who in ("duty_manager", f"user:{referral.referrer_id}"):
