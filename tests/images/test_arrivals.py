@@ -80,8 +80,15 @@ def test_a_study_stored_after_the_referral_is_offered_and_linked_with_one_tap(
     assert db.session.get(OfferedStudy, offer.id).status == "linked"
     page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
     assert "New images from" not in page and "CTA head" in page
-    # The milestone stays the first arrival.
+    # The milestone stays the first arrival, and the decision record carries it.
     assert db.session.get(Referral, referral.id).images_arrived_at == polled_at
+    from models import DecisionRecord
+    from tests.workflow.helpers import SIGNED
+
+    referrals.decide(referral.id, user(SPECIALIST), {
+        "outcome": "advice_only", "advice": "Repeat CT", "rationale": "No bleed", **SIGNED})
+    record = db.session.scalar(select(DecisionRecord))
+    assert record.content["images_arrived_at"] == polled_at.isoformat()
 
 
 @pytest.mark.clock(RAISED)

@@ -129,3 +129,15 @@ def test_without_the_fallback_the_reason_names_the_unsupported_12_bit_jpeg(capfd
     assert "corrupt" not in refused.value.message and "\n" not in refused.value.message
     assert "Traceback" not in "".join(capfd.readouterr())
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_damaged_jpeg_2000_names_the_decoders_words_and_logs_no_traceback(caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    data = (DATA / "malformed" / "j2k_embedded_seq_delimiter.dcm").read_bytes()
+    with pytest.raises(ImagingError) as refused:
+        render(data, preset="file")
+    assert refused.value.message == (
+        "the compressed image is damaged: JPEG 2000 Image Compression could not be decoded "
+        "(Error decoding the J2K data: failed to read the header)")
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "Traceback" not in "".join(capfd.readouterr())

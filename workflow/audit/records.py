@@ -66,6 +66,8 @@ def snapshot(referral: Referral, event: ReferralEvent, decision: Decision) -> di
         "onset_at": _when(referral.onset_at), "onset_certainty": referral.onset_certainty,
         "arrived_at": _when(referral.arrived_at), "created_at": _when(referral.created_at),
         "acknowledged_at": _when(referral.acknowledged_at),
+        # When a study taken after the referral first reached the PACS (imaging/arrivals).
+        "images_arrived_at": _when(referral.images_arrived_at),
         "question": referral.question, "clinical": referral.clinical,
         "clinical_rows": clinical.rows(referral.specialty.code, referral.clinical, format_local),
         "clocks": clocks,
