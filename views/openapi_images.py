@@ -156,7 +156,9 @@ IMAGE_PATHS = {
                  "description": "brain, stroke, subdural, bone, cta, soft_tissue, lung, file, "
                                 "or window=<center>,<width>"},
                 {"name": "window", "in": "query", "schema": {"type": "string"},
-                 "description": "<center>,<width> (instead of preset)"},
+                 "description": "<center>,<width> instead of a preset; a negative centre "
+                                "and decimals are allowed, e.g. -670.805,2061.64 (a bad "
+                                "window is a 422 naming what is wrong)"},
                 {"name": "format", "in": "query",
                  "schema": {"type": "string", "enum": ["png", "jpeg"]}},
             ],
