@@ -12,12 +12,12 @@ import requests
 from sqlalchemy import select
 
 from extensions import db
-from models import DecisionRecord, KeyObjectDocument
+from models import DecisionRecord, KeyObjectDocument, LinkedStudy, Referral
 from tests.images.conftest import PATIENT_ID, SAMPLE_STUDY, point_pilgrim_at
 from tests.images.test_search_link_render import PASSWORD, SPECIALIST, link_sample, sops
 from tests.paging.helpers import user
 from tests.workflow.helpers import SIGNED
-from workflow.imaging import key_objects
+from workflow.imaging import frames, key_objects
 from workflow.referrals import actions as referrals
 from workflow.times import now as utcnow
 
@@ -81,6 +81,13 @@ def test_a_flagged_key_image_is_stored_in_the_pacs_as_a_key_object(referral, cli
                          auth=pilgrim.auth, timeout=10).json()
     assert [f["00080018"]["Value"][0] for f in found] == [document.sop_uid]
     assert key_objects.send_pending() == 0  # stored once
+    # Linked again, the study now holds the KO series; the viewer lists only pictures.
+    link_sample(referral)
+    db.session.expire_all()
+    snapshot = db.session.scalar(select(LinkedStudy)).snapshot
+    assert sorted(s["modality"] for s in snapshot["series"]) == ["CT", "KO"]
+    [listed] = frames.listing(db.session.get(Referral, referral.id))
+    assert [s["modality"] for s in listed["series"]] == ["CT"]
     requests.delete(f"{pilgrim.rest_url}/instances/"
                     f"{requests.post(f'{pilgrim.rest_url}/tools/lookup', data=document.sop_uid, auth=pilgrim.auth, timeout=10).json()[0]['ID']}",  # noqa: E501
                     auth=pilgrim.auth, timeout=10)

@@ -50,6 +50,9 @@ PRESET_LABELS = {"brain": "Brain 80/40", "stroke": "Stroke 40/40", "subdural": "
 PRESET_WINDOWS = {name: (w.center, w.width) for name, w in imaging.PRESETS.items() if w}
 CONTENT_TYPES = imaging.FORMATS
 PREFETCH_INSTANCES = 400  # per referral, beyond the middle slices
+# Series without pictures, left out of the viewer: key objects (ours too, once written
+# back to the study), reports, presentation states, documents.
+NOT_VIEWED = frozenset({"KO", "SR", "PR", "DOC"})
 _SUCCESS_EVERY = 30.0  # seconds between "last success" writes per endpoint
 
 
@@ -356,7 +359,8 @@ def listing(referral: Referral) -> list[dict]:
             "hospital_name": study.hospital.name, "description": study.description,
             "study_date": study.study_date, "modalities": study.modalities,
             "viewer_url": target.viewer_url(study.study_uid) if target else "",
-            "series": [_series_listing(s) for s in snap.get("series", [])],
+            "series": [_series_listing(s) for s in snap.get("series", [])
+                       if s.get("modality") not in NOT_VIEWED],
         })
     return out
 
