@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import LinkedStudy, OfferedStudy, Page, Referral, ReferralEvent
-from tests.images.conftest import today_study_files
+from tests.images.conftest import SAMPLE_FAMILY_NAME, today_study_files
 from tests.images.test_search_link_render import PASSWORD, SPECIALIST
 from tests.paging.helpers import REFERRER, user
 from workflow.imaging import arrivals, frames
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.orthanc
 RAISED = "2026-11-29T10:00:00+00:00"  # 10:00 in the UK (GMT); the fixture's study is 03:15
 
 
-def cta_taken_at(orthanc, hhmmss: str, *, family="SMITH") -> str:
+def cta_taken_at(orthanc, hhmmss: str, *, family=SAMPLE_FAMILY_NAME.upper()) -> str:
     """Store a 3-slice CTA of the referral's patient taken at ``hhmmss`` (UK) today."""
     files = []
     for data in today_study_files():
@@ -99,7 +99,7 @@ def test_a_new_study_filed_under_another_name_is_offered_with_the_identity_warni
     assert arrivals.poll() == 1
     offer = db.session.scalar(select(OfferedStudy))
     assert offer.warning.startswith("Check the patient: it is for JONES, the referral for "
-                                    "SMITH")
+                                    "REMOVED")
 
 
 def test_an_offer_of_another_referral_cannot_be_linked(referral, client):
