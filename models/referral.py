@@ -148,6 +148,10 @@ class LinkedStudy(db.Model):
     modalities: Mapped[str] = mapped_column(String(64), default="")
     series_count: Mapped[int] = mapped_column(default=0)
     instance_count: Mapped[int] = mapped_column(default=0)
+    # How many images the PACS held when arrivals.poll last looked (None: not since the
+    # link): more than instance_count means the study was still arriving when linked.
+    pacs_instance_count: Mapped[int | None] = mapped_column(nullable=True)
+    pacs_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     snapshot: Mapped[dict] = mapped_column(JSON, default=dict)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -24,7 +24,7 @@ from workflow import access_log
 from workflow.accounts import accounts
 from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
-from workflow.imaging import identity, studies
+from workflow.imaging import arrivals, identity, studies
 from workflow.paging import history as paging_log
 from workflow.referrals import access, clinical, labels, nhs_number
 from workflow.referrals import actions as referrals
@@ -318,6 +318,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
         identity_warnings=identity.warnings(referral),
+        arriving_warnings=arrivals.still_arriving(referral),
         dido=dido.for_referral(referral) if referral.outcome == Outcome.TRANSFER else None,
         nhs_number=f"{nhs[:3]} {nhs[3:6]} {nhs[6:]}",
         age=age_on(referral.birth_date, at.astimezone(LONDON).date()),

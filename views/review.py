@@ -83,7 +83,8 @@ def review(referral_id: int):
         preset_windows=frames.PRESET_WINDOWS,
         window=window,
         may_flag=bool(actor_kinds(current_user, referral)),
-        identity_warnings=identity.warnings(referral))
+        identity_warnings=identity.warnings(referral),
+        arriving_warnings=arrivals.still_arriving(referral))
     _log("image.list", "ok", referral_id, "review page")
     return body
 

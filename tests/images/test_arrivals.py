@@ -22,13 +22,18 @@ from workflow.times import now as utcnow
 
 pytestmark = pytest.mark.orthanc
 RAISED = "2026-11-29T10:00:00+00:00"  # 10:00 in the UK (GMT); the fixture's study is 03:15
+SAMPLE_FAMILY = SAMPLE_FAMILY_NAME.upper()  # the sample CT's PatientName, as the referral has it
 
 
-def cta_taken_at(orthanc, hhmmss: str, *, family=SAMPLE_FAMILY_NAME.upper()) -> str:
-    """Store a 3-slice CTA of the referral's patient taken at ``hhmmss`` (UK) today."""
+def cta_taken_at(orthanc, hhmmss: str, *, family=SAMPLE_FAMILY,
+                 study_uid: str | None = None) -> str:
+    """Store a 3-slice CTA of the referral's patient taken at ``hhmmss`` (UK) today (or
+    3 more slices, as a new series, of the study ``study_uid``)."""
     files = []
     for data in today_study_files():
         ds = pydicom.dcmread(io.BytesIO(data))
+        if study_uid:
+            ds.StudyInstanceUID = study_uid
         ds.StudyTime = ds.SeriesTime = hhmmss
         ds.StudyDescription = "CTA head"
         ds.PatientName = f"{family}^ANN"
@@ -120,3 +125,40 @@ def test_the_scheduler_looks_for_new_images_every_30_seconds(app):
     job = background.get_job("images")
     assert job is not None and job.trigger.interval == timedelta(seconds=30)
     assert job.func is scheduler._images
+
+
+@pytest.mark.clock(RAISED)
+def test_a_study_still_arriving_when_linked_is_flagged_until_linked_again(
+        referral, client, pilgrim, clock):
+    """Hazard: a decision made on incomplete imaging. The CTA was linked after its first
+    3 images; 3 more reach the PACS: the referral page and the viewer say the study is
+    still arriving, with both counts, until it is linked again."""
+    referrals.acknowledge(referral.id, user(SPECIALIST))
+    clock.move_to(utcnow() + timedelta(minutes=12), tick=False)
+    study_uid = cta_taken_at(pilgrim, "101000")
+    assert arrivals.poll() == 1
+    offer = db.session.scalar(select(OfferedStudy))
+    client.login(SPECIALIST, PASSWORD)
+    assert client.post(f"/referrals/{referral.id}/offered/{offer.id}/link").status_code == 302
+    frames.wait_for_prefetch()
+    clock.move_to(utcnow() + timedelta(seconds=31), tick=False)
+    assert arrivals.poll() == 0
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "still arriving" not in page  # the PACS holds what was linked
+
+    cta_taken_at(pilgrim, "101000", study_uid=study_uid)  # the rest of the CTA
+    clock.move_to(utcnow() + timedelta(seconds=31), tick=False)
+    assert arrivals.poll() == 0  # not offered again: it is linked
+    warning = ("This study was still arriving: the PACS now holds 6 images, 3 when it was "
+               "linked. Link it again to see them all before deciding.")
+    assert warning in client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert warning in client.get(f"/referrals/{referral.id}/review").get_data(as_text=True)
+
+    answer = client.post(f"/referrals/{referral.id}/studies",
+                         data={"study": f"PIL|{study_uid}"})  # the banner's "Link it again"
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:500]
+    frames.wait_for_prefetch()
+    db.session.expire_all()
+    linked = db.session.scalar(select(LinkedStudy).where(LinkedStudy.study_uid == study_uid))
+    assert linked.instance_count == 6
+    assert "still arriving" not in client.get(f"/referrals/{referral.id}").get_data(as_text=True)

@@ -96,9 +96,11 @@ def _look(referral_id: int, now: datetime) -> int:
     ids = studies.patient_identifiers(referral)
     since = referral.created_at.astimezone(LONDON).date()
     created = referral.created_at
-    known = {s.study_uid for s in referral.studies} | set(db.session.scalars(
+    linked = {s.study_uid for s in referral.studies}
+    known = linked | set(db.session.scalars(
         select(OfferedStudy.study_uid).where(OfferedStudy.referral_id == referral_id)))
     db.session.commit()  # no transaction open while the PACS answers
+    counts: dict[str, int] = {}  # linked study -> images the PACS holds now
 
     def search():
         pacs = client(target)
@@ -108,6 +110,8 @@ def _look(referral_id: int, now: datetime) -> int:
                 found.setdefault(study.study_uid, study)
         new = []
         for study in found.values():
+            if study.study_uid in linked and study.instance_count is not None:
+                counts[study.study_uid] = study.instance_count
             taken = _taken_at(study.study_date, study.study_time)
             if study.study_uid in known or not is_uid(study.study_uid):
                 continue
@@ -122,6 +126,7 @@ def _look(referral_id: int, now: datetime) -> int:
     record_outcome(outcome)
     if not outcome.ok:
         return 0
+    _count_linked(referral_id, counts, now)
     count = 0
     for study, taken, snapshot in found:
         referral = db.session.get(Referral, referral_id)
@@ -152,6 +157,28 @@ def _look(referral_id: int, now: datetime) -> int:
         db.session.commit()
         count += 1
     return count
+
+
+def _count_linked(referral_id: int, counts: dict[str, int], now: datetime) -> None:
+    """Keep how many images the PACS holds now for each linked study (committed)."""
+    for study_uid, held in counts.items():
+        db.session.execute(
+            update(LinkedStudy)
+            .where(LinkedStudy.referral_id == referral_id, LinkedStudy.study_uid == study_uid)
+            .values(pacs_instance_count=held, pacs_counted_at=now))
+    db.session.commit()
+
+
+def still_arriving(referral: Referral) -> dict[str, str]:
+    """study UID -> a warning, for each linked study the PACS held more images of at its
+    last look than were linked: it was still arriving, and a decision on what was linked
+    may miss the rest until it is linked again (no PACS call)."""
+    return {
+        s.study_uid: (f"This study was still arriving: the PACS now holds "
+                      f"{s.pacs_instance_count} images, {s.instance_count} when it was "
+                      "linked. Link it again to see them all before deciding.")
+        for s in referral.studies
+        if s.pacs_instance_count is not None and s.pacs_instance_count > s.instance_count}
 
 
 @dataclass(frozen=True)
