@@ -244,6 +244,14 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "ROTA_CHECK_MINUTES": _int(env, "ROTA_CHECK_MINUTES", 10, 1),
         # `make run`: keep the demo network's own rota covering the next week.
         "DEMO_ROTA": _bool(env, "GOLDENHOUR_DEMO_ROTA", False),
+        # Live pages (views/live.py): a stream lasts LIVE_STREAM_SECONDS, then the browser
+        # reconnects; it reads the events table every LIVE_POLL_MS and says it is alive
+        # every LIVE_HEARTBEAT_SECONDS. Unanswered referrals alarm again every
+        # UNANSWERED_REALARM_MINUTES until accepted or cancelled.
+        "LIVE_STREAM_SECONDS": _int(env, "LIVE_STREAM_SECONDS", 300, 1),
+        "LIVE_POLL_MS": _int(env, "LIVE_POLL_MS", 1000, 50),
+        "LIVE_HEARTBEAT_SECONDS": _int(env, "LIVE_HEARTBEAT_SECONDS", 5, 1),
+        "UNANSWERED_REALARM_MINUTES": _int(env, "UNANSWERED_REALARM_MINUTES", 10, 1),
         "PACS_SECRET_KEY": _pacs_key(env),
         # Anchoring (workflow/audit/anchors.py): the Ed25519 key file and the file the
         # signed tree heads are appended to; both outside the database.

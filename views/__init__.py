@@ -32,6 +32,7 @@ def register(app: Flask) -> None:
         errors,
         headers,
         home,
+        live,
         paging,
         records,
         referrals,
@@ -58,6 +59,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(referrals.bp)
+    app.register_blueprint(live.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(api_fhir.bp)
     register_cli(app)

@@ -26,7 +26,7 @@ from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import arrivals, identity, studies
 from workflow.paging import history as paging_log
-from workflow.referrals import access, clinical, labels, nhs_number
+from workflow.referrals import access, clinical, labels, live, nhs_number
 from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
@@ -246,18 +246,20 @@ class Row:
     referral: Referral
     minutes: int  # since referral
     lysis_left: int | None  # minutes left in the thrombolysis window (stroke)
+    lysis_closes: str | None = None  # when it closes (ISO UTC), for the ticking clock
 
 
 def _rows(query) -> list[Row]:
     at = now()
     rows = []
     for referral in db.session.scalars(query.limit(200)):
-        lysis_left = None
+        lysis_left = lysis_closes = None
         if referral.specialty.code == "stroke" and referral.state not in FINAL:
             windows = referral_clocks(referral, at)["windows"]
             lysis_left = windows[0]["minutes_left"] if windows else None
+            lysis_closes = windows[0]["closes_at"] if windows else None
         rows.append(Row(referral, int((at - referral.created_at).total_seconds() // 60),
-                        lysis_left))
+                        lysis_left, lysis_closes))
     return rows
 
 
@@ -266,7 +268,7 @@ def _rows(query) -> list[Row]:
 def mine():
     query = (select(Referral).where(Referral.referring_hospital_id == current_user.hospital_id)
              .order_by(Referral.created_at.desc(), Referral.id.desc()))
-    return render_template("referrals/mine.html", rows=_rows(query))
+    return render_template("referrals/mine.html", rows=_rows(query), **_list_live("mine"))
 
 
 @bp.route("/worklist")
@@ -285,7 +287,14 @@ def worklist():
          visible.where(Referral.state == State.INFO_REQUESTED).order_by(*oldest_first)),
     ]
     return render_template("referrals/worklist.html",
-                           sections=[(key, title, _rows(q)) for key, title, q in sections])
+                           sections=[(key, title, _rows(q)) for key, title, q in sections],
+                           **_list_live("worklist"))
+
+
+def _list_live(which: str) -> dict:
+    """What a list page's live status needs: its stream and the mark it starts from."""
+    return {"live_url": url_for("live.list_events", which=which),
+            "live_mark": live.list_mark(current_user, which), "server_now": now()}
 
 
 # --- The referral page ------------------------------------------------------------------
@@ -314,6 +323,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         window["closes_local"] = format_local(datetime.fromisoformat(closes), "%a %H:%M") \
             if closes else "—"
     nhs = referral.nhs_number
+    live_mark = live.referral_mark(referral.id)  # before reading: a change after is seen
     paging = paging_log.page_history(referral)
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
@@ -338,6 +348,8 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         errors_for=lambda name: (errors or {}) if name == action else {},
         action=action, problem=problem,
         paging=paging, paging_failures=paging_log.failures(paging),
+        live_mark=live_mark, server_now=at,
+        live_url=url_for("live.referral_events", referral_id=referral.id),
     )
     _log("referral.view", "ok", referral.id)
     return body, status

@@ -28,9 +28,13 @@
     });
   }
 
-  document.querySelectorAll("form").forEach(function (form) {
-    if (!form.querySelector("[data-show-if]")) return;
-    form.addEventListener("change", function () { update(form); });
-    update(form);
-  });
+  function bind(root) {
+    root.querySelectorAll("form").forEach(function (form) {
+      if (!form.querySelector("[data-show-if]")) return;
+      form.addEventListener("change", function () { update(form); });
+      update(form);
+    });
+  }
+  bind(document);
+  window.goldenhourShowIf = bind;  // live.js: a part of the page swapped in afresh
 })();

@@ -257,7 +257,9 @@ def test_my_referrals_lists_the_hospitals_referrals_newest_first_with_status(log
     row = page[page.index(f'id="r-{first.id}"'):]
     assert re.search(r'class="badge state-under_review" data-state-badge>Accepted, under review',
                      row)
-    assert 'data-live="10"' in page and "js/live.js" in page
+    assert 'data-live-part' in page and "js/live.js" in page
+    assert 'data-live-stream="/referrals/events/mine"' in client.get(
+        "/referrals/mine").get_data(as_text=True)
 
 
 def test_the_status_json_gives_the_state_only(login):
@@ -321,7 +323,7 @@ def test_the_referrer_sees_no_accept_button_the_specialist_does(login):
     assert f'action="{url}/decide"' not in page  # not before accepting
 
     audit = login("audit@em.demo.nhs.uk").get(url).get_data(as_text=True)
-    assert f"{url}/" not in audit.replace(f"{url}/status.json", "")
+    assert f"{url}/" not in audit.replace(f"{url}/status.json", "").replace(f"{url}/events", "")
 
 
 def test_the_second_specialist_to_accept_is_told_who_was_first(login):
