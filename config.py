@@ -251,6 +251,8 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "LIVE_STREAM_SECONDS": _int(env, "LIVE_STREAM_SECONDS", 300, 1),
         "LIVE_POLL_MS": _int(env, "LIVE_POLL_MS", 1000, 50),
         "LIVE_HEARTBEAT_SECONDS": _int(env, "LIVE_HEARTBEAT_SECONDS", 5, 1),
+        # Silence after which a page says it is out of date and turns its forms off.
+        "LIVE_STALE_SECONDS": _int(env, "LIVE_STALE_SECONDS", 30, 2),
         "UNANSWERED_REALARM_MINUTES": _int(env, "UNANSWERED_REALARM_MINUTES", 10, 1),
         "PACS_SECRET_KEY": _pacs_key(env),
         # Anchoring (workflow/audit/anchors.py): the Ed25519 key file and the file the

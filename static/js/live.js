@@ -16,7 +16,8 @@
   "use strict";
   var status = document.getElementById("live-status");
   if (!status) return;
-  var STALE_MS = 30000, POLL_MS = 5000, WARN_MINUTES = 30;
+  var STALE_MS = (Number(status.dataset.staleAfter) || 30) * 1000, POLL_MS = 5000;
+  var WARN_MINUTES = 30;
   var streamUrl = status.dataset.liveStream;
   var last = status.dataset.liveLast || "0", paging = status.dataset.livePaging || "";
   var offset = Date.parse(status.dataset.serverNow) - Date.now();

@@ -1,0 +1,69 @@
+"""The referrer's open referral page in Chromium keeps itself current: the specialist's
+message and decision appear with no reload, and a page cut off from the server says it
+is out of date and turns its forms off until it hears again."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from extensions import db
+from tests.browser.test_viewer import REFERRER, SPECIALIST, sign_in
+from tests.workflow.helpers import SIGNED, stroke_payload, user
+from workflow.referrals import actions as referrals
+
+# The suite's night, with time moving on (the page's clocks and heartbeats need it).
+pytestmark = [pytest.mark.browser, pytest.mark.clock(tick=True)]
+
+
+@pytest.fixture
+def app_config():
+    # Streams of 2 s (so a cut-off stream is noticed soon); out of date after 3 s.
+    return {"LIVE_STREAM_SECONDS": 2, "LIVE_POLL_MS": 200, "LIVE_HEARTBEAT_SECONDS": 1,
+            "LIVE_STALE_SECONDS": 3}
+
+
+@pytest.fixture
+def open_referral(network, live_server, phone):
+    """A raised referral, open on the referrer's phone; returns its id."""
+    referral_id = referrals.raise_referral(user(REFERRER), stroke_payload()).id
+    db.session.commit()  # SQLite: the test holds no transaction while the server works
+    sign_in(phone, live_server.url, REFERRER)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}")
+    expect(phone.locator("#live-status")).to_contain_text("Updated")
+    phone.evaluate("() => { window.notReloaded = true; }")
+    return referral_id
+
+
+def test_the_specialists_message_and_decision_appear_without_a_reload(open_referral, phone):
+    specialist = user(SPECIALIST)
+    referrals.acknowledge(open_referral, specialist)
+    expect(phone.locator("#case")).to_contain_text("Accepted, under review", timeout=2000)
+    referrals.post_message(open_referral, specialist, {"text": "Is she on a DOAC?"})
+    db.session.commit()
+    # Within 2 s of the commit, in the open page.
+    expect(phone.locator("#thread")).to_contain_text("Is she on a DOAC?", timeout=2000)
+    referrals.decide(open_referral, specialist, {
+        "outcome": "advice_only", "advice": "Aspirin 300 mg", "rationale": "Stroke mimic",
+        **SIGNED})
+    db.session.commit()
+    expect(phone.locator("#decision-part")).to_contain_text("Stroke mimic", timeout=2000)
+    expect(phone.locator("#case")).to_contain_text("Decided")
+    assert phone.evaluate("() => window.notReloaded") is True
+
+
+def test_a_page_cut_off_from_the_server_says_so_and_turns_its_forms_off(open_referral,
+                                                                        phone):
+    send = phone.locator("#messages form button[type=submit]")
+    expect(send).to_be_enabled()
+    phone.route("**/events*", lambda route: route.abort())  # the stream and its polling
+    stale = phone.locator("[data-live-stale]")
+    expect(stale).to_be_visible(timeout=10_000)
+    expect(stale).to_contain_text("out of date")
+    expect(send).to_be_disabled()
+    expect(phone.locator("#messages textarea")).to_be_disabled()
+
+    phone.unroute("**/events*")
+    expect(stale).to_be_hidden(timeout=20_000)
+    expect(send).to_be_enabled()
+    assert phone.evaluate("() => window.notReloaded") is True
