@@ -14,6 +14,7 @@ ACTION_PATHS = {
     "acknowledge": "acknowledge", "request_info": "request-info", "provide_info": "provide-info",
     "decide": "decide", "addendum": "addendum", "cancel": "cancel", "depart": "depart",
     "arrive": "arrive", "close": "close", "hand_over": "hand-over", "message": "messages",
+    "page_again": "page-again",
 }
 
 

@@ -40,8 +40,8 @@ bp = Blueprint("referrals", __name__)
 # Events that make up the conversation between referrer and specialist.
 THREAD_EVENTS = ("message", "request_info", "provide_info")
 # The order the action forms appear in: the likely next step first, cancel last.
-ACTION_ORDER = ("acknowledge", "decide", "request-info", "provide-info", "depart", "arrive",
-                "close", "addendum", "hand-over", "messages", "cancel")
+ACTION_ORDER = ("acknowledge", "page-again", "decide", "request-info", "provide-info",
+                "depart", "arrive", "close", "addendum", "hand-over", "messages", "cancel")
 ACTION_DONE = {
     "acknowledge": "You have accepted this referral.",
     "request-info": "Your question has been sent to the referrer.",
@@ -54,6 +54,7 @@ ACTION_DONE = {
     "close": "The referral is closed.",
     "hand-over": "Handed over.",
     "messages": "Message sent.",
+    "page-again": "The hub is being paged again from the first step.",
 }
 # The forms signed with the user's own password (or TOTP code), and the fields that carry
 # it: never part of the action's input, never echoed back.

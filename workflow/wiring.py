@@ -29,6 +29,8 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     On(IN, "decide", escalation.tell_referrer),
     # Every step paged, nobody accepted: the duty manager and the referrer are alarmed.
     On(IN, "escalation_exhausted", escalation.raise_alarm),
+    # Paged again by the referrer: repeat alarms stop, tier 1 is due now (a new round).
+    On(IN, "page_again", escalation.restart),
     # Decided or amended: a new version of the decision record (its PDF comes later).
     # Decided or amended with key images: a Key Object document for the PACS, pending
     # (listed first: the record names it; the scheduler stores it).
@@ -41,6 +43,7 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     On(AFTER, "acknowledge", scheduler.wake),
     On(AFTER, "decide", scheduler.wake),
     On(AFTER, "hand_over", scheduler.wake),
+    On(AFTER, "page_again", scheduler.wake),
     # A page asking a specialist to accept went out: warm their first images.
     On(AFTER, events.SPECIALIST_PAGED, frames.schedule_prefetch),
 )

@@ -180,7 +180,8 @@ class ReferralWorkflow(RuleBasedStateMachine):
             referrals.transition(referral_id, event, who)  # no user-facing action
         else:
             action = {"request_info": "request-info", "provide_info": "provide-info",
-                      "hand_over": "hand-over", "message": "messages"}.get(event, event)
+                      "hand_over": "hand-over", "message": "messages",
+                      "page_again": "page-again"}.get(event, event)
             referrals.ACTIONS[action](referral_id, who, text)
 
     @invariant()

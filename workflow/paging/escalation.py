@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import func, select, update
 
 from extensions import db
 from models import (
@@ -27,7 +28,14 @@ from models import (
 )
 from workflow.errors import ValidationFailed
 from workflow.paging import reply_codes, rota
-from workflow.paging.pages import ESCALATING, OUT_OF_BAND_STEP, PageKind, PageStatus
+from workflow.paging.pages import (
+    ESCALATING,
+    OUT_OF_BAND_STEP,
+    ROUND,
+    STOPPED_BY_ANSWER,
+    PageKind,
+    PageStatus,
+)
 from workflow.referrals import labels
 from workflow.referrals.states import State
 
@@ -90,6 +98,9 @@ def page_text(referral: Referral, kind: str = PageKind.ESCALATION) -> str:
     if kind == PageKind.ALARM:
         return (f"UNANSWERED {service} referral from {hospital}: every escalation step "
                 f"was paged and nobody accepted. Open goldenhour now.")
+    if kind == PageKind.REALARM:
+        return (f"STILL UNANSWERED {service} referral {referral.reference} from {hospital}: "
+                f"nobody has accepted it yet. Open goldenhour or call the referrer now.")
     code = reply_codes.reply_code(referral.id)
     return (f"{prefix} {service} referral from {hospital}. Open the link or reply 1 or "
             f"{code} to accept {referral.reference}.")
@@ -124,17 +135,19 @@ def schedule_after(page: Page, steps: list[dict], at: datetime) -> Page | None:
     referral = db.session.get(Referral, page.referral_id)
     due = at + timedelta(minutes=page.wait_minutes)
     current = steps[page.step]
-    if page.attempt < current.get("repeat", 0):
+    if page.attempt % ROUND < current.get("repeat", 0):
         return _add_page(referral, kind=PageKind.ESCALATION, step=page.step,
                          attempt=page.attempt + 1,
                          who=current["who"], channels=current["channels"],
                          wait_minutes=current["wait_minutes"], due_at=due, text=page.text)
     if page.step + 1 < len(steps):
         nxt = steps[page.step + 1]
-        return _add_page(referral, kind=PageKind.ESCALATION, step=page.step + 1, attempt=0,
+        return _add_page(referral, kind=PageKind.ESCALATION, step=page.step + 1,
+                         attempt=page.attempt - page.attempt % ROUND,
                          who=nxt["who"], channels=nxt["channels"],
                          wait_minutes=nxt["wait_minutes"], due_at=due, text=page.text)
-    return _add_page(referral, kind=PageKind.EXHAUSTED, step=len(steps), attempt=0, who="none",
+    return _add_page(referral, kind=PageKind.EXHAUSTED, step=len(steps),
+                     attempt=page.attempt - page.attempt % ROUND, who="none",
                      channels=[], due_at=due, text="")
 
 
@@ -145,10 +158,10 @@ def recipients(page: Page, referral: Referral, at: datetime) -> list[User]:
     if who.startswith("tier"):
         return rota.on_call(service, int(who[4:]), at)
     if who == "duty_manager":
-        return [u for u in db.session.scalars(
-            select(User).where(User.hospital_id == service.hospital_id,
-                               User.active.is_(True)).order_by(User.id))
-            if u.has_role(Role.DUTY_MANAGER)]
+        return _duty_managers(service)
+    if who == "unanswered":  # the duty manager and the consultant on call
+        people = _duty_managers(service) + consultant_on_call(service, at)
+        return list({u.id: u for u in people}.values())
     if who.startswith("user:"):
         user = db.session.get(User, int(who[5:]))
         return [user] if user is not None and user.active else []
@@ -173,7 +186,7 @@ def stop(referral: Referral, event: ReferralEvent) -> None:
     # Skip pages a sweep has locked: it is waiting for this referral's lock and
     # will find it acknowledged. Waiting for them instead could deadlock.
     due = select(Page.id).where(Page.referral_id == referral.id, Page.status == PageStatus.DUE,
-                                Page.kind.in_(ESCALATING))
+                                Page.kind.in_(STOPPED_BY_ANSWER))
     if db.engine.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     ids = list(db.session.scalars(due))
@@ -228,9 +241,72 @@ def notify_in_app(referral: Referral, user_id: int, text: str, *, key: int,
                      channels=["in_app"], due_at=at, text=text)
 
 
+def _duty_managers(service) -> list[User]:
+    return [u for u in db.session.scalars(
+        select(User).where(User.hospital_id == service.hospital_id,
+                           User.active.is_(True)).order_by(User.id))
+        if u.has_role(Role.DUTY_MANAGER)]
+
+
+def consultant_on_call(service, at: datetime) -> list[User]:
+    """The most senior tier on call for ``service`` at ``at`` (tier 3, else tier 2)."""
+    for tier in (3, 2):
+        people = rota.on_call(service, tier, at)
+        if people:
+            return people
+    return []
+
+
+def _round(referral_id: int) -> int:
+    """How many times the referrer has paged again (0: the first escalation)."""
+    return db.session.scalar(select(func.count(ReferralEvent.id)).where(
+        ReferralEvent.referral_id == referral_id, ReferralEvent.kind == "page_again"))
+
+
+def realarm_every() -> timedelta:
+    return timedelta(minutes=current_app.config["UNANSWERED_REALARM_MINUTES"])
+
+
 def raise_alarm(referral: Referral, event: ReferralEvent) -> None:
-    """Every step paged and nobody accepted: alarm the duty manager and the referrer."""
+    """Every step paged and nobody accepted: alarm the duty manager and the referrer now,
+    and schedule the first repeat alarm (duty manager and consultant on call) after
+    UNANSWERED_REALARM_MINUTES; the sweep schedules each next one as it claims one."""
+    base = _round(referral.id) * ROUND
     for who in ("duty_manager", f"user:{referral.referrer_id}"):
         _add_page(referral, kind=PageKind.ALARM,
-                  attempt=0 if who == "duty_manager" else 1, who=who,
+                  attempt=base + (0 if who == "duty_manager" else 1), who=who,
                   channels=["sms", "voice", "in_app"], due_at=event.at)
+    _add_page(referral, kind=PageKind.REALARM, attempt=base + 1, who="unanswered",
+              channels=["sms", "voice", "in_app"], due_at=event.at + realarm_every())
+
+
+def schedule_realarm(page: Page, at: datetime) -> Page | None:
+    """The repeat alarm after ``page`` (claimed at ``at``, still unanswered); None when
+    the round has used its attempt numbers (a week of alarms)."""
+    if page.attempt % ROUND + 1 >= ROUND:
+        return None
+    referral = db.session.get(Referral, page.referral_id)
+    return _add_page(referral, kind=PageKind.REALARM, attempt=page.attempt + 1, who=page.who,
+                     channels=list(page.channels), due_at=at + realarm_every(),
+                     text=page_text(referral, PageKind.REALARM))
+
+
+def restart(referral: Referral, event: ReferralEvent) -> None:
+    """The referrer paged again: the repeat alarms stop and the escalation starts over
+    from its first step, due now, numbered as a new round (inside the event's txn)."""
+    due = select(Page.id).where(Page.referral_id == referral.id, Page.status == PageStatus.DUE,
+                                Page.kind.in_(STOPPED_BY_ANSWER))
+    if db.engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    ids = list(db.session.scalars(due))
+    if ids:
+        db.session.execute(
+            update(Page).where(Page.id.in_(ids)).values(status=PageStatus.CANCELLED)
+            .execution_options(synchronize_session=False))
+    steps = db.session.scalar(select(Escalation.steps)
+                              .where(Escalation.referral_id == referral.id)) \
+        or policy_steps(referral.hub_service_id)
+    first = steps[0]
+    _add_page(referral, kind=PageKind.ESCALATION, step=0, attempt=_round(referral.id) * ROUND,
+              who=first["who"], channels=first["channels"],
+              wait_minutes=first["wait_minutes"], due_at=event.at)

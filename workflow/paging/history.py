@@ -16,7 +16,7 @@ from extensions import db
 from integrations.pager.base import FAILED
 from models import Delivery, Page, Referral, User
 from workflow.paging import escalation
-from workflow.paging.pages import PageKind, PageStatus
+from workflow.paging.pages import ROUND, PageKind, PageStatus
 from workflow.referrals import labels
 from workflow.referrals.states import State
 
@@ -57,8 +57,11 @@ def _who(who: str, people: dict[int, str]) -> str:
 def _what(page: Page, people: dict[int, str]) -> str:
     who = _who(page.who, people)
     if page.kind == PageKind.ESCALATION:
-        repeat = f" (repeat {page.attempt})" if page.attempt else ""
-        return f"Step {page.step + 1}{repeat}: {who}"
+        repeat = f" (repeat {page.attempt % ROUND})" if page.attempt % ROUND else ""
+        again = " (paged again)" if page.attempt >= ROUND else ""
+        return f"Step {page.step + 1}{repeat}{again}: {who}"
+    if page.kind == PageKind.REALARM:
+        return f"Repeat alarm {page.attempt % ROUND}: duty manager and consultant on call"
     return {"handover": f"Hand-over to {who}", "notice": f"Notice to {who}",
             "alarm": f"Unanswered alarm to {who}",
             "exhausted": "Every step paged"}.get(page.kind, page.kind)

@@ -17,6 +17,7 @@ class PageKind(enum.StrEnum):
     HANDOVER = "handover"      # a colleague handed the page
     NOTICE = "notice"          # telling someone what happened (accepted, decided, images)
     ALARM = "alarm"            # nobody accepted: the duty manager and the referrer
+    REALARM = "realarm"        # still nobody: the duty manager and consultant, again
 
 
 class PageStatus(enum.StrEnum):
@@ -30,4 +31,10 @@ class PageStatus(enum.StrEnum):
 ESCALATING = (PageKind.ESCALATION, PageKind.EXHAUSTED)
 # The kinds that ask someone to accept (their link acknowledges; their images are warmed).
 ASKING = (PageKind.ESCALATION, PageKind.HANDOVER)
-OUT_OF_BAND_STEP = {PageKind.HANDOVER: -1, PageKind.NOTICE: -2, PageKind.ALARM: -3}
+OUT_OF_BAND_STEP = {PageKind.HANDOVER: -1, PageKind.NOTICE: -2, PageKind.ALARM: -3,
+                    PageKind.REALARM: -4}
+# "Page again" restarts the escalation: each round's pages number their attempts from
+# round * ROUND, so the (referral, step, attempt) key stays unique across rounds.
+ROUND = 1000
+# Cancelled when someone accepts or the referrer cancels.
+STOPPED_BY_ANSWER = (*ESCALATING, PageKind.REALARM)

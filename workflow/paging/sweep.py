@@ -124,6 +124,12 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
                            .values(status=PageStatus.CANCELLED))
         db.session.commit()
         return page, []
+    if page.kind == PageKind.REALARM and referral.state != State.UNANSWERED:
+        # Accepted, cancelled or paged again since: no more repeat alarms.
+        db.session.execute(update(Page).where(Page.id == page.id)
+                           .values(status=PageStatus.CANCELLED))
+        db.session.commit()
+        return page, []
     if page.kind == PageKind.EXHAUSTED:
         if referral.state == State.AWAITING_SPECIALIST:
             referrals.transition(referral.id, "escalation_exhausted", None, now=now,
@@ -153,6 +159,9 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             text=page.text, status=DeliveryStatus.FAILED, updated_at=now, permanent_failure=True,
             error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
     db.session.add_all(deliveries)
+    if page.kind == PageKind.REALARM:
+        # Scheduled in the claim's own transaction: a crash after it cannot stop them.
+        escalation.schedule_realarm(page, now)
     if page.kind == PageKind.ESCALATION:
         _record_milestones(referral.id, milestones, page, bool(people), now)
         steps = db.session.scalar(select(Escalation.steps)

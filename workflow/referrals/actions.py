@@ -392,6 +392,15 @@ def post_message(referral_id: int, user: User, payload: Any) -> Referral:
     return transition(referral_id, "message", user, reason=_reason(payload, "text", "message"))
 
 
+def page_again(referral_id: int, user: User, payload: Any = None) -> Referral:
+    """Nobody answered: page the hub again from the first escalation step (optional
+    ``note``); the repeat alarms stop. Raises NotFound, NotAllowed (only the referrer),
+    IllegalTransition (only when unanswered), ValidationFailed or Conflict."""
+    check(referral_id, "page_again", user)
+    return transition(referral_id, "page_again", user,
+                      reason=_reason(payload or {}, "note", "note", required=False))
+
+
 def system_event(referral_id: int, event: str, data: dict | None = None,
                  reason: str = "") -> Referral:
     """An event raised by the scheduler (page sent, escalation exhausted).
@@ -412,6 +421,7 @@ ACTIONS = {
     "close": close,
     "hand-over": hand_over,
     "messages": post_message,
+    "page-again": page_again,
 }
 
 

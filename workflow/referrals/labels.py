@@ -47,6 +47,7 @@ EVENTS = {
     "depart": "Departed", "arrive": "Arrived at hub", "close": "Closed",
     "hand_over": "Handed over", "message": "Message", "studies_linked": "Images linked",
     "escalation_exhausted": "Nobody answered",
+    "page_again": "Paged again",
 }
 CHANNELS = {"sms": "SMS", "voice": "Voice call", "email": "Email", "in_app": "In app",
             "console": "Console", "none": "—"}

@@ -68,6 +68,8 @@ def _moves() -> list[Move]:
     moves = [
         Move("page_sent", S.SUBMITTED, S.AWAITING_SPECIALIST, frozenset({SYSTEM})),
         Move("escalation_exhausted", S.AWAITING_SPECIALIST, S.UNANSWERED, frozenset({SYSTEM})),
+        # Nobody answered: the referrer starts the escalation again from its first step.
+        Move("page_again", S.UNANSWERED, S.AWAITING_SPECIALIST, frozenset({REFERRER})),
         Move("request_info", S.UNDER_REVIEW, S.INFO_REQUESTED, frozenset({ASSIGNED})),
         Move("provide_info", S.INFO_REQUESTED, S.UNDER_REVIEW, frozenset({REFERRER})),
         Move("decide", S.UNDER_REVIEW, S.DECIDED, frozenset({ASSIGNED})),
