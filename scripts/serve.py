@@ -76,7 +76,10 @@ def main() -> None:
         subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, check=True)
         if env.get("SERVE_SEED_DEMO", "1") == "1":
             subprocess.run([*flask, "seed-demo", "--quiet"], cwd=ROOT, check=True)
-        web = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(workers), "-b",
+        # Threaded workers: each open page holds one live stream (views/live.py).
+        threads = env.get("WEB_THREADS", "16")
+        web = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(workers),
+                                "--worker-class", "gthread", "--threads", threads, "-b",
                                 f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT)
         procs.append(web)
         procs += [subprocess.Popen([*flask, "scheduler", "run"], cwd=ROOT)
