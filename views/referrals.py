@@ -21,11 +21,12 @@ from models import DecisionRecord, Hospital, Referral, Specialty
 from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
-from workflow.accounts import accounts
+from workflow.accounts import accounts, policy
 from workflow.audit import dido
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import arrivals, identity, studies
 from workflow.paging import history as paging_log
+from workflow.paging.on_call import on_call_now
 from workflow.referrals import access, clinical, labels, live, nhs_number
 from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
@@ -350,6 +351,9 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         action=action, problem=problem,
         paging=paging, paging_failures=paging_log.failures(paging),
         live_mark=live_mark, server_now=at,
+        on_call=on_call_now(referral, at)
+        if referral.state not in FINAL and policy.allowed(current_user, "oncall.numbers")
+        else [],
         live_url=url_for("live.referral_events", referral_id=referral.id),
     )
     _log("referral.view", "ok", referral.id)

@@ -148,3 +148,22 @@ def test_the_referral_page_offers_page_again_and_counts_down_to_the_next_step(
     response = client.post(f"/referrals/{referral.id}/page-again", data={"note": ""})
     assert response.status_code == 302
     assert state(referral.id) == "awaiting_specialist"
+
+
+def test_the_referral_page_lists_the_hubs_on_call_numbers_to_tap(network, clock, app):
+    from workflow.seed import DEMO_PASSWORD
+
+    referral = raise_stroke()
+    night, duty = user(NIGHT), user(DUTY)
+    night.phone, duty.phone = "+44 7700 900123", ""
+    db.session.commit()
+    client = app.test_client()
+    client.login(REFERRER, DEMO_PASSWORD)
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    card = page[page.index('id="paging"'):]
+    assert f"Tier 1 on call: <strong>{night.name}</strong>" in card
+    assert '<a class="button small" href="tel:+447700900123">Call +44 7700 900123</a>' in card
+    assert "Duty manager: <strong>" in card and "no number on file" in card
+    audit = app.test_client()
+    audit.login("audit@em.demo.nhs.uk", DEMO_PASSWORD)
+    assert "tel:" not in audit.get(f"/referrals/{referral.id}").get_data(as_text=True)

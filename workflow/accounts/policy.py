@@ -20,6 +20,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         {Role.REFERRER, Role.SPECIALIST, Role.AUDIT_LEAD, Role.ADMIN, Role.DUTY_MANAGER}
     ),
     "worklist.view": frozenset({Role.SPECIALIST, Role.DUTY_MANAGER}),
+    # The hub's on-call names and phone numbers, on a referral page the user may see.
+    "oncall.numbers": frozenset({Role.REFERRER, Role.SPECIALIST, Role.DUTY_MANAGER}),
     "pager.inbox": frozenset({Role.REFERRER, Role.SPECIALIST, Role.DUTY_MANAGER, Role.ADMIN}),
 }
 

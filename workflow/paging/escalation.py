@@ -158,9 +158,9 @@ def recipients(page: Page, referral: Referral, at: datetime) -> list[User]:
     if who.startswith("tier"):
         return rota.on_call(service, int(who[4:]), at)
     if who == "duty_manager":
-        return _duty_managers(service)
+        return duty_managers(service)
     if who == "unanswered":  # the duty manager and the consultant on call
-        people = _duty_managers(service) + consultant_on_call(service, at)
+        people = duty_managers(service) + consultant_on_call(service, at)
         return list({u.id: u for u in people}.values())
     if who.startswith("user:"):
         user = db.session.get(User, int(who[5:]))
@@ -241,7 +241,8 @@ def notify_in_app(referral: Referral, user_id: int, text: str, *, key: int,
                      channels=["in_app"], due_at=at, text=text)
 
 
-def _duty_managers(service) -> list[User]:
+def duty_managers(service) -> list[User]:
+    """The active duty managers of the service's hospital."""
     return [u for u in db.session.scalars(
         select(User).where(User.hospital_id == service.hospital_id,
                            User.active.is_(True)).order_by(User.id))
