@@ -104,12 +104,15 @@ RULES: dict[str, Rule] = {
     "referrals.new": Rule(LOGIN, {"referrer"}),
     "referrals.mine": Rule(LOGIN, {"referrer"}),
     "referrals.worklist": Rule(LOGIN, {"specialist", "duty_manager"}),
+    "live.list_events": Rule(API, {"specialist", "duty_manager"}),  # the worklist's
     "api.create_referral": Rule(API, {"referrer"}),
     "api.list_referrals": Rule(API, {"signed_in"}),  # each sees only their own (test_access)
 
     # One referral: seeing it
     "referrals.show": Rule(LOGIN, {"sees_referral"}),
     "referrals.status": Rule(LOGIN, {"sees_referral"}),
+    # Live streams: the session only (401, never a redirect, when there is none).
+    "live.referral_events": Rule(API, {"sees_referral"}),
     "api.get_referral": Rule(API, {"sees_referral"}),
     "api_fhir.referral_bundle": Rule(API, {"sees_referral"}),
     "records.download": Rule(LOGIN, {"sees_referral"}),  # no record yet: 404 past the check

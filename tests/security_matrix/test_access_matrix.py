@@ -83,7 +83,8 @@ DEACTIVATED = "deactivated@pil.matrix.nhs.uk"
 @pytest.fixture
 def app_config():
     # With a token the webhooks check signatures (without one they answer 503).
-    return {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN}
+    # Live streams are read whole: keep each one short.
+    return {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "LIVE_STREAM_SECONDS": 1, "LIVE_POLL_MS": 250}
 
 
 def _url_map_routes(app) -> list[tuple]:
@@ -176,7 +177,7 @@ def _scene(make_user) -> tuple[dict[str, tuple[str, str]], dict]:
         "referral_id": referral.id, "action": "messages", "version": 1,
         "study_uid": STUDY, "series_uid": STUDY + ".1", "sop_uid": STUDY + ".1.1",
         "user_id": user(DEMO_ACTORS["referrer:other"]).id, "service_id": stroke,
-        "code": "PIL", "token": ack_links.make_token(delivery.id),
+        "code": "PIL", "token": ack_links.make_token(delivery.id), "which": "worklist",
     }
     db.session.commit()
     return people, values
