@@ -67,3 +67,55 @@ def test_a_page_cut_off_from_the_server_says_so_and_turns_its_forms_off(open_ref
     expect(stale).to_be_hidden(timeout=20_000)
     expect(send).to_be_enabled()
     assert phone.evaluate("() => window.notReloaded") is True
+
+
+def test_the_clocks_tick_in_the_page_and_warn_before_a_window_closes(open_referral, phone):
+    # The page counts from the instants the server gave it: move them, and the next
+    # tick (each second) shows what they mean, with no request to the server.
+    since = phone.locator("#clocks [data-since]").nth(2)  # since referral
+    phone.evaluate("""() => {
+        const now = Date.parse(document.getElementById('live-status').dataset.serverNow);
+        const clocks = document.querySelectorAll('#clocks [data-since]');
+        clocks[2].dataset.since = new Date(now - (2 * 60 + 5) * 60000).toISOString();
+        const lysis = document.querySelector('#clocks [data-closes]');
+        lysis.dataset.closes = new Date(now + 20.5 * 60000).toISOString();
+    }""")
+    expect(since).to_have_text("2 h 05 min", timeout=3000)
+    warning = phone.locator("[data-window-warning]")
+    expect(warning).to_be_visible(timeout=3000)
+    expect(warning).to_contain_text("Thrombolysis window closes in 20 min")
+    # The next paging step counts down too ("due 03:00 (in 3 min)").
+    phone.evaluate("""() => {
+        const now = Date.parse(document.getElementById('live-status').dataset.serverNow);
+        document.querySelector('#paging [data-countdown]').dataset.countdown =
+            new Date(now + 3.5 * 60000).toISOString();
+    }""")
+    expect(phone.locator("#paging [data-countdown]").first).to_have_text("(in 3 min)",
+                                                                        timeout=3000)
+
+
+def test_a_new_referral_appears_on_the_open_worklist(network, live_server, phone):
+    sign_in(phone, live_server.url, SPECIALIST)
+    phone.goto(f"{live_server.url}/worklist")
+    expect(phone.locator("#live-status")).to_contain_text("Updated")
+    expect(phone.locator("#section-awaiting .rows li")).to_have_count(0)
+    referral = referrals.raise_referral(user(REFERRER), stroke_payload())
+    reference = referral.reference
+    db.session.commit()
+    expect(phone.locator("#section-awaiting")).to_contain_text(reference, timeout=2000)
+
+
+def test_a_hidden_page_stops_listening_so_its_session_can_time_out(open_referral, phone):
+    asked = []
+    phone.on("request", lambda r: asked.append(r.url) if "/events" in r.url else None)
+    phone.evaluate("""() => {
+        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+        document.dispatchEvent(new Event('visibilitychange'));
+    }""")
+    phone.wait_for_timeout(5000)  # streams last 2 s: an open page would have reconnected
+    assert asked == []
+    with phone.expect_request(lambda r: "/events" in r.url, timeout=5000):
+        phone.evaluate("""() => {
+            Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }""")
