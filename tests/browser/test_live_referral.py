@@ -119,3 +119,27 @@ def test_a_hidden_page_stops_listening_so_its_session_can_time_out(open_referral
             Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
             document.dispatchEvent(new Event('visibilitychange'));
         }""")
+
+
+def test_nobody_answers_then_the_referrer_pages_again_from_the_open_page(open_referral,
+                                                                          phone, clock):
+    from datetime import timedelta
+
+    from tests.paging.helpers import run_sweep
+
+    run_sweep()  # tier 1
+    for _ in range(3):  # tier 2, the duty manager, nobody: unanswered
+        clock.shift(timedelta(minutes=5))
+        run_sweep()
+    run_sweep()  # the alarms
+    db.session.commit()
+    expect(phone.locator("#case")).to_contain_text("Unanswered", timeout=3000)
+    # The repeat alarm is on the paging card, counting down; "Page again" is offered.
+    expect(phone.locator("#paging")).to_contain_text("Repeat alarm 1")
+    expect(phone.locator("#paging")).to_contain_text("Duty manager:")
+    again = phone.locator("#actions form[action$='/page-again'] button[type=submit]")
+    expect(again).to_be_visible()
+    again.click()
+    phone.wait_for_url(f"**/referrals/{open_referral}")
+    expect(phone.locator("#case")).to_contain_text("Paging specialist")
+    expect(phone.locator("#timeline")).to_contain_text("Paged again")
