@@ -4,6 +4,8 @@ is out of date and turns its forms off until it hears again."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -21,6 +23,14 @@ def app_config():
     # Streams of 2 s (so a cut-off stream is noticed soon); out of date after 3 s.
     return {"LIVE_STREAM_SECONDS": 2, "LIVE_POLL_MS": 200, "LIVE_HEARTBEAT_SECONDS": 1,
             "LIVE_STALE_SECONDS": 3}
+
+
+@pytest.fixture(autouse=True)
+def streams_end_before_the_database_goes(app):
+    """After the browser has gone (torn down first), give its streams a heartbeat (1 s)
+    to notice and end, so none opens a connection after the test's database is gone."""
+    yield
+    time.sleep(1.5)
 
 
 @pytest.fixture
