@@ -65,6 +65,10 @@ def test_a_stream_needs_a_session_that_may_see_the_referral(login, client):
     assert db.session.scalar(select(func.count(AccessLog.id)).where(
         AccessLog.action == "referral.stream", AccessLog.outcome == "denied")) == 1
     assert login(REFERRER).get(f"/referrals/{referral.id + 1000}/events").status_code == 404
+    from tests.workflow.helpers import bearer
+
+    # A bearer token is for the JSON API, not a page's stream.
+    assert client.get(url, headers=bearer(REFERRER)).status_code == 401
     bad = login(REFERRER).get(url, headers={"Last-Event-ID": "12; DROP"})
     assert bad.status_code == 400 and "digits" in bad.json["error"]
 
