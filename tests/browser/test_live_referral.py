@@ -153,3 +153,16 @@ def test_nobody_answers_then_the_referrer_pages_again_from_the_open_page(open_re
     phone.wait_for_url(f"**/referrals/{open_referral}")
     expect(phone.locator("#case")).to_contain_text("Paging specialist")
     expect(phone.locator("#timeline")).to_contain_text("Paged again")
+
+
+def test_without_eventsource_the_page_polls_and_still_updates(network, live_server, phone):
+    phone.add_init_script("delete window.EventSource;")
+    referral_id = referrals.raise_referral(user(REFERRER), stroke_payload()).id
+    db.session.commit()
+    sign_in(phone, live_server.url, REFERRER)
+    with phone.expect_request(lambda r: "/events?once=1" in r.url, timeout=5000):
+        phone.goto(f"{live_server.url}/referrals/{referral_id}")
+    referrals.post_message(referral_id, user(SPECIALIST), {"text": "Polling heard this"})
+    db.session.commit()
+    expect(phone.locator("#thread")).to_contain_text("Polling heard this", timeout=8000)
+    expect(phone.locator("[data-live-stale]")).to_be_hidden()
