@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import engine_options, instance_path, load_config
-from extensions import csrf, db, login_manager, migrate
+from extensions import REPLICA, csrf, db, login_manager, migrate
 
 
 @event.listens_for(Engine, "connect")
@@ -60,6 +60,11 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n)
 
     db.init_app(app)
+    # init_app gives every bind a MetaData of its own, on the one `db` shared by every
+    # app in the process. The replica mirrors the primary's schema and has no tables of
+    # its own: without this, create_all/drop_all would try to run on it (and, after one
+    # app with a replica, fail in every later app without one).
+    db.metadatas.pop(REPLICA, None)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
