@@ -79,6 +79,7 @@ def dashboard():
         board = audit_stats.dashboard(filters)
         listed = audit_stats.referral_list(filters)
         choices = _choices()
+        dido_bars = audit_stats.door_in_door_out_bars(filters)
     _log("audit.view", "ok", f"dashboard {request.query_string.decode(errors='replace')}")
     return render_template(
         "audit/dashboard.html", args=args, errors={}, choices=choices, board=board,
@@ -86,7 +87,7 @@ def dashboard():
                                                 audit_stats.DECISION_LIMIT),
         month_bars=bar_chart(board.by_month, "referrals"),
         site_bars=bar_chart(board.by_site, "median_decision"),
-        dido_bars=audit_stats.door_in_door_out_bars(filters),
+        dido_bars=dido_bars,
     )
 
 
