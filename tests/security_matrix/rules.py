@@ -134,6 +134,8 @@ RULES: dict[str, Rule] = {
     "review.search": Rule(LOGIN, {"referrer:own"}),
     "review.link": Rule(LOGIN, {"referrer:own"}, form={"study": f"PIL|{STUDY}"}),
     "review.upload": Rule(LOGIN, {"referrer:own"}),
+    # a study offered after it arrived: no offer exists here, so 404 past the check
+    "review.link_offered": Rule(LOGIN, {"referrer:own"}),
     "api_images.link_studies": Rule(API, {"referrer:own"},
                                     json={"hospital": "PIL", "study_uids": [STUDY]}),
     "api_images.search_studies": Rule(API, {"referrer", "specialist", "duty_manager"}),

@@ -178,6 +178,7 @@ def _scene(make_user) -> tuple[dict[str, tuple[str, str]], dict]:
         "study_uid": STUDY, "series_uid": STUDY + ".1", "sop_uid": STUDY + ".1.1",
         "user_id": user(DEMO_ACTORS["referrer:other"]).id, "service_id": stroke,
         "code": "PIL", "token": ack_links.make_token(delivery.id), "which": "worklist",
+        "offer_id": 1,
     }
     db.session.commit()
     return people, values

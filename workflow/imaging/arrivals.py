@@ -215,10 +215,14 @@ def link_offered(referral_id: int, user: User, offer_id: int) -> studies.ChosenL
     """Link an offered study through the same path as a study ticked on the search page
     (`studies.link_chosen`, which also prefetches it); the offer is then marked linked.
 
-    Raises NotFound (no such offer on this referral), NotAllowed (as link_chosen) or
-    ValidationFailed (the PACS could not link it: its words).
+    Who may link is checked before the offer is looked up, so someone who may not link
+    learns nothing about what is on offer.
+
+    Raises NotFound (no such offer on this referral), NotAllowed (the user may not link
+    images to it), IllegalTransition (its state takes no images) or ValidationFailed
+    (the PACS could not link it: its words).
     """
-    get_visible(user, referral_id)
+    studies.check_may_link(user, get_visible(user, referral_id))
     offer = db.session.scalar(select(OfferedStudy).where(OfferedStudy.id == offer_id,
                                                          OfferedStudy.referral_id == referral_id))
     if offer is None or offer.status != "offered":
