@@ -15,11 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Who may do what, written out as the issue and README describe it.
 EXPECTED = {
-    Role.REFERRER: {"referral.raise", "referral.list", "pager.inbox"},
-    Role.SPECIALIST: {"referral.list", "worklist.view", "pager.inbox"},
+    # The hub's on-call numbers: for clinicians, not for the audit lead or the admin.
+    Role.REFERRER: {"referral.raise", "referral.list", "pager.inbox", "oncall.numbers"},
+    Role.SPECIALIST: {"referral.list", "worklist.view", "pager.inbox", "oncall.numbers"},
     Role.AUDIT_LEAD: {"audit.view", "audit.export", "referral.list"},
     Role.ADMIN: {"admin.manage", "referral.list", "pager.inbox"},
-    Role.DUTY_MANAGER: {"referral.list", "worklist.view", "pager.inbox"},
+    Role.DUTY_MANAGER: {"referral.list", "worklist.view", "pager.inbox", "oncall.numbers"},
 }
 
 
