@@ -124,7 +124,11 @@ def test_the_set_up_page_shows_a_qr_code_drawn_here_and_the_key_and_turns_nothin
     raw = response.get_data(as_text=True)
     svg = re.search(r"<svg\b.*?</svg>", raw, re.S).group(0)
     assert svg == two_factor.qr_svg(uri), "the QR code is not the otpauth URI"
-    assert "<script" not in raw and not re.search(r'\bsrc="(https?:)?//', raw)
+    # drawn on the server: no script of its own (the layout's form-focus script is
+    # ours, from /static), and nothing from another site
+    assert re.findall(r"<script[^>]*>", raw) == [
+        '<script src="/static/js/focus-errors.js" defer>']
+    assert not re.search(r'\bsrc="(https?:)?//', raw)
     stored = _fresh(rhys.id).totp_secret
     assert stored.startswith("gAAAAA") and secret not in stored, "the key is not encrypted"
     assert _secret_on(_page(browser.get("/two-factor/enrol"))) == secret  # until confirmed
