@@ -19,7 +19,8 @@ from extensions import db
 from integrations.pager.base import FAILED, DeliveryStatus
 from models import Delivery
 from tests.faults.conftest import FAULT_MARKS, REFERRER, SPECIALIST, poll, soak_seconds
-from tests.images.conftest import PATIENT_ID, SAMPLE_STUDY, pacs, point_pilgrim_at  # noqa: F401
+from tests.images.conftest import (  # noqa: F401 - pacs is a fixture
+    PATIENT_ID, SAMPLE_FAMILY_NAME, SAMPLE_STUDY, pacs, point_pilgrim_at)
 from tests.images.test_search_link_render import frame_url, sops
 from tests.paging.helpers import raise_stroke, stroke_payload, user
 from tests.paging.test_reliability import SMS_ONLY, delivery_of, set_policy
@@ -33,7 +34,10 @@ pytestmark = FAULT_MARKS
 def test_with_the_pacs_down_referral_pages_work_and_say_the_images_are_unreachable(
         stack, pacs):  # noqa: F811 - pacs is the imported fixture
     point_pilgrim_at(pacs.base_url, timeout=2)
-    referral = raise_stroke(patient=dict(stroke_payload()["patient"], local_number=PATIENT_ID))
+    # the sample CT's own patient, so the identity check lets it through
+    patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID,
+                   family_name=SAMPLE_FAMILY_NAME)
+    referral = raise_stroke(patient=patient)
     studies.link(referral.id, user(REFERRER), "PIL", [SAMPLE_STUDY])
     ids = sops(referral.id)
     stack.start_web(workers=2)
