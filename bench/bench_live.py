@@ -56,6 +56,7 @@ def referral_payload() -> dict:
     return {"specialty": "stroke", "referring_hospital": "PIL", "urgency": "emergency",
             "arrived_at": arrived, "onset_at": None, "onset_certainty": "unknown",
             "question": "Thrombectomy?",
+            "separate_referral": True,  # one patient, raised once per run on purpose
             "patient": {"nhs_number": "9434765919", "family_name": "Bench",
                         "given_name": "Pat", "birth_date": "1950-01-01", "sex": "female"},
             "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",

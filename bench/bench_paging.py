@@ -58,6 +58,7 @@ def payload(vascular: bool) -> dict:
     arrived = (datetime.now().replace(microsecond=0) - timedelta(minutes=20)).isoformat()
     body = {"referring_hospital": "PIL", "arrived_at": arrived, "onset_at": None,
             "onset_certainty": "unknown", "question": "Accept for transfer?",
+            "separate_referral": True,  # one patient, raised once per run on purpose
             "patient": {"nhs_number": "9434765919", "family_name": "Bench",
                         "given_name": "Pat", "birth_date": "1950-01-01", "sex": "female"}}
     if vascular:

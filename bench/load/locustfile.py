@@ -36,6 +36,8 @@ def _payload() -> dict:
                     "birth_date": "1950-01-01", "sex": "female"},
         "onset_at": None, "onset_certainty": "unknown", "arrived_at": arrived.isoformat(),
         "question": "Thrombectomy? (load test)",
+        # one patient raised again and again: each a separate referral on purpose
+        "separate_referral": True,
         "clinical": {"nihss": 14, "pre_stroke_mrs": 1, "anticoagulant": "none",
                      "thrombolysis_given": False, "imaging": ["CT", "CTA"]},
     }

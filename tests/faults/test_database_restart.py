@@ -74,7 +74,8 @@ class Load:
         while not self.stop.is_set():
             try:
                 raised = requests.post(f"{base}/api/v1/referrals", headers=self.raiser,
-                                       json=stroke_payload(question=f"Load {n}"), timeout=15)
+                                       json=stroke_payload(question=f"Load {n}",
+                                                          separate_referral=True), timeout=15)
                 self._keep("raise", raised)
                 if raised.status_code == 201:
                     referral_id = raised.json()["id"]
