@@ -114,7 +114,12 @@
       if (el.type === "hidden" || el.type === "submit") return false;
       if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
       if (el.tagName === "SELECT") {
-        return Array.prototype.some.call(el.options, function (o) { return o.selected !== o.defaultSelected; });
+        // With no option marked selected, a single select shows its first one: that is
+        // how it came, not a choice ("Choose…").
+        var marked = Array.prototype.some.call(el.options, function (o) { return o.defaultSelected; });
+        return Array.prototype.some.call(el.options, function (o, i) {
+          return o.selected !== (marked ? o.defaultSelected : !el.multiple && i === 0);
+        });
       }
       return el.value !== el.defaultValue;
     });

@@ -166,3 +166,35 @@ def test_without_eventsource_the_page_polls_and_still_updates(network, live_serv
     db.session.commit()
     expect(phone.locator("#thread")).to_contain_text("Polling heard this", timeout=8000)
     expect(phone.locator("[data-live-stale]")).to_be_hidden()
+
+
+def test_the_specialists_open_page_swaps_in_the_decide_form_when_the_referrer_answers(
+        network, live_server, phone):
+    # The specialist's actions hold the hand-over <select> with nothing chosen: left as
+    # it came, it is not "being typed in", so the part is swapped for the fresh one.
+    specialist = user(SPECIALIST)
+    referral_id = referrals.raise_referral(user(REFERRER), stroke_payload()).id
+    referrals.acknowledge(referral_id, specialist)
+    referrals.request_info(referral_id, specialist, {"question": "Last DOAC dose?"})
+    db.session.commit()
+    sign_in(phone, live_server.url, SPECIALIST)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}")
+    expect(phone.locator("#live-status")).to_contain_text("Updated")
+    expect(phone.locator("#actions select[name=to]")).to_have_value("")
+    expect(phone.locator(".action-decide")).to_have_count(0)
+    referrals.provide_info(referral_id, user(REFERRER), {"text": "None: aspirin only"})
+    db.session.commit()
+    expect(phone.locator("#thread")).to_contain_text("aspirin only", timeout=2000)
+    expect(phone.locator(".action-decide")).to_be_visible(timeout=2000)
+    expect(phone.locator("[data-live-changed]")).to_be_hidden()
+
+    # A colleague chosen in that <select> is the specialist's own input: kept, and said.
+    colleague = phone.locator("#actions select[name=to] option").nth(1).get_attribute("value")
+    phone.locator("#actions summary", has_text="Hand over").click()
+    phone.locator("#actions select[name=to]").select_option(colleague)
+    phone.locator("#actions select[name=to]").evaluate("s => s.blur()")
+    referrals.post_message(referral_id, user(REFERRER), {"text": "CTA on its way"})
+    db.session.commit()
+    expect(phone.locator("#thread")).to_contain_text("CTA on its way", timeout=2000)
+    expect(phone.locator("[data-live-changed]")).to_be_visible()
+    expect(phone.locator("#actions select[name=to]")).to_have_value(colleague)
