@@ -1,5 +1,7 @@
 """SQLAlchemy models only. Import them from here."""
 
+# The evidence tables' append-only triggers (PostgreSQL DDL, no model of its own).
+from models import append_only  # noqa: F401, I001
 from models.audit import AccessLog
 from models.audit_facts import AuditFact
 from models.imaging import KeyImage, KeyObjectDocument, OfferedStudy

@@ -4,11 +4,12 @@ referral, decision or record row that leaves the events alone is named all the s
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from extensions import db
 from models import DecisionRecord, Referral, ReferralEvent
 from tests.paging.helpers import raise_stroke, user
+from tests.tampering import tamper
 from tests.workflow.helpers import SIGNED
 from workflow.audit import derived
 from workflow.audit.integrity import verify_all
@@ -32,8 +33,8 @@ def decided_and_amended() -> int:
 
 
 def run_sql(sql: str, **params) -> None:
-    db.session.execute(text(sql), params)
-    db.session.commit()
+    """Tamper as the tables' owner: past the append-only triggers."""
+    tamper(sql, **params)
     db.session.expire_all()
 
 

@@ -6,11 +6,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from extensions import db
 from models import DecisionRecord
 from tests.paging.helpers import raise_stroke, user
+from tests.tampering import tamper
 from tests.workflow.helpers import SIGNED
 from workflow.audit import records
 from workflow.referrals import actions as referrals
@@ -148,16 +149,15 @@ def test_the_renderer_refuses_every_url_but_our_own_assets(app, tmp_path):
     assert sorted(refused) == ["file:///etc/hostname", "http://127.0.0.1:9/a.png"]
 
 
-@pytest.mark.parametrize("tamper, words", [
+@pytest.mark.parametrize("sql, words", [
     ("UPDATE decision_records SET pdf = :other", "bytes were changed"),
     ("UPDATE decision_records SET content_sha256 = :hash", "content was changed"),
 ])
-def test_audit_verify_names_a_tampered_record(network, runner, tamper, words):
+def test_audit_verify_names_a_tampered_record(network, runner, sql, words):
     decided()
     records.render_pending()
     assert runner.invoke(args=["audit", "verify"]).exit_code == 0
-    db.session.execute(text(tamper), {"other": b"%PDF-1.7 forged", "hash": "0" * 64})
-    db.session.commit()
+    tamper(sql, other=b"%PDF-1.7 forged", hash="0" * 64)
     result = runner.invoke(args=["audit", "verify"])
     assert result.exit_code == 1
     assert words in result.output

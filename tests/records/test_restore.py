@@ -5,12 +5,12 @@ passes and every table holds as many rows; a tampered event is caught after rest
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from extensions import db
 from scripts.restore_test import restore_and_verify
 from tests.conftest import make_app
 from tests.paging.helpers import raise_stroke, run_sweep, user
+from tests.tampering import tamper
 from workflow import access_log
 from workflow.referrals import actions as referrals
 from workflow.seed import seed_demo
@@ -45,9 +45,8 @@ def test_a_restored_dump_passes_audit_verify_with_every_row(source, tmp_path):
 
 
 def test_a_dump_of_a_tampered_chain_fails_the_restore_test(source, tmp_path):
-    db.session.execute(text("UPDATE referral_events SET reason = 'edited' "
-                            "WHERE id = (SELECT min(id) FROM referral_events)"))
-    db.session.commit()
+    tamper("UPDATE referral_events SET reason = 'edited' "
+           "WHERE id = (SELECT min(id) FROM referral_events)")
     result = restore_and_verify(source, tmp_path)
     assert not result.ok
     assert "TAMPERED" in result.verify_output

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 
 from extensions import db
 from models import ReferralEvent
+from tests.tampering import tamper
 from tests.workflow.helpers import REFERRER, STROKE_SPECIALISTS, stroke_payload, user
 from workflow.referrals import actions as referrals
 from workflow.referrals import chain
@@ -42,8 +43,8 @@ def _row(event_id) -> dict:
 
 
 def _sql(statement) -> None:
-    db.session.execute(statement.execution_options(synchronize_session=False))
-    db.session.commit()
+    """Tamper as the table's owner: past the append-only trigger."""
+    tamper(statement.execution_options(synchronize_session=False))
     db.session.expire_all()
 
 
