@@ -7,23 +7,35 @@ hash chains and the anchors catch what the triggers cannot stop.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import text
 
 from extensions import db
 from models.append_only import TABLES
 
 
-def tamper(statement, **params) -> None:
-    """Run ``statement`` (SQL text or a SQLAlchemy statement) with the append-only
-    triggers off for its transaction (PostgreSQL), and commit."""
-    if isinstance(statement, str):
-        statement = text(statement)
-    owner = db.session.get_bind().dialect.name == "postgresql"
-    if owner:
+def _triggers(action: str) -> None:
+    connection = db.session.connection()  # no autoflush: the edits wait for the flush
+    if connection.dialect.name == "postgresql":
         for table in TABLES:
-            db.session.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
-    db.session.execute(statement, params)
-    if owner:
-        for table in TABLES:
-            db.session.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
+            connection.execute(text(f"ALTER TABLE {table} {action} TRIGGER USER"))
+
+
+@contextmanager
+def as_owner() -> Iterator[None]:
+    """Flush and commit what the block changes (ORM edits or statements) with the
+    append-only triggers off for the transaction (PostgreSQL)."""
+    _triggers("DISABLE")
+    yield
+    db.session.flush()
+    _triggers("ENABLE")
     db.session.commit()
+
+
+def tamper(statement, **params) -> None:
+    """Run ``statement`` (SQL text or a SQLAlchemy statement) as the owner; commit."""
+    with as_owner():
+        db.session.execute(text(statement) if isinstance(statement, str) else statement,
+                           params)
