@@ -5,7 +5,8 @@ one change the app itself makes after the INSERT, and only that one is let throu
 
 - a decision record is rendered later (workflow/audit/records.py): while it is
   ``pending`` its status, PDF, PDF hash, error and rendered time may be set, once;
-  what was signed (content, its hash, version, referral, event) never changes;
+  the first anchor that covers it is noted once (anchored root and time); what was
+  signed (content, its hash, version, referral, event) never changes;
 - an access-log row is sealed into the log's chain as its transaction commits
   (workflow/access_log.py): its seq, prev_hash and hash may be set while seq is
   still NULL; what it says happened never changes.
@@ -53,6 +54,12 @@ BEGIN
   THEN
     RAISE EXCEPTION 'decision_records is append-only: record % is already %', OLD.id,
       OLD.status USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF OLD.anchored_root IS NOT NULL
+     AND (NEW.anchored_root, NEW.anchored_at) IS DISTINCT FROM
+         (OLD.anchored_root, OLD.anchored_at) THEN
+    RAISE EXCEPTION 'decision_records is append-only: record % was anchored already',
+      OLD.id USING ERRCODE = 'insufficient_privilege';
   END IF;
   RETURN NEW;
 END $$""", """

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -20,7 +29,13 @@ class DecisionRecord(db.Model):
     """
 
     __tablename__ = "decision_records"
-    __table_args__ = (UniqueConstraint("referral_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("referral_id", "version"),
+        # The few records the next anchor has to note.
+        Index("ix_decision_records_unanchored", "id",
+              postgresql_where=text("anchored_root IS NULL"),
+              sqlite_where=text("anchored_root IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
@@ -35,3 +50,7 @@ class DecisionRecord(db.Model):
     error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     rendered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The first anchor (workflow/audit/anchors.py) whose signed tree covered the event
+    # this version was made at: its root and time, noted once by the anchoring job.
+    anchored_root: Mapped[str | None] = mapped_column(String(64))
+    anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

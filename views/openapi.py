@@ -156,6 +156,39 @@ SCHEMAS = {
             "linked_at": {"type": "string", "format": "date-time"},
         },
     },
+    "DecisionRecord": {
+        "type": "object",
+        "description": "one version of the signed decision record (version 1 the decision, "
+                       "each addendum the next); signer, signed_at, event_seq and chain_head "
+                       "are read from the signed content",
+        "required": ["version", "status", "error", "content_sha256", "pdf_sha256", "signer",
+                     "signed_at", "event_seq", "chain_head", "anchored_root", "anchored_at",
+                     "download_url"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "status": {"type": "string", "enum": ["pending", "ready", "failed"]},
+            "error": {"type": "string", "description": "why the PDF could not be made"},
+            "content_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                               "description": "SHA-256 of the canonical content, printed "
+                                              "in the PDF"},
+            "pdf_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$",
+                           "description": "SHA-256 of the stored PDF's bytes (null until "
+                                          "it is ready)"},
+            "signer": NULLABLE_STRING, "signed_at": {"type": ["string", "null"],
+                                                     "format": "date-time"},
+            "event_seq": {"type": "integer"},
+            "chain_head": {"type": ["string", "null"],
+                           "description": "the referral's event-chain hash when this "
+                                          "version was signed"},
+            "anchored_root": {"type": ["string", "null"],
+                              "description": "root of the first signed anchor that covered "
+                                             "this version (null: not yet anchored)"},
+            "anchored_at": {"type": ["string", "null"], "format": "date-time"},
+            "download_url": {"type": ["string", "null"],
+                             "description": "path of the PDF on this server, null until "
+                                            "it is ready"},
+        },
+    },
     "ReferralSummary": {
         "type": "object",
         "required": ["id", "reference", "state", "specialty", "referring_hospital", "hub"],
@@ -173,8 +206,8 @@ SCHEMAS = {
     "Referral": {
         "allOf": [{"$ref": "#/components/schemas/ReferralSummary"}, {
             "type": "object",
-            "required": ["patient", "events", "clocks", "decision", "studies",
-                         "allowed_actions"],
+            "required": ["patient", "events", "clocks", "decision", "decision_records",
+                         "studies", "allowed_actions"],
             "properties": {
                 "version": {"type": "integer"},
                 "patient": {"$ref": "#/components/schemas/Patient"},
@@ -182,6 +215,8 @@ SCHEMAS = {
                 "clocks": {"$ref": "#/components/schemas/Clocks"},
                 "decision": {"oneOf": [{"$ref": "#/components/schemas/Decision"},
                                        {"type": "null"}]},
+                "decision_records": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/DecisionRecord"}},
                 "studies": {"type": "array", "items": {"$ref": "#/components/schemas/Study"}},
                 "allowed_actions": {"type": "array", "items": {"type": "string"}},
             },
@@ -318,7 +353,8 @@ def openapi_document() -> dict:
             },
             "/api/v1/referrals/{referral_id}": {
                 "get": {
-                    "summary": "One referral with its events, clocks, decision and studies",
+                    "summary": "One referral with its events, clocks, decision, decision "
+                               "records and studies",
                     "operationId": "getReferral", "parameters": [referral_id],
                     "responses": {"200": _referral("the referral"), **COMMON,
                                   "404": _error("no such referral")},

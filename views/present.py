@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import url_for
+
 from models import Referral, User
+from workflow.audit import records
 from workflow.referrals import states
 from workflow.referrals.access import actor_kinds
 from workflow.referrals.clocks import referral_clocks
@@ -61,6 +64,19 @@ def study_json(study) -> dict:
     }
 
 
+def decision_records_json(referral_id: int) -> list[dict]:
+    """The referral's decision records (records.listing) with each PDF's download path
+    on this server (None until it is ready)."""
+    listed = records.listing(referral_id)
+    for record in listed:
+        record["signed_at"] = _iso(record["signed_at"])
+        record["anchored_at"] = _iso(record["anchored_at"])
+        record["download_url"] = url_for("records.download", referral_id=referral_id,
+                                         version=record["version"]) \
+            if record["status"] == "ready" else None
+    return listed
+
+
 def referral_summary(referral: Referral) -> dict:
     return {
         "id": referral.id, "reference": referral.reference, "state": referral.state,
@@ -90,6 +106,7 @@ def referral_json(referral: Referral, user: User, now: datetime) -> dict:
         "events": [event_json(e) for e in referral.events],
         "clocks": referral_clocks(referral, now),
         "decision": decision_json(referral),
+        "decision_records": decision_records_json(referral.id),
         "studies": [study_json(s) for s in referral.studies],
         "allowed_actions": allowed_actions(user, referral),
     })

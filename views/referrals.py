@@ -17,12 +17,13 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from extensions import db
-from models import DecisionRecord, Hospital, Referral, Specialty
+from models import Hospital, Referral, Specialty
 from views.access import client_address, requires, visible_or_refuse
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
 from workflow.accounts import accounts, policy
 from workflow.audit import dido
+from workflow.audit import records as decision_records
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import arrivals, identity, studies
 from workflow.paging import history as paging_log
@@ -337,11 +338,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         clinical=_clinical_rows(referral),
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
         event_labels=labels.EVENTS, outcomes=labels.OUTCOMES,
-        records=db.session.execute(select(DecisionRecord.id, DecisionRecord.version,
-                                          DecisionRecord.status, DecisionRecord.error)
-                                   .where(DecisionRecord.referral_id == referral.id)
-                                   .order_by(DecisionRecord.version)).all()
-        if referral.decision else [],
+        records=decision_records.listing(referral.id) if referral.decision else [],
         urgencies=referral_input.TRANSFER_URGENCY,
         hospitals=_names(Hospital) if "decide" in actions else {},
         colleagues=_colleagues(referral) if "hand-over" in actions else {},

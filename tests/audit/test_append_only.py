@@ -90,6 +90,19 @@ def test_a_stored_record_keeps_its_pdf_and_no_record_changes_what_was_signed(net
 
 
 @postgres_only
+def test_a_record_notes_the_first_anchor_that_covered_it_once(network):
+    record = decided_and_rendered()
+    head = [(record.referral_id, record.event_seq, record.content["event_hash"])]
+    assert records.note_anchor(head, "aa" * 32, SUITE_NIGHT) == 1
+    assert records.note_anchor(head, "bb" * 32, SUITE_NIGHT) == 0  # the first one stays
+    assert f"decision_records is append-only: record {record.id} was anchored already" in \
+        refused("UPDATE decision_records SET anchored_root = :r WHERE id = :id",
+                r="bb" * 32, id=record.id)
+    db.session.expire_all()
+    assert db.session.get(DecisionRecord, record.id).anchored_root == "aa" * 32
+
+
+@postgres_only
 def test_a_pending_record_cannot_change_what_was_signed_either(network):
     referral = raise_stroke()
     referrals.acknowledge(referral.id, user(SPECIALIST))

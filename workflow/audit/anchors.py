@@ -30,6 +30,7 @@ from extensions import db
 from integrations import anchor_log
 from models import AccessLog, Referral, ReferralEvent
 from workflow import access_log
+from workflow.audit import records
 from workflow.times import now as utcnow
 
 VERSION = 1
@@ -109,18 +110,21 @@ def _public_hex(public: Ed25519PublicKey) -> str:
 
 
 def anchor(key_file: str, log_file: str, at: datetime | None = None) -> dict:
-    """Sign the current heads' tree head and append it to the anchors file; return
-    the line written. Raises AnchorLogError (integrations.anchor_log) if the key or the
-    file cannot be used. Reads only: call it outside any transaction of the app's."""
+    """Sign the current heads' tree head and append it to the anchors file, then note
+    its root on the decision records it covers for the first time; return the line
+    written. Raises AnchorLogError (integrations.anchor_log) if the key or the file
+    cannot be used. Call it outside any transaction of the app's: it reads, writes the
+    file, then commits the notes (if that fails, the next anchor notes them)."""
     key = anchor_log.load_signing_key(key_file)
     heads = current_heads()
     log_seq, log_hash = access_log.head()
     db.session.rollback()  # end the read: the file write below is slow I/O
+    signed_at = at or utcnow()
     leaves = [referral_leaf(*head) for head in heads] + [access_log_leaf(log_seq, log_hash)]
     root = merkle_root([leaf_hash(leaf.encode()) for leaf in leaves])
     tree_head = {
         "version": VERSION,
-        "at": (at or utcnow()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "at": signed_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "tree_size": len(leaves),
         "referrals": len(heads),
         "access_log_seq": log_seq,
@@ -134,6 +138,7 @@ def anchor(key_file: str, log_file: str, at: datetime | None = None) -> dict:
         "access_log": [log_seq, log_hash[:PREFIX]],
     }
     anchor_log.append(log_file, entry)
+    records.note_anchor(heads, tree_head["root"], signed_at)
     return entry
 
 
@@ -220,10 +225,11 @@ def _configured() -> tuple[str, str]:
 
 
 def verify_published() -> tuple[int, list[str]]:
-    """Check the database against every anchor in the configured anchors file:
-    (anchors checked, [problem, ...]), each problem named once (the first anchor that
-    shows it). Nothing to check without GOLDENHOUR_ANCHOR_LOG. A bad key or an
-    unreadable file is itself a problem, not an exception."""
+    """Check the database against every anchor in the configured anchors file, and
+    that every anchor root noted on a decision record is one of theirs: (anchors
+    checked, [problem, ...]), each problem named once (the first anchor that shows it).
+    Nothing to check without GOLDENHOUR_ANCHOR_LOG. A bad key or an unreadable file is
+    itself a problem, not an exception."""
     key_file, log_file = _configured()
     if not log_file:
         return 0, []
@@ -243,6 +249,11 @@ def verify_published() -> tuple[int, list[str]]:
             if subject not in seen or subject.startswith("anchor"):
                 seen.add(subject)
                 problems.append(problem)
+    signed_roots = {(entry.get("tree_head") or {}).get("root") for entry in entries}
+    for root in records.anchored_roots():
+        if root not in signed_roots:
+            problems.append(f"decision records: noted as anchored in root {root}, which no "
+                            "anchor in the anchors file has")
     return len(entries), problems
 
 

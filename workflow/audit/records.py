@@ -169,6 +169,61 @@ def render_pending(limit: int = 5) -> int:
     return done
 
 
+def listing(referral_id: int) -> list[dict]:
+    """The referral's decision records, oldest first, as its page and the API list them:
+    version, status, error, the SHA-256 of the content and of the PDF, who signed the
+    version and when, its event and the event-chain head then (all from the signed
+    content), and the first anchor that covered it (root and time; None until the next
+    anchor). Reads no PDF bytes."""
+    rows = db.session.execute(
+        select(DecisionRecord.version, DecisionRecord.status, DecisionRecord.error,
+               DecisionRecord.content, DecisionRecord.content_sha256,
+               DecisionRecord.pdf_sha256, DecisionRecord.event_seq,
+               DecisionRecord.anchored_root, DecisionRecord.anchored_at)
+        .where(DecisionRecord.referral_id == referral_id)
+        .order_by(DecisionRecord.version)).all()
+    listed = []
+    for row in rows:
+        signed = next((e for e in row.content.get("timeline", [])
+                       if e.get("seq") == row.event_seq), {})
+        listed.append({
+            "version": row.version, "status": row.status, "error": row.error,
+            "content_sha256": row.content_sha256, "pdf_sha256": row.pdf_sha256 or None,
+            "signer": signed.get("by"),
+            "signed_at": datetime.fromisoformat(signed["at"]) if signed.get("at") else None,
+            "event_seq": row.event_seq, "chain_head": row.content.get("event_hash"),
+            "anchored_root": row.anchored_root, "anchored_at": row.anchored_at,
+        })
+    return listed
+
+
+def note_anchor(heads: list[tuple[int, int, str]], root: str, at: datetime) -> int:
+    """Note ``root`` (signed at ``at``) on every record not yet anchored whose event is
+    in one of ``heads`` (referral id, last seq, hash): a head at or after the record's
+    event seq chains back to it. Returns how many were noted; commits. Raises only
+    what the database raises."""
+    last_seq = {referral_id: seq for referral_id, seq, _ in heads}
+    waiting = db.session.execute(
+        select(DecisionRecord.id, DecisionRecord.referral_id, DecisionRecord.event_seq)
+        .where(DecisionRecord.anchored_root.is_(None))).all()
+    covered = [r.id for r in waiting if last_seq.get(r.referral_id, 0) >= r.event_seq]
+    noted = 0
+    for start in range(0, len(covered), 500):
+        noted += db.session.execute(
+            DecisionRecord.__table__.update()
+            .where(DecisionRecord.id.in_(covered[start:start + 500]),
+                   DecisionRecord.anchored_root.is_(None))
+            .values(anchored_root=root, anchored_at=at)).rowcount
+    db.session.commit()
+    return noted
+
+
+def anchored_roots() -> list[str]:
+    """Every anchor root noted on a record (`note_anchor`), each once."""
+    return list(db.session.scalars(select(DecisionRecord.anchored_root).distinct()
+                                   .where(DecisionRecord.anchored_root.is_not(None))))
+
+
 def latest(referral_id: int) -> DecisionRecord | None:
     return db.session.scalar(select(DecisionRecord).where(DecisionRecord.referral_id ==
                                                           referral_id)
