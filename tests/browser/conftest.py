@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 from werkzeug.serving import make_server
@@ -24,12 +25,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 class LiveServer:
     def __init__(self, app):
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        # Kept, so that close() can wait for them: a live stream still running after the
+        # test would take a database connection the app fixture no longer disposes.
+        self._server.daemon_threads = False
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, wait: float = 15) -> None:
+        """Stop serving, then wait up to ``wait`` seconds for requests still running (a
+        stream ends at its next heartbeat once its browser has gone)."""
         self._server.shutdown()
+        deadline = time.monotonic() + wait
+        for thread in list(vars(self._server).get("_threads", ())):  # socketserver's list
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._server.block_on_close = False  # a request still running ends with its stream
         self._server.server_close()
 
 
