@@ -26,7 +26,7 @@ from models.people import (
     UserRole,
 )
 from models.records import DecisionRecord
-from models.referral import Decision, LinkedStudy, Referral, ReferralEvent
+from models.referral import Decision, LinkedStudy, MessageReceipt, Referral, ReferralEvent
 
 __all__ = [
     "AccessLog",
@@ -44,6 +44,7 @@ __all__ = [
     "KeyImage",
     "KeyObjectDocument",
     "LinkedStudy",
+    "MessageReceipt",
     "Referral",
     "ReferralEvent",
     "Hospital",

@@ -158,3 +158,24 @@ class LinkedStudy(db.Model):
 
     referral: Mapped[Referral] = relationship(back_populates="studies")
     hospital: Mapped[Hospital] = relationship()
+
+
+class MessageReceipt(db.Model):
+    """How far one message of the thread got with one person involved in the referral:
+    delivered (a page of theirs showed it) and read (it was on their screen). "Sent" is
+    the message event itself. Not a state change: no event, no version."""
+
+    __tablename__ = "message_receipts"
+    __table_args__ = (
+        UniqueConstraint("event_id", "user_id"),
+        Index("ix_message_receipts_user_unread", "user_id", "read_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("referral_events.id"))
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship()

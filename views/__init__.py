@@ -6,7 +6,7 @@ from flask import Flask
 from flask_login import current_user
 
 from workflow.accounts import policy
-from workflow.referrals import labels
+from workflow.referrals import labels, receipts
 from workflow.times import format_local, wall_choices
 
 # (endpoint, label, permission): the navigation, shown only to those allowed.
@@ -79,4 +79,6 @@ def register(app: Flask) -> None:
         return {
             "can": lambda permission: policy.allowed(current_user, permission),
             "nav_items": NAV_ITEMS,
+            # The thread messages the user has not read, beside the Pager link.
+            "unread_messages": lambda: receipts.unread_total(current_user),
         }

@@ -19,16 +19,17 @@ from werkzeug.datastructures import MultiDict
 from extensions import db
 from models import Hospital, Referral, Specialty
 from views.access import client_address, requires, visible_or_refuse
+from views.bodies import takes_upload
 from views.present import ACTION_PATHS, allowed_actions
 from workflow import access_log
 from workflow.accounts import accounts, policy
 from workflow.audit import dido
 from workflow.audit import records as decision_records
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
-from workflow.imaging import arrivals, identity, studies
+from workflow.imaging import arrivals, identity, photos, studies
 from workflow.paging import history as paging_log
 from workflow.paging.on_call import on_call_now
-from workflow.referrals import access, clinical, labels, live, nhs_number
+from workflow.referrals import access, clinical, labels, live, nhs_number, receipts
 from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
@@ -40,7 +41,7 @@ from workflow.times import LONDON, format_local, now
 bp = Blueprint("referrals", __name__)
 
 # Events that make up the conversation between referrer and specialist.
-THREAD_EVENTS = ("message", "request_info", "provide_info")
+THREAD_EVENTS = receipts.THREAD_EVENTS
 # The order the action forms appear in: the likely next step first, cancel last.
 ACTION_ORDER = ("acknowledge", "page-again", "decide", "request-info", "provide-info",
                 "depart", "arrive", "close", "addendum", "hand-over", "messages", "cancel")
@@ -62,6 +63,9 @@ ACTION_DONE = {
 # it: never part of the action's input, never echoed back.
 SIGNED_ACTIONS = ("decide", "addendum")
 SIGNATURE_FIELDS = ("password", "totp")
+# A photo message's body: the photo's limit and room for the form around it, so that a
+# photo a little too large is told so on its field rather than by a 413.
+PHOTO_BODY_BYTES = photos.MAX_PHOTO_BYTES + 2 * 1024 * 1024
 AWAITING = (State.SUBMITTED, State.AWAITING_SPECIALIST, State.UNANSWERED)
 # static/js/nhs-check.js checks the NHS number in the page, in the server's words.
 NHS_CHECK = {"data-nhs-check": "", "data-msg-length": nhs_number.NOT_TEN_DIGITS,
@@ -250,19 +254,22 @@ class Row:
     minutes: int  # since referral
     lysis_left: int | None  # minutes left in the thrombolysis window (stroke)
     lysis_closes: str | None = None  # when it closes (ISO UTC), for the ticking clock
+    unread: int = 0  # thread messages the current user has not read
 
 
 def _rows(query) -> list[Row]:
     at = now()
     rows = []
-    for referral in db.session.scalars(query.limit(200)):
+    found = list(db.session.scalars(query.limit(200)))
+    unread = receipts.unread_counts(current_user, [r.id for r in found])
+    for referral in found:
         lysis_left = lysis_closes = None
         if referral.specialty.code == "stroke" and referral.state not in FINAL:
             windows = referral_clocks(referral, at)["windows"]
             lysis_left = windows[0]["minutes_left"] if windows else None
             lysis_closes = windows[0]["closes_at"] if windows else None
         rows.append(Row(referral, int((at - referral.created_at).total_seconds() // 60),
-                        lysis_left, lysis_closes))
+                        lysis_left, lysis_closes, unread.get(referral.id, 0)))
     return rows
 
 
@@ -326,6 +333,9 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         window["closes_local"] = format_local(datetime.fromisoformat(closes), "%a %H:%M") \
             if closes else "—"
     nhs = referral.nhs_number
+    # What this page shows is delivered to its reader; marked before the live mark is
+    # read, so the page's own stream does not see it as a change.
+    receipts.mark_delivered(referral.id, current_user, at)
     live_mark = live.referral_mark(referral.id)  # before reading: a change after is seen
     paging = paging_log.page_history(referral)
     body = render_template(
@@ -337,6 +347,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         age=age_on(referral.birth_date, at.astimezone(LONDON).date()),
         clinical=_clinical_rows(referral),
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
+        receipts=receipts.for_thread(referral.id),
         event_labels=labels.EVENTS, outcomes=labels.OUTCOMES,
         records=decision_records.listing(referral.id) if referral.decision else [],
         urgencies=referral_input.TRANSFER_URGENCY,
@@ -406,3 +417,54 @@ def act(referral_id: int, action: str):
     _log(f"referral.{action}", "ok", referral_id)
     flash(ACTION_DONE[action])
     return redirect(url_for("referrals.show", referral_id=referral.id))
+
+
+@bp.post("/referrals/<int:referral_id>/thread")
+@takes_upload(max_bytes=PHOTO_BODY_BYTES)
+@login_required
+def send_message(referral_id: int):
+    """The thread's form: a message, with a photo from the camera or not. A bad photo
+    (or the PACS refusing it) is shown on the form's photo field; nothing is posted."""
+    visible_or_refuse(referral_id, "referral.messages")
+    payload = {"text": request.form.get("text", "")}
+    photo = request.files.get("photo")
+    data = b""
+    if photo is not None:
+        try:
+            data = photo.read(photos.MAX_PHOTO_BYTES + 1)
+        finally:
+            photo.close()
+    try:
+        if data or (photo is not None and photo.filename):
+            referral = photos.post_photo(referral_id, current_user, payload, data)
+        else:
+            referral = referrals.perform("messages", referral_id, current_user, payload)
+    except DomainError as exc:
+        db.session.rollback()
+        _log("referral.messages", "denied" if isinstance(exc, NotAllowed) else "failure",
+             referral_id, str(exc)[:200])
+        if isinstance(exc, ValidationFailed):
+            return _render_page(db.session.get(Referral, referral_id), status=422,
+                                action="messages", errors=exc.errors, values=request.form)
+        if isinstance(exc, Conflict):
+            return _render_page(db.session.get(Referral, referral_id), status=409,
+                                problem=str(exc))
+        raise
+    _log("referral.messages", "ok", referral_id, "with a photo" if data else "")
+    flash(ACTION_DONE["messages"])
+    return redirect(url_for("referrals.show", referral_id=referral.id) + "#messages")
+
+
+@bp.post("/referrals/<int:referral_id>/thread/read")
+@login_required
+def read_messages(referral_id: int):
+    """The page says the thread up to event id ``through`` (JSON) was on the screen:
+    204. 422 when ``through`` is not a whole number."""
+    visible_or_refuse(referral_id, "message.read")
+    body = request.get_json(silent=True) or {}
+    through = body.get("through") if isinstance(body, dict) else None
+    if not isinstance(through, int) or isinstance(through, bool) or through < 0:
+        raise ValidationFailed({"through": "through must be the id of the newest message "
+                                           "shown (a whole number)."})
+    receipts.mark_read(referral_id, current_user, through, address=client_address())
+    return "", 204

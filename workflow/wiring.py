@@ -15,6 +15,7 @@ from workflow.events import IN_TRANSACTION as IN
 from workflow.events import Subscription as On
 from workflow.imaging import frames, key_objects
 from workflow.paging import escalation
+from workflow.referrals import receipts
 
 SUBSCRIPTIONS: tuple[On, ...] = (
     # Raised: the hub service's escalation policy is copied and tier 1 is due now.
@@ -37,6 +38,10 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     On(IN, "decide", key_objects.queue),
     On(IN, "addendum", key_objects.queue),
     On(IN, "decide", records.write_record),
+    # A message in the thread: a receipt for each person involved (delivered, read later).
+    On(IN, "message", receipts.address),
+    On(IN, "request_info", receipts.address),
+    On(IN, "provide_info", receipts.address),
     On(IN, "addendum", records.write_record),
     # A commit that made a page due wakes the sweep now, not at its next tick.
     On(AFTER, "raise", scheduler.wake),

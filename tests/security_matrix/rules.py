@@ -124,6 +124,11 @@ RULES: dict[str, Rule] = {
     # One referral: acting on it (the matrix posts a message with no text: 422)
     "referrals.act": Rule(LOGIN, {"clinicians"}),
     "api.act": Rule(API, {"clinicians"}),
+    # The thread's form (a message with no text and no photo: 422)
+    "referrals.send_message": Rule(LOGIN, {"clinicians"}),
+    # Read receipts: whoever may see the thread reports what was on their screen (an
+    # empty body names no message: 422)
+    "referrals.read_messages": Rule(LOGIN, {"sees_referral"}),
     # Deciding: the test referral is not accepted yet, so the state table answers 409
     # to all who may see it, before it asks who they are (test_state_machine has who
     # may decide); those who may not see it are refused first.

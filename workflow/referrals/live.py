@@ -2,9 +2,9 @@
 
 A referral page's mark is the id of its newest referral event (the global
 ``referral_events.id``, so it also names the event on the chain) and a short signature
-of its paging card and decision records, which change without an event (a delivery
-reported, a PDF made). A list page's mark is the newest event id among the referrals its
-user may see. The stream (views/live.py) compares marks with cheap indexed queries;
+of its paging card, decision records and message receipts, which change without an
+event (a delivery reported, a PDF made, a message read). A list page's mark is the
+newest event id among the referrals its user may see. The stream (views/live.py) compares marks with cheap indexed queries;
 nothing here holds a transaction open.
 """
 
@@ -17,7 +17,7 @@ from sqlalchemy import Select, case, func, or_, select
 
 from extensions import db
 from models import DecisionRecord, Delivery, Page, Referral, ReferralEvent, User
-from workflow.referrals import access
+from workflow.referrals import access, receipts
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class Mark:
 
 
 def referral_mark(referral_id: int) -> Mark:
-    """The referral's newest event id and its paging signature (four indexed reads)."""
+    """The referral's newest event id and its paging signature (five indexed reads):
+    the paging card, the decision records and the thread's receipts."""
     newest = db.session.scalar(select(func.max(ReferralEvent.id))
                                .where(ReferralEvent.referral_id == referral_id)) or 0
     pages = db.session.execute(
@@ -45,7 +46,8 @@ def referral_mark(referral_id: int) -> Mark:
         select(func.count(DecisionRecord.id),
                func.count(case((DecisionRecord.status == "ready", 1))))
         .where(DecisionRecord.referral_id == referral_id)).one()
-    raw = repr((tuple(pages), tuple(deliveries), tuple(records)))
+    raw = repr((tuple(pages), tuple(deliveries), tuple(records),
+                receipts.signature(referral_id)))
     return Mark(newest, hashlib.sha256(raw.encode()).hexdigest()[:16])
 
 
