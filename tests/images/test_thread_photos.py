@@ -62,6 +62,7 @@ def send(client, referral_id, data: bytes, filename="photo.jpg", text="ECG attac
 def photo_study(referral, pilgrim):
     """The referral's photo study UID; the study is deleted from Orthanc afterwards."""
     study_uid, _ = photos.photo_study_uids(referral)
+    db.session.commit()  # SQLite: hold no transaction while a live server works
     yield study_uid
     for hit in requests.post(f"{pilgrim.rest_url}/tools/lookup", data=study_uid,
                              auth=pilgrim.auth, timeout=10).json():
