@@ -348,6 +348,8 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         clinical=_clinical_rows(referral),
         thread=[e for e in referral.events if e.kind in THREAD_EVENTS],
         receipts=receipts.for_thread(referral.id),
+        # Only those in the conversation report what they read (an auditor does not).
+        reports_reads=current_user.id in {u.id for u in receipts.involved(referral)},
         event_labels=labels.EVENTS, outcomes=labels.OUTCOMES,
         records=decision_records.listing(referral.id) if referral.decision else [],
         urgencies=referral_input.TRANSFER_URGENCY,

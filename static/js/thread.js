@@ -14,7 +14,7 @@
 
   function check() {
     var thread = document.getElementById("thread");
-    if (!thread || sending || document.hidden || !onScreen(thread)) return;
+    if (!thread || !thread.dataset.readUrl || sending || document.hidden || !onScreen(thread)) return;
     var newest = 0;
     thread.querySelectorAll("[data-event-id]").forEach(function (el) {
       if (onScreen(el)) newest = Math.max(newest, Number(el.dataset.eventId) || 0);

@@ -313,7 +313,7 @@ def test_the_referrer_sees_no_accept_button_the_specialist_does(login):
     assert f'action="{url}/acknowledge"' not in page
     assert f'action="{url}/decide"' not in page
     assert f'action="{url}/cancel"' in page
-    assert f'action="{url}/messages"' in page
+    assert f'action="{url}/thread"' in page  # the thread's form: a message, a photo
 
     referrals.system_event(referral.id, "page_sent")
     page = login(NIGHT).get(url).get_data(as_text=True)
