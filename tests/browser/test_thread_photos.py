@@ -31,8 +31,9 @@ def streams_end_before_the_database_goes(app):
     time.sleep(1.5)
 
 
+@pytest.mark.usefixtures("photo_study")  # removed from Orthanc afterwards
 def test_the_specialists_photo_message_appears_on_the_referrers_page_with_receipts(
-        referral, photo_study, live_server, browser, phone):
+        referral, live_server, browser, phone):
     referral_id = referral.id
     referrer_name = user(REFERRER).name
     referrals.acknowledge(referral_id, user(SPECIALIST))

@@ -27,6 +27,7 @@ from datetime import datetime
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from sqlalchemy import select
 
 from extensions import db
 from models import LinkedStudy, Referral, ReferralEvent, User
@@ -34,6 +35,7 @@ from workflow.errors import ValidationFailed
 from workflow.imaging.endpoints import client, record_outcome, target_for_hospital, timed
 from workflow.imaging.studies import describe
 from workflow.referrals import actions
+from workflow.referrals.access import get_visible
 from workflow.referrals.checks import Errors, text
 from workflow.times import now as utcnow
 
@@ -57,8 +59,8 @@ def read_photo(data: bytes) -> Image.Image:
     if not data:
         raise _refuse("Choose a photo (JPEG or PNG).")
     if len(data) > MAX_PHOTO_BYTES:
-        raise _refuse(f"The photo is {len(data) / 1024**2:.1f} MB; at most "
-                      f"{MAX_PHOTO_BYTES // 1024**2} MB.")
+        raise _refuse(f"The photo is over {MAX_PHOTO_BYTES // 1024**2} MB; at most "
+                      f"{MAX_PHOTO_BYTES // 1024**2} MB (take it at a lower resolution).")
     kind = next((k for magic, k in _MAGIC.items() if data.startswith(magic)), None)
     if kind is None:
         raise _refuse("Only JPEG or PNG photos are accepted; this file is neither.")
@@ -158,12 +160,16 @@ def post_photo(referral_id: int, user: User, payload: dict, data: bytes) -> Refe
     Raises NotFound, NotAllowed, IllegalTransition (as post_message), ValidationFailed
     (on ``photo``: a bad file, no PACS for the referring hospital, or the PACS's reason
     for refusing it — nothing is posted; on ``text``: too long) or Conflict.
+
+    A referral that ends, or changes under the message, while the PACS is storing the
+    photo refuses the event (IllegalTransition, Conflict): the photo is then in the
+    PACS's photo study without a message naming it.
     """
+    get_visible(user, referral_id)
     referral = actions.check(referral_id, "message", user)
     errors = Errors()
     caption = text(payload if isinstance(payload, dict) else {}, "text", "text", errors,
                    required=False, label="message")
-    image = None
     try:
         image = read_photo(data)
     except ValidationFailed as exc:
@@ -174,7 +180,7 @@ def post_photo(referral_id: int, user: User, payload: dict, data: bytes) -> Refe
         raise _refuse(f"{referral.referring_hospital.name} has no PACS configured to keep "
                       "photos in.")
     study_uid, series_uid = photo_study_uids(referral)
-    existing = db.session.scalar(db.select(LinkedStudy).where(
+    existing = db.session.scalar(select(LinkedStudy).where(
         LinkedStudy.referral_id == referral_id, LinkedStudy.study_uid == study_uid))
     number = (existing.instance_count if existing else 0) + 1
     at = utcnow()
@@ -193,7 +199,7 @@ def post_photo(referral_id: int, user: User, payload: dict, data: bytes) -> Refe
     del ds.PixelData  # the snapshot needs the attributes only
 
     def link_photo_study(referral: Referral, event: ReferralEvent) -> None:
-        row = db.session.scalar(db.select(LinkedStudy).where(
+        row = db.session.scalar(select(LinkedStudy).where(
             LinkedStudy.referral_id == referral.id, LinkedStudy.study_uid == study_uid))
         snap = _snapshot(row, study_uid, ds)
         row = row or LinkedStudy(referral_id=referral.id, study_uid=study_uid,

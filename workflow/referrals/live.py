@@ -4,8 +4,8 @@ A referral page's mark is the id of its newest referral event (the global
 ``referral_events.id``, so it also names the event on the chain) and a short signature
 of its paging card, decision records and message receipts, which change without an
 event (a delivery reported, a PDF made, a message read). A list page's mark is the
-newest event id among the referrals its user may see. The stream (views/live.py) compares marks with cheap indexed queries;
-nothing here holds a transaction open.
+newest event id among the referrals its user may see. The stream (views/live.py)
+compares marks with cheap indexed queries; nothing here holds a transaction open.
 """
 
 from __future__ import annotations
