@@ -20,7 +20,7 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from extensions import db
-from models import AccessLog, Referral, User
+from models import AccessLog, HubService, Referral, Role, User
 from models.types import utcnow
 
 GENESIS = "0" * 64
@@ -62,11 +62,19 @@ def record(
     )
     db.session.add(row)
     db.session.info.setdefault(_UNSEALED, []).append(row)
-    if action == "image.view" and outcome == "ok" and referral_id is not None:
-        # The audit milestone "first image viewed", kept on the referral.
+    if action == "image.view" and outcome == "ok" and referral_id is not None \
+            and authenticated and user.hospital_id is not None \
+            and user.roles & {Role.SPECIALIST, Role.DUTY_MANAGER}:
+        # The audit milestone "first image viewed", kept on the referral: the images
+        # reached the hub, so only a view by the hub's clinicians counts (not the
+        # referrer looking at their own CT or a photo they posted, nor an audit lead
+        # reviewing it later).
+        hub_hospital = (select(HubService.hospital_id)
+                        .where(HubService.id == Referral.hub_service_id).scalar_subquery())
         db.session.execute(
             update(Referral)
-            .where(Referral.id == referral_id, Referral.first_image_viewed_at.is_(None))
+            .where(Referral.id == referral_id, Referral.first_image_viewed_at.is_(None),
+                   hub_hospital == user.hospital_id)
             .values(first_image_viewed_at=row.at)
             .execution_options(synchronize_session=False))
     if commit:

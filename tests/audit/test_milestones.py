@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Referral, RotaShift
-from tests.paging.helpers import raise_stroke, run_sweep
+from tests.paging.helpers import REFERRER, raise_stroke, run_sweep, user
 from workflow import access_log
 from workflow.times import now
 
@@ -58,15 +58,21 @@ def test_a_step_that_reached_nobody_is_not_the_first_page(network, clock):
     assert fresh.first_paged_at == now() and fresh.escalated
 
 
-def test_the_first_image_view_is_kept_on_the_referral(network, clock):
+def test_the_first_image_view_at_the_hub_is_kept_on_the_referral(network, clock):
     referral = raise_stroke()
-    access_log.record("image.view", "denied", email="x@test.nhs.uk", referral_id=referral.id)
-    access_log.record("image.list", "ok", email="x@test.nhs.uk", referral_id=referral.id)
+    registrar = user("stroke.night@qmc.demo.nhs.uk")
+    access_log.record("image.view", "denied", user=registrar, referral_id=referral.id)
+    access_log.record("image.list", "ok", user=registrar, referral_id=referral.id)
+    # the referrer at Pilgrim looking at their own CT: the images have not reached the hub
+    access_log.record("image.view", "ok", user=user(REFERRER), referral_id=referral.id)
+    access_log.record("image.view", "ok", user=user("audit@em.demo.nhs.uk"),  # at QMC
+                      referral_id=referral.id)
+    access_log.record("image.view", "ok", email="x@test.nhs.uk", referral_id=referral.id)
     assert reread(referral.id).first_image_viewed_at is None
     first = now()
-    access_log.record("image.view", "ok", email="x@test.nhs.uk", referral_id=referral.id)
+    access_log.record("image.view", "ok", user=registrar, referral_id=referral.id)
     clock.shift(timedelta(minutes=3))
-    access_log.record("image.view", "ok", email="x@test.nhs.uk", referral_id=referral.id)
+    access_log.record("image.view", "ok", user=registrar, referral_id=referral.id)
     assert reread(referral.id).first_image_viewed_at == first
     assert db.session.scalar(select(Referral.version).where(Referral.id == referral.id)) \
         == referral.version  # not a state change
