@@ -171,15 +171,20 @@ def app_config() -> dict:
 @pytest.fixture
 def app(database_url, tmp_path, app_config):
     from extensions import db
+    from workflow.imaging.frames import wait_for_prefetch
 
     app = make_app(database_url, tmp_path, **app_config)
     with app.app_context():
         db.create_all()
         yield app
+        # A prefetch still warming images would take a connection after the dispose
+        # below and leave it open (a ResourceWarning in some later test).
+        wait_for_prefetch()
         db.session.remove()
         if db.engine.dialect.name == "postgresql":
             _truncate_all(db)
-        db.engine.dispose()
+        for engine in db.engines.values():  # the primary and a replica, if configured
+            engine.dispose()
 
 
 @pytest.fixture

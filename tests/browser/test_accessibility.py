@@ -20,7 +20,9 @@ from tests.paging.helpers import raise_stroke, run_sweep, user
 from tests.services import missing_service
 from workflow.seed import DEMO_PASSWORD
 
-pytestmark = pytest.mark.browser
+# At the suite's night (the clock fixture): the night registrar is on call whatever the
+# wall clock says.
+pytestmark = [pytest.mark.browser, pytest.mark.clock(tick=True)]
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tools" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 # Screenshots are saved only when asked (a test run leaves the tree as it was):
