@@ -261,6 +261,7 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "ANCHOR_LOG": env.get("GOLDENHOUR_ANCHOR_LOG", "").strip(),
         **_twilio(env),
         **_smtp(env),
+        **_vapid(env),
         **_oidc(env),
     }
     return config
@@ -327,6 +328,32 @@ def _smtp(env: dict[str, str]) -> dict:
         "SMTP_STARTTLS": _bool(env, "SMTP_STARTTLS", True),
         "SMTP_TIMEOUT_SECONDS": _int(env, "SMTP_TIMEOUT_SECONDS", 10, 1),
     }
+
+
+def _vapid(env: dict[str, str]) -> dict:
+    """Web Push pages: VAPID_PRIVATE_KEY (a PEM file's path, or the key itself as PEM or
+    base64url) and VAPID_SUBJECT (mailto: or https:, for push services to contact us).
+    Without a key the webpush channel is the console channel. The public key, which
+    browsers subscribe with, is derived here."""
+    raw = env.get("VAPID_PRIVATE_KEY", "").strip()
+    subject = env.get("VAPID_SUBJECT", "").strip()
+    settings = {"VAPID_PRIVATE_KEY": "", "VAPID_PUBLIC_KEY": "", "VAPID_SUBJECT": subject,
+                "PUSH_TIMEOUT_SECONDS": _int(env, "PUSH_TIMEOUT_SECONDS", 5, 1)}
+    if not raw:
+        return settings
+    if not raw.startswith("-----BEGIN") and Path(raw).is_file():
+        raw = Path(raw).read_text().strip()
+    from integrations.pager.webpush import load_vapid, public_key
+
+    try:
+        vapid = load_vapid(raw)
+    except ValueError as exc:
+        raise ConfigError(f"VAPID_PRIVATE_KEY is {exc}: give a PEM file's path, or the "
+                          "key as PEM or base64url (e.g. from `vapid --gen`)") from None
+    if urlsplit(subject).scheme not in {"mailto", "https"}:
+        raise ConfigError("VAPID_SUBJECT must be a mailto: or https: address push "
+                          f"services can reach us at, not {subject!r}")
+    return {**settings, "VAPID_PRIVATE_KEY": raw, "VAPID_PUBLIC_KEY": public_key(vapid)}
 
 
 def _oidc(env: dict[str, str]) -> dict:

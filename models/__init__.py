@@ -25,6 +25,7 @@ from models.people import (
     User,
     UserRole,
 )
+from models.presence import PushBrowser, ReferralViewer
 from models.records import DecisionRecord
 from models.referral import Decision, LinkedStudy, MessageReceipt, Referral, ReferralEvent
 
@@ -38,6 +39,8 @@ __all__ = [
     "Escalation",
     "EscalationPolicy",
     "Page",
+    "PushBrowser",
+    "ReferralViewer",
     "SchedulerHeartbeat",
     "SchedulerLeader",
     "WebhookReceipt",

@@ -17,7 +17,7 @@ class EscalationPolicy(db.Model):
     """A hub service's escalation steps, editable by admins.
 
     ``steps`` is a list of {"who": "tier1" | "tier2" | "tier3" | "duty_manager" |
-    "user:<id>", "channels": ["sms", "voice", "email", "in_app"], "wait_minutes": int,
+    "user:<id>", "channels": ["sms", "voice", "email", "webpush", "in_app"], "wait_minutes": int,
     "repeat": int}.
     """
 
@@ -91,7 +91,7 @@ class Delivery(db.Model):
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"), index=True)
     recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    channel: Mapped[str] = mapped_column(String(16))  # sms | voice | email | in_app | console
+    channel: Mapped[str] = mapped_column(String(16))  # sms|voice|email|webpush|in_app|console
     text: Mapped[str] = mapped_column(Text, default="")
     link: Mapped[str] = mapped_column(String(500), default="")
     # sending -> queued/sent/delivered/ringing/in-progress/completed | failed/undelivered/...

@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.services.postgres",
     "tests.services.prism",
     "tests.services.smtp",
+    "tests.services.push",
     "tests.services.orthanc",
     "tests.services.oidc",
 ]

@@ -34,6 +34,7 @@ def register(app: Flask) -> None:
         home,
         live,
         paging,
+        push,
         records,
         referrals,
         sso,
@@ -56,6 +57,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(paging.bp)
+    app.register_blueprint(push.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(records.bp)
     app.register_blueprint(referrals.bp)

@@ -73,13 +73,24 @@ def takes_upload(config_key: str | None = None, *, max_bytes: int | None = None)
     return mark
 
 
+def caps_body(max_bytes: int):
+    """Mark a view that reads at most ``max_bytes`` (below MAX_JSON_BYTES), whoever asks:
+    a longer body is refused (413) before it is read."""
+
+    def mark(view):
+        view.body_cap = max_bytes
+        return view
+
+    return mark
+
+
 def _limit() -> int:
     config = current_app.config
     view = current_app.view_functions.get(request.endpoint or "")
     config_key, max_bytes = getattr(view, "body_limit", (None, None))
     if (config_key or max_bytes) and current_user.is_authenticated:
         return int(config[config_key]) if config_key else int(max_bytes)
-    return int(config["MAX_JSON_BYTES"])
+    return min(int(config["MAX_JSON_BYTES"]), getattr(view, "body_cap", 1 << 62))
 
 
 def limit_body() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
@@ -27,7 +27,8 @@ class AcceptForm(FlaskForm):
 @bp.get("/pager")
 @requires("pager.inbox")
 def inbox():
-    return render_template("paging/inbox.html", groups=pager_inbox.inbox(current_user))
+    return render_template("paging/inbox.html", groups=pager_inbox.inbox(current_user),
+                           push_key=current_app.config["VAPID_PUBLIC_KEY"])
 
 
 @bp.route("/ack/<token>", methods=["GET", "POST"])

@@ -12,10 +12,11 @@ __all__ = ["PageMessage", "Receipt", "TransportError", "build_channels"]
 
 
 def build_channels(config: Mapping) -> dict:
-    """Channels by name ("sms", "voice", "email", "console") from the app's settings.
+    """Channels by name ("sms", "voice", "email", "webpush", "console") from the app's
+    settings.
 
-    Without Twilio or SMTP settings those channels are the console channel, which the
-    admin status page reports. Makes no network request; raises KeyError when a
+    Without Twilio, SMTP or VAPID settings those channels are the console channel, which
+    the admin status page reports. Makes no network request; raises KeyError when a
     required setting is missing (config.py has checked them at start-up).
     """
     channels: dict = {"console": ConsoleChannel()}
@@ -44,6 +45,14 @@ def build_channels(config: Mapping) -> dict:
             timeout=float(config.get("SMTP_TIMEOUT_SECONDS", 10))))
     else:
         channels["email"] = ConsoleChannel("email")
+    if config.get("VAPID_PRIVATE_KEY"):
+        from integrations.pager.webpush import PushSettings, WebPushChannel
+
+        channels["webpush"] = WebPushChannel(PushSettings(
+            private_key=config["VAPID_PRIVATE_KEY"], subject=config["VAPID_SUBJECT"],
+            timeout=float(config.get("PUSH_TIMEOUT_SECONDS", 5))))
+    else:
+        channels["webpush"] = ConsoleChannel("webpush")
     return channels
 
 

@@ -36,6 +36,15 @@ FAILED = frozenset({DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryS
 
 
 @dataclass(frozen=True)
+class PushTarget:
+    """One browser's Web Push subscription, as the browser's PushManager gave it."""
+
+    endpoint: str  # the push service's URL for this browser
+    p256dh: str  # the browser's P-256 public key, base64url
+    auth: str  # its auth secret, base64url
+
+
+@dataclass(frozen=True)
 class PageMessage:
     """One page to one person. ``text`` carries no patient identifiers (the caller's job)."""
 
@@ -46,15 +55,21 @@ class PageMessage:
     voice_url: str = ""  # TwiML for a call ("press 1 to accept"), fetched by Twilio
     keypress_url: str = ""  # without voice_url: where the inline <Gather> posts the key
     reference: str = ""  # our id for this delivery (referral, step, attempt), for logs
+    # For the webpush channel: the person's browsers, and the only referral facts a push
+    # carries (a push service is one more party: no patient identifiers).
+    subscriptions: tuple[PushTarget, ...] = ()
+    referral_reference: str = ""  # "STR-2026-000001"
+    specialty: str = ""  # "Stroke"
 
 
 @dataclass(frozen=True)
 class Receipt:
     """What the provider said when it took the page."""
 
-    channel: str  # "sms", "voice", "email", "console"
+    channel: str  # "sms", "voice", "email", "webpush", "console"
     provider_id: str | None  # Twilio's SID, the email Message-ID, ...
     status: str  # the provider's first status, e.g. "queued"
+    gone: tuple[str, ...] = ()  # push endpoints the push service said no longer exist
 
 
 class TransportError(Exception):
@@ -67,12 +82,17 @@ class TransportError(Exception):
     ``unsent`` means the provider surely never took the page (it refused it with
     429/5xx, or the connection never opened): sending it again later cannot page
     anyone twice. A timeout or a connection lost mid-request is not unsent.
+
+    ``gone`` lists push endpoints the push service said no longer exist (404/410):
+    the caller forgets those subscriptions.
     """
 
-    def __init__(self, message: str, permanent: bool = False, unsent: bool = False):
+    def __init__(self, message: str, permanent: bool = False, unsent: bool = False,
+                 gone: tuple[str, ...] = ()):
         super().__init__(message)
         self.permanent = permanent
         self.unsent = unsent and not permanent
+        self.gone = gone
 
 
 def mask(address: str) -> str:

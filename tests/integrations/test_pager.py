@@ -272,10 +272,10 @@ def test_the_console_channel_logs_the_page_with_the_number_masked(caplog):
     assert MASKED in caplog.text and PAGE.link in caplog.text
 
 
-def test_without_twilio_or_smtp_settings_every_channel_is_the_console():
+def test_without_twilio_smtp_or_vapid_settings_every_channel_is_the_console():
     channels = build_channels({})
     assert {name: type(c).__name__ for name, c in channels.items()} == dict.fromkeys(
-        ("console", "sms", "voice", "email"), "ConsoleChannel")
+        ("console", "sms", "voice", "email", "webpush"), "ConsoleChannel")
     assert channels["sms"].stands_in_for == "sms"
 
 

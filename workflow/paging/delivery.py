@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from extensions import db
 from integrations.pager.base import FAILED, DeliveryStatus, PageMessage, TransportError
-from models import Delivery, Page, User
-from workflow.paging import ack_links, escalation
+from models import Delivery, Page, Referral, User
+from workflow.paging import ack_links, escalation, push
 from workflow.paging.pages import ASKING, ESCALATING
 from workflow.times import now as utcnow
 
@@ -45,9 +45,15 @@ class SendOutcome:
     error: str = ""
 
 
-def _address(channel: str, person: User | None) -> str:
+MISSING = {"email": "email address", "webpush": "browser that takes push pages (they "
+           "open the app and allow notifications)"}
+
+
+def _address(channel: str, person: User | None, browsers: tuple) -> str:
     if person is None:
         return ""
+    if channel == "webpush":
+        return person.email if browsers else ""
     return person.email if channel == "email" else person.phone
 
 
@@ -55,14 +61,19 @@ def build_message(delivery: Delivery, person: User | None) -> PageMessage:
     base = current_app.config["PUBLIC_BASE_URL"]
     link = ack_links.url_for_delivery(delivery.id) if delivery.page.kind in ASKING \
         else f"{base}/referrals/{delivery.referral_id}"
+    browsers = push.targets(person.id) if person and delivery.channel == "webpush" else ()
+    referral = db.session.get(Referral, delivery.referral_id)
     return PageMessage(
-        to=_address(delivery.channel, person),
+        to=_address(delivery.channel, person, browsers),
         text=delivery.text,
         link=link,
         # The delivery id in the callback URL also names the page at the provider.
         status_callback=f"{base}/webhooks/twilio/status?delivery={delivery.id}",
         voice_url=f"{base}/webhooks/twilio/voice?delivery={delivery.id}",
         reference=f"delivery-{delivery.id}",
+        subscriptions=browsers,
+        referral_reference=referral.reference or "",
+        specialty=referral.specialty.name,
     )
 
 
@@ -81,7 +92,7 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
     if not message.to:
         db.session.commit()
         error = f"{person.name if person else 'nobody'} has no " \
-                f"{'email address' if delivery.channel == 'email' else 'phone number'}"
+                f"{MISSING.get(delivery.channel, 'phone number')}"
         record_result(delivery_id, status=DeliveryStatus.FAILED, error=error, permanent=True)
         return SendOutcome(DeliveryStatus.FAILED, error=error)
     db.session.commit()  # no transaction stays open across the vendor call
@@ -89,14 +100,16 @@ def send(delivery_id: int, channels: Mapping) -> SendOutcome:
         receipt = channel.notify(message)
     except TransportError as exc:
         log.warning("delivery %s via %s failed: %s", delivery_id, delivery.channel, exc)
+        push.forget(exc.gone)
         at = utcnow()
         retry_at = resend_at(delivery.send_attempts, at) if exc.unsent else None
         record_result(delivery_id, status=DeliveryStatus.FAILED, error=str(exc),
                       permanent=exc.permanent, at=at, retry_at=retry_at)
         return SendOutcome(DeliveryStatus.FAILED, error=str(exc))
     status = receipt.status or "sent"
+    push.forget(receipt.gone)
     record_result(delivery_id, status=status, provider_id=receipt.provider_id,
-                        at=utcnow())
+                  at=utcnow())
     return SendOutcome(status, receipt.provider_id)
 
 

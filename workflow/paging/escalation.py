@@ -39,7 +39,7 @@ from workflow.paging.pages import (
 from workflow.referrals import labels
 from workflow.referrals.states import State
 
-CHANNELS = ("sms", "voice", "email", "in_app")
+CHANNELS = ("sms", "voice", "email", "webpush", "in_app")
 WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")
 DEFAULT_STEPS: list[dict[str, Any]] = [
     {"who": "tier1", "channels": ["sms", "voice"], "wait_minutes": 5, "repeat": 0},
