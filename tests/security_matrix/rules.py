@@ -147,6 +147,12 @@ RULES: dict[str, Rule] = {
 
     # Paging
     "paging.inbox": Rule(LOGIN, {"referrer", "specialist", "duty_manager", "admin"}),
+    # The installable app: its manifest and service worker are public (no data in them).
+    "push.manifest": Rule(PUBLIC, {"signed_in"}),
+    "push.service_worker": Rule(PUBLIC, {"signed_in"}),
+    # A browser subscribes to push pages for its own user: those with a pager.
+    "push.subscribe": Rule(LOGIN, {"referrer", "specialist", "duty_manager", "admin"}),
+    "push.unsubscribe": Rule(LOGIN, {"referrer", "specialist", "duty_manager", "admin"}),
     "paging.accept_link": Rule(LOGIN, {"specialist:hub"}),  # a link sent to them
     "webhooks.inbound_sms": Rule(SIGNED, form={"MessageSid": "SM" + "0" * 32,
                                                "From": "+447700900999", "Body": "hello"}),
