@@ -34,7 +34,7 @@ from models import User
 from views.access import client_address, visible_or_refuse
 from workflow import access_log
 from workflow.accounts import accounts, policy
-from workflow.referrals import live
+from workflow.referrals import live, viewers
 from workflow.times import now
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,13 @@ def referral_events(referral_id: int):
     if not request.args.get("once"):
         access_log.record("referral.stream", "ok", user=current_user,
                           address=client_address(), referral_id=referral_id)
-    return _stream(lambda: live.referral_mark(referral_id), seen)
+    user_id = current_user.id
+
+    def read_mark() -> live.Mark:
+        viewers.note(referral_id, user_id, now())  # "also viewing now" on others' pages
+        return live.referral_mark(referral_id)
+
+    return _stream(read_mark, seen)
 
 
 @bp.route("/referrals/events/<which>")

@@ -28,8 +28,8 @@ from workflow.audit import records as decision_records
 from workflow.errors import Conflict, DomainError, NotAllowed, NotFound, ValidationFailed
 from workflow.imaging import arrivals, identity, photos, studies
 from workflow.paging import history as paging_log
-from workflow.paging.on_call import on_call_now
-from workflow.referrals import access, clinical, labels, live, nhs_number, receipts
+from workflow.paging import on_call
+from workflow.referrals import access, clinical, labels, live, nhs_number, receipts, viewers
 from workflow.referrals import actions as referrals
 from workflow.referrals import duplicates as referral_duplicates
 from workflow.referrals import input as referral_input
@@ -338,6 +338,7 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
     receipts.mark_delivered(referral.id, current_user, at)
     live_mark = live.referral_mark(referral.id)  # before reading: a change after is seen
     paging = paging_log.page_history(referral)
+    may_call = referral.state not in FINAL and policy.allowed(current_user, "oncall.numbers")
     body = render_template(
         "referrals/show.html", referral=referral, clocks=clocks, actions=actions, hub=hub,
         identity_warnings=identity.warnings(referral),
@@ -361,9 +362,9 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
         action=action, problem=problem,
         paging=paging, paging_failures=paging_log.failures(paging),
         live_mark=live_mark, server_now=at,
-        on_call=on_call_now(referral, at)
-        if referral.state not in FINAL and policy.allowed(current_user, "oncall.numbers")
-        else [],
+        on_call=on_call.on_call_now(referral, at) if may_call else [],
+        involved=on_call.involved(referral, current_user.id) if may_call else [],
+        also_viewing=viewers.others_viewing(referral.id, current_user.id, at),
         live_url=url_for("live.referral_events", referral_id=referral.id),
     )
     _log("referral.view", "ok", referral.id)

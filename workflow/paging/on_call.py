@@ -1,6 +1,7 @@
 """Who is on call at the referral's hub now, with the numbers to ring: for a referrer
 whose referral nobody has answered, and for the hub's own staff. Read from the rota;
-a person without a number on file is listed without one."""
+a person without a number on file is listed without one. Also the referrer and the
+accepting specialist, so each can ring the other back in one tap."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def _line(role: str, user) -> OnCall:
     phone = (user.phone or "").strip()
     digits = re.sub(r"[\s()-]", "", phone)
     return OnCall(role, user.name, phone, f"tel:{digits}" if DIALLABLE.fullmatch(digits) else "")
+
+
+def involved(referral: Referral, viewer_id: int) -> list[OnCall]:
+    """The referring clinician and the specialist who accepted, to ring back from the
+    referral page; the viewer is left out of their own list."""
+    people = [("Referred by", referral.referrer),
+              ("Accepted by", referral.assigned_specialist)]
+    return [_line(role, person) for role, person in people
+            if person is not None and person.id != viewer_id]
 
 
 def on_call_now(referral: Referral, at: datetime) -> list[OnCall]:
