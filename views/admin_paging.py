@@ -33,6 +33,7 @@ def integration_status() -> dict:
         "twilio_base": config.get("TWILIO_API_BASE"),
         "webhooks": bool(config.get("TWILIO_AUTH_TOKEN")),
         "smtp": bool(config.get("SMTP_HOST")),
+        "webpush": bool(config.get("VAPID_PRIVATE_KEY")),
         "scheduler": scheduler.heartbeat_status(now()),
         "leader": leadership.current(now()),
         "integrity": scheduler.last_integrity_check(),

@@ -20,7 +20,7 @@ from workflow.paging.pages import ROUND, PageKind, PageStatus
 from workflow.referrals import labels
 from workflow.referrals.states import State
 
-CHANNEL_PREFIXES = {"sms", "call", "voice", "voice call", "email"}
+CHANNEL_PREFIXES = {"sms", "call", "voice", "voice call", "email", "push"}
 
 
 @dataclass(frozen=True)

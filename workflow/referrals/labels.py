@@ -49,7 +49,8 @@ EVENTS = {
     "escalation_exhausted": "Nobody answered",
     "page_again": "Paged again",
 }
-CHANNELS = {"sms": "SMS", "voice": "Voice call", "email": "Email", "in_app": "In app",
+CHANNELS = {"sms": "SMS", "voice": "Voice call", "email": "Email", "webpush": "Push notification",
+            "in_app": "In app",
             "console": "Console", "none": "—"}
 TRANSFER_URGENCY = {"immediate": "Immediate", "within_1_hour": "Within 1 hour",
                     "within_4_hours": "Within 4 hours", "routine": "Routine"}
