@@ -25,7 +25,6 @@ class PushBrowser(db.Model):
     p256dh: Mapped[str] = mapped_column(String(120))  # the browser's P-256 key, base64url
     auth: Mapped[str] = mapped_column(String(40))  # its 16-byte auth secret, base64url
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship()
 

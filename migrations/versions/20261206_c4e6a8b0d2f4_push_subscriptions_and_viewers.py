@@ -27,7 +27,6 @@ def upgrade():
         sa.Column('p256dh', sa.String(length=120), nullable=False),
         sa.Column('auth', sa.String(length=40), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
-        sa.Column('last_pushed_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_push_subscriptions_user_id_users')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_push_subscriptions')),
         sa.UniqueConstraint('endpoint', name=op.f('uq_push_subscriptions_endpoint'))

@@ -51,6 +51,7 @@ def _html_pages(app, client):
         assert response.status_code < 500, f"{url} failed with {response.status_code}"
         if response.mimetype == "text/html" and not 300 <= response.status_code < 400:
             pages.append((url, response.get_data(as_text=True)))
+        response.close()  # a file sent as it is (the service worker) holds it open
     response = client.get("/no-such-page")
     assert response.status_code == 404
     pages.append(("/no-such-page", response.get_data(as_text=True)))

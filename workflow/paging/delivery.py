@@ -61,8 +61,11 @@ def build_message(delivery: Delivery, person: User | None) -> PageMessage:
     base = current_app.config["PUBLIC_BASE_URL"]
     link = ack_links.url_for_delivery(delivery.id) if delivery.page.kind in ASKING \
         else f"{base}/referrals/{delivery.referral_id}"
-    browsers = push.targets(person.id) if person and delivery.channel == "webpush" else ()
-    referral = db.session.get(Referral, delivery.referral_id)
+    browsers, reference, specialty = (), "", ""
+    if delivery.channel == "webpush":  # what a push names, and where it goes
+        referral = db.session.get(Referral, delivery.referral_id)
+        reference, specialty = referral.reference or "", referral.specialty.name
+        browsers = push.targets(person.id) if person else ()
     return PageMessage(
         to=_address(delivery.channel, person, browsers),
         text=delivery.text,
@@ -72,8 +75,8 @@ def build_message(delivery: Delivery, person: User | None) -> PageMessage:
         voice_url=f"{base}/webhooks/twilio/voice?delivery={delivery.id}",
         reference=f"delivery-{delivery.id}",
         subscriptions=browsers,
-        referral_reference=referral.reference or "",
-        specialty=referral.specialty.name,
+        referral_reference=reference,
+        specialty=specialty,
     )
 
 
