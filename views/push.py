@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request, send_from_directory, url_for
 from flask_login import current_user
 
+from integrations.pager.base import push_host
 from views.access import client_address, requires
 from views.bodies import caps_body
 from workflow import access_log
@@ -51,7 +52,7 @@ def subscribe():
     allow_local = current_app.config["GOLDENHOUR_ENV"] != "production"
     row = push.subscribe(current_user, request.get_json(silent=True), allow_local=allow_local)
     access_log.record("push.subscribe", "ok", user=current_user, address=client_address(),
-                      detail=push.where(row.endpoint))
+                      detail=push_host(row.endpoint))
     return {"id": row.id, "channel": "webpush"}, 201
 
 
@@ -64,5 +65,5 @@ def unsubscribe():
     endpoint = body.get("endpoint") if isinstance(body, dict) else None
     if isinstance(endpoint, str) and push.unsubscribe(current_user, endpoint):
         access_log.record("push.unsubscribe", "ok", user=current_user,
-                          address=client_address(), detail=push.where(endpoint))
+                          address=client_address(), detail=push_host(endpoint))
     return "", 204

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -93,6 +94,11 @@ class TransportError(Exception):
         self.permanent = permanent
         self.unsent = unsent and not permanent
         self.gone = gone
+
+
+def push_host(endpoint: str) -> str:
+    """A push endpoint that is safe to log: its host (the path names one browser)."""
+    return urlsplit(endpoint).netloc or "?"
 
 
 def mask(address: str) -> str:

@@ -24,7 +24,13 @@ from py_vapid import Vapid
 from pywebpush import WebPusher, WebPushException
 from urllib3.exceptions import NewConnectionError
 
-from integrations.pager.base import PageMessage, PushTarget, Receipt, TransportError
+from integrations.pager.base import (
+    PageMessage,
+    PushTarget,
+    Receipt,
+    TransportError,
+    push_host,
+)
 
 log = logging.getLogger("goldenhour.pager")
 
@@ -84,11 +90,6 @@ def payload(message: PageMessage) -> str:
     }, separators=(",", ":"))
 
 
-def where(endpoint: str) -> str:
-    """An endpoint that is safe to log: its host (the path identifies the browser)."""
-    return urlsplit(endpoint).netloc or "?"
-
-
 class WebPushChannel:
     name = "webpush"
 
@@ -120,7 +121,7 @@ class WebPushChannel:
                 gone.append(target.endpoint)
             except TransportError as exc:
                 log.warning("Push %s to %s failed: %s", message.reference,
-                            where(target.endpoint), exc)
+                            push_host(target.endpoint), exc)
                 problems.append(exc)
         if gone:
             log.info("Push %s: %d unsubscribed browser(s) to forget", message.reference,
@@ -138,7 +139,7 @@ class WebPushChannel:
         """One push, retried (at most ``settings.retries`` times) on 429/5xx or an
         unopened connection. Raises _Gone on 404/410, TransportError otherwise."""
         s = self.settings
-        host = where(target.endpoint)
+        host = push_host(target.endpoint)
         attempt = 0
         while True:
             try:

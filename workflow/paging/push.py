@@ -52,11 +52,6 @@ def _endpoint(raw: object, allow_local: bool, errors: dict) -> str:
     return url
 
 
-def where(endpoint: str) -> str:
-    """An endpoint that is safe to log: its host (the path names the browser)."""
-    return urlsplit(endpoint).netloc or "?"
-
-
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
