@@ -20,7 +20,7 @@ from workflow.accounts import policy
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
 from workflow.imaging import frames, studies
 from workflow.referrals import nhs_number
-from workflow.referrals.access import get_visible
+from workflow.referrals.access import MAX_ID, get_visible
 
 bp = Blueprint("api_images", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -64,8 +64,10 @@ def search_studies():
             raise ValidationFailed({"patient_id": FREE_SEARCH})
         if args.get("referral"):
             given = args["referral"]
-            if not (given.isascii() and given.isdigit() and len(given) <= 12):
-                raise ValidationFailed({"referral": "A referral id (a whole number)."})
+            if not (given.isascii() and given.isdigit() and len(given) <= 12
+                    and 1 <= int(given) <= MAX_ID):
+                raise ValidationFailed(
+                    {"referral": f"A referral id (a whole number from 1 to {MAX_ID})."})
             referral_id = int(given)
             referral = get_visible(current_user, referral_id)  # NotAllowed: logged below
             reason = f"for referral {referral.reference}"

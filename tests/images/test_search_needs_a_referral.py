@@ -66,6 +66,20 @@ def test_a_referrals_search_uses_its_patients_identifiers_and_is_logged(
     assert "SOMEONE-ELSE" not in patient_ids_asked
 
 
+@pytest.mark.parametrize("given", ["37811317568", "0", "-1", "1e3"])
+def test_a_referral_id_out_of_range_is_refused_and_logged_not_a_500(
+        referral, client, patient_ids_asked, given):
+    # Found by tests/fuzz/test_api_cross_hospital.py: an id past PostgreSQL's integer
+    # reached the access-log row and failed its insert (a 500).
+    answer = client.get(f"/api/v1/studies?referral={given}", headers=bearer(REFERRER))
+    assert answer.status_code == 422, answer.get_data(as_text=True)[:300]
+    assert answer.json["errors"]["referral"] == \
+        "A referral id (a whole number from 1 to 2147483647)."
+    assert patient_ids_asked == []
+    [row] = search_rows()
+    assert (row.outcome, row.referral_id) == ("failure", None)
+
+
 def test_another_hospitals_referral_cannot_be_searched_for(referral, client,
                                                           patient_ids_asked):
     answer = client.get(f"/api/v1/studies?referral={referral.id}",
