@@ -27,6 +27,7 @@ from workflow.paging import leadership, rota_cover, sweep
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
+HANDOVER_PAUSE_SECONDS = 3.0  # after losing the lead, before asking for it again
 # APScheduler logs "Running job" / "executed successfully" at INFO for every 2 s tick:
 # noise that buries what matters. Its warnings (a missed or overlapping run) still show.
 logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
@@ -303,6 +304,10 @@ def run_forever(app: Flask, stop: threading.Event | None = None) -> None:
     log.warning("scheduler: standing by for the lead (%s:%d)", leadership.HOST, lead.pid)
     while lead.wait_to_lead(stop):
         _lead(app, lead, stop)
+        # Lost the lead (its database connection failed, most likely): a standby whose
+        # connection did not gets the first chance; alone, this process asks again after
+        # the pause.
+        stop.wait(HANDOVER_PAUSE_SECONDS)
 
 
 def _either(stop: threading.Event, done: threading.Event) -> bool:
