@@ -17,16 +17,6 @@ from workflow.seed import DEMO_PASSWORD
 pytestmark = pytest.mark.clock
 
 
-@pytest.fixture
-def login(app, network):
-    def sign_in(email):
-        client = app.test_client()
-        assert client.login(email, DEMO_PASSWORD).status_code == 302
-        return client
-
-    return sign_in
-
-
 def count() -> int:
     return db.session.scalar(select(func.count(Referral.id)))
 

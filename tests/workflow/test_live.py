@@ -23,18 +23,6 @@ def app_config():
     return {"LIVE_STREAM_SECONDS": 1, "LIVE_POLL_MS": 50, "LIVE_HEARTBEAT_SECONDS": 1}
 
 
-@pytest.fixture
-def login(app, network):
-    from workflow.seed import DEMO_PASSWORD
-
-    def sign_in(email):
-        client = app.test_client()
-        assert client.login(email, DEMO_PASSWORD).status_code == 302
-        return client
-
-    return sign_in
-
-
 def events_of(response) -> list[tuple[str | None, str, dict]]:
     """(id, event, data) of every event in a whole stream (read with ``buffered=True``:
     the test client runs each request in a context of its own)."""

@@ -22,19 +22,6 @@ NIGHT = "stroke.night@qmc.demo.nhs.uk"
 DAY = "stroke.day@qmc.demo.nhs.uk"
 
 
-@pytest.fixture
-def login(app, network):
-    """login(email) -> a client of its own, signed in with the demo password."""
-
-    def sign_in(email):
-        client = app.test_client()
-        response = client.login(email, DEMO_PASSWORD)
-        assert response.status_code == 302, response.get_data(as_text=True)
-        return client
-
-    return sign_in
-
-
 def field_error(page: str, name: str) -> str | None:
     """The error shown inside the field's own wrapper (before the next field starts)."""
     fid = name.replace(".", "-")

@@ -19,18 +19,6 @@ from workflow.referrals import actions, live
 pytestmark = pytest.mark.clock
 
 
-@pytest.fixture
-def login(app, network):
-    from workflow.seed import DEMO_PASSWORD
-
-    def sign_in(email):
-        client = app.test_client()
-        assert client.login(email, DEMO_PASSWORD).status_code == 302
-        return client
-
-    return sign_in
-
-
 def receipt_of(event_id: int, email: str) -> MessageReceipt | None:
     db.session.expire_all()
     return db.session.scalar(select(MessageReceipt).where(
