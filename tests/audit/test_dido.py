@@ -60,7 +60,8 @@ def test_a_missing_or_out_of_order_step_is_counted_as_not_split():
 def transfer(clock, *, ct_time: str | None, hub_views_after: int) -> Referral:
     """A stroke transfer through the real workflow on the frozen clock: arrived 30 min
     before it was raised (02:30), a CT at ``ct_time`` (UK time), the referrer opens an
-    image after 2 min (not the hub), the hub specialist after ``hub_views_after``;
+    image after 2 min and the audit lead, who works at the hub, after 3 min (neither is
+    the hub's clinicians), the hub specialist after ``hub_views_after``;
     accepted at +5, decided at +30, departed at +60."""
     raised = now()
     referral = raise_stroke()
@@ -75,6 +76,8 @@ def transfer(clock, *, ct_time: str | None, hub_views_after: int) -> Referral:
     specialist = user(SPECIALIST)
     steps = sorted([
         (2, lambda: access_log.record("image.view", "ok", user=user(REFERRER),
+                                      referral_id=referral.id, commit=True)),
+        (3, lambda: access_log.record("image.view", "ok", user=user(AUDIT),
                                       referral_id=referral.id, commit=True)),
         (5, lambda: referrals.acknowledge(referral.id, specialist)),
         (hub_views_after, lambda: access_log.record("image.view", "ok", user=specialist,
@@ -96,7 +99,8 @@ def test_the_referral_page_shows_each_step_of_a_transfer(network, client, clock)
     found = dido.for_referral(referral)
     assert found.milestones == {
         "arrived": utc("2026-11-29T02:30"), "ct": utc("2026-11-29T02:45"),
-        "images_at_hub": utc("2026-11-29T03:10"),  # the specialist's, not the referrer's
+        "images_at_hub": utc("2026-11-29T03:10"),  # the specialist's: not the referrer's
+        # nor the audit lead's, though she works at the hub
         "decided": utc("2026-11-29T03:30"), "departed": utc("2026-11-29T04:00")}
     assert [s.minutes for s in found.steps] == [15, 25, 20, 30]
     client.login(REFERRER, DEMO_PASSWORD)

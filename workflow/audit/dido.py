@@ -5,8 +5,11 @@ Milestones, each already recorded by the workflow:
   arrived        the referral's ``arrived_at`` (door in at the referring hospital)
   ct             the linked study's own time (StudyDate + StudyTime, UK wall clock as
                  scanners write it): the earliest linked study taken at or after arrival
-  images at hub  the first image served to a user of the hub hospital (access log,
-                 ``image.view``): the hub has the images in front of it
+  images at hub  the referral's ``first_image_viewed_at``: the first image served to
+                 a specialist or duty manager of the hub hospital (kept by
+                 ``workflow.access_log.record``), so the hub's clinicians have the
+                 images in front of them; a view by an admin or audit lead who
+                 happens to work at the hub does not count
   decided        ``decided_at``
   departed       ``departed_at`` (door out)
 
@@ -22,10 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from extensions import db
-from models import AccessLog, Hospital, HubService, LinkedStudy, Referral, User
+from models import Hospital, LinkedStudy, Referral
 from workflow.referrals.clocks import minutes_between
 from workflow.referrals.states import Outcome
 from workflow.times import LONDON
@@ -106,21 +109,6 @@ def _ct_times(referral_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
     return found
 
 
-def _hub_first_views(referral_ids: list[int]) -> dict[int, datetime]:
-    """The first image served to a user of each referral's hub hospital."""
-    if not referral_ids:
-        return {}
-    rows = db.session.execute(
-        select(AccessLog.referral_id, func.min(AccessLog.at))
-        .join(User, User.id == AccessLog.user_id)
-        .join(Referral, Referral.id == AccessLog.referral_id)
-        .join(HubService, HubService.id == Referral.hub_service_id)
-        .where(AccessLog.referral_id.in_(referral_ids), AccessLog.action == "image.view",
-               AccessLog.outcome == "ok", User.hospital_id == HubService.hospital_id)
-        .group_by(AccessLog.referral_id))
-    return {referral_id: at for referral_id, at in rows}
-
-
 def for_referral(referral: Referral) -> Breakdown:
     """The breakdown of one referral (its steps so far). Raises nothing but what the
     database raises."""
@@ -128,7 +116,7 @@ def for_referral(referral: Referral) -> Breakdown:
                for s in referral.studies]
     return breakdown({
         "arrived": referral.arrived_at, "ct": _first_ct(studies, referral.arrived_at),
-        "images_at_hub": _hub_first_views([referral.id]).get(referral.id),
+        "images_at_hub": referral.first_image_viewed_at,
         "decided": referral.decided_at, "departed": referral.departed_at})
 
 
@@ -156,7 +144,8 @@ def bars(conditions: list, *, by: str = "month", batch: int = 2000) -> list[Bar]
     if by not in ("month", "hospital"):
         raise ValueError(f"bars by {by!r}: month or hospital")
     query = (select(Referral.id, Referral.arrived_at, Referral.decided_at,
-                    Referral.departed_at, Referral.referring_hospital_id)
+                    Referral.departed_at, Referral.referring_hospital_id,
+                    Referral.first_image_viewed_at)
              .where(*conditions, Referral.outcome == Outcome.TRANSFER,
                     Referral.departed_at.is_not(None), Referral.arrived_at.is_not(None))
              .order_by(Referral.id))
@@ -166,11 +155,11 @@ def bars(conditions: list, *, by: str = "month", batch: int = 2000) -> list[Bar]
     for at in range(0, len(rows), batch):
         chunk = rows[at:at + batch]
         ids = [r.id for r in chunk]
-        cts, views = _ct_times(ids), _hub_first_views(ids)
+        cts = _ct_times(ids)
         for r in chunk:
             found = breakdown({"arrived": r.arrived_at,
                                "ct": _first_ct(cts.get(r.id, []), r.arrived_at),
-                               "images_at_hub": views.get(r.id), "decided": r.decided_at,
+                               "images_at_hub": r.first_image_viewed_at, "decided": r.decided_at,
                                "departed": r.departed_at})
             label = r.arrived_at.astimezone(LONDON).strftime("%Y-%m") if by == "month" \
                 else codes.get(r.referring_hospital_id, "?")
