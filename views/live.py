@@ -143,8 +143,9 @@ def referral_events(referral_id: int):
     user_id = current_user.id
 
     def read_mark() -> live.Mark:
-        viewers.note(referral_id, user_id, now())  # "also viewing now" on others' pages
-        return live.referral_mark(referral_id)
+        at = now()
+        viewers.note(referral_id, user_id, at)  # "also viewing now" on others' pages
+        return live.referral_mark(referral_id, user_id, at)
 
     return _stream(read_mark, seen)
 

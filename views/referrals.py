@@ -336,7 +336,8 @@ def _render_page(referral: Referral, *, status: int = 200, action: str = "",
     # What this page shows is delivered to its reader; marked before the live mark is
     # read, so the page's own stream does not see it as a change.
     receipts.mark_delivered(referral.id, current_user, at)
-    live_mark = live.referral_mark(referral.id)  # before reading: a change after is seen
+    # Before reading: a change after is seen.
+    live_mark = live.referral_mark(referral.id, current_user.id, at)
     paging = paging_log.page_history(referral)
     may_call = referral.state not in FINAL and policy.allowed(current_user, "oncall.numbers")
     body = render_template(

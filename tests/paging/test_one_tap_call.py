@@ -4,6 +4,7 @@ oncall.numbers), and names who else has the page's live stream open in the last 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -79,3 +80,40 @@ def test_the_page_names_who_else_has_it_open_in_the_last_30_seconds(app, accepte
     assert "Also viewing now" not in page(referrer, accepted.id)
     watch(specialist, accepted.id)
     assert f"Also viewing now: {night.name}" in page(referrer, accepted.id)
+
+
+def snapshot(client, referral_id: int, mark: tuple[str, str] | None = None) -> dict:
+    """The referrer's page asking its stream once, from the mark it has."""
+    last, paging = mark or ("0", "")
+    response = client.get(f"/referrals/{referral_id}/events?once=1&last={last}&paging={paging}")
+    assert response.status_code == 200
+    return response.json
+
+
+def mark_of(html: str) -> tuple[str, str]:
+    found = re.search(r'data-live-last="(\d+)"\s+data-live-paging="([0-9a-f]*)"', html)
+    return found.group(1), found.group(2)
+
+
+def test_the_open_page_is_told_when_someone_starts_viewing_and_when_they_have_left(
+        app, accepted, clock):
+    night = user(NIGHT)
+    specialist, referrer = signed_in(app, NIGHT), signed_in(app, REFERRER)
+    shown = page(referrer, accepted.id)
+    assert "Also viewing now" not in shown
+    mark = mark_of(shown)
+    assert snapshot(referrer, accepted.id, mark)["changed"] is False
+    watch(specialist, accepted.id)  # the specialist opens the referral
+    assert snapshot(referrer, accepted.id, mark)["changed"] is True
+    shown = page(referrer, accepted.id)  # what the page's script fetches on "change"
+    assert f"Also viewing now: {night.name}</p>" in shown
+    mark = mark_of(shown)
+    assert snapshot(referrer, accepted.id, mark)["changed"] is False
+    # The specialist closes the page: their stream is no longer seen.
+    clock.shift(timedelta(seconds=29))
+    assert snapshot(referrer, accepted.id, mark)["changed"] is False
+    clock.shift(timedelta(seconds=2))
+    assert snapshot(referrer, accepted.id, mark)["changed"] is True
+    shown = page(referrer, accepted.id)
+    assert "Also viewing now" not in shown
+    assert snapshot(referrer, accepted.id, mark_of(shown))["changed"] is False

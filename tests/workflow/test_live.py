@@ -12,8 +12,10 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import AccessLog, LoginSession, ReferralEvent
+from tests.workflow.helpers import user
 from tests.workflow.test_pages import NIGHT, REFERRER, raise_stroke
 from workflow.referrals import live
+from workflow.times import now
 
 pytestmark = pytest.mark.clock
 
@@ -64,7 +66,7 @@ def test_a_stream_needs_a_session_that_may_see_the_referral(login, client):
 def test_the_stream_says_nothing_changed_to_a_page_that_is_current(login):
     client = login(REFERRER)
     referral = raise_stroke(client)
-    mark = live.referral_mark(referral.id)
+    mark = live.referral_mark(referral.id, user(REFERRER).id, now())
     db.session.commit()
     found = stream(client, f"/referrals/{referral.id}/events?paging={mark.paging}",
                                  headers={"Last-Event-ID": str(mark.event_id)})
@@ -77,7 +79,7 @@ def test_the_stream_says_nothing_changed_to_a_page_that_is_current(login):
 def test_the_stream_resumes_from_last_event_id_with_what_came_after(login):
     referrer, specialist = login(REFERRER), login(NIGHT)
     referral = raise_stroke(referrer)
-    seen = live.referral_mark(referral.id)
+    seen = live.referral_mark(referral.id, user(REFERRER).id, now())
     db.session.commit()
     assert specialist.post(f"/referrals/{referral.id}/acknowledge").status_code == 302
     assert specialist.post(f"/referrals/{referral.id}/messages",
@@ -92,7 +94,7 @@ def test_the_stream_resumes_from_last_event_id_with_what_came_after(login):
     assert len(changes) == 1  # one change names everything since: the page is fetched once
     assert changes[0][0] == str(newest) and changes[0][1]["last"] == newest
     # ?last= does the same for the first connection (no header yet); once current, quiet.
-    now_mark = live.referral_mark(referral.id)
+    now_mark = live.referral_mark(referral.id, user(REFERRER).id, now())
     db.session.commit()
     again = stream(referrer, f"/referrals/{referral.id}/events?last={newest}"
                                    f"&paging={now_mark.paging}")
@@ -102,7 +104,7 @@ def test_the_stream_resumes_from_last_event_id_with_what_came_after(login):
 def test_polling_asks_once_and_hears_whether_anything_changed(login):
     client = login(REFERRER)
     referral = raise_stroke(client)
-    mark = live.referral_mark(referral.id)
+    mark = live.referral_mark(referral.id, user(REFERRER).id, now())
     db.session.commit()
     url = f"/referrals/{referral.id}/events?once=1&paging={mark.paging}"
     assert client.get(f"{url}&last={mark.event_id}").json["changed"] is False

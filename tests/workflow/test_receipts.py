@@ -15,6 +15,7 @@ from models import AccessLog, MessageReceipt, ReferralEvent
 from tests.workflow.helpers import DUTY_MANAGER, REFERRER, user
 from tests.workflow.test_pages import NIGHT, raise_stroke
 from workflow.referrals import actions, live
+from workflow.times import now
 
 pytestmark = pytest.mark.clock
 
@@ -57,22 +58,22 @@ def test_a_message_goes_sent_delivered_read_for_each_person_involved(login):
 
     # Delivered: the referrer's page showed it (and the mark changed, so the
     # specialist's open page is told).
-    before = live.referral_mark(referral.id)
+    before = live.referral_mark(referral.id, user(NIGHT).id, now())
     assert referrer.get(f"/referrals/{referral.id}").status_code == 200
     assert receipt_of(message.id, REFERRER).delivered_at is not None
     assert receipt_of(message.id, REFERRER).read_at is None
-    assert live.referral_mark(referral.id).differs(before)
+    assert live.referral_mark(referral.id, user(NIGHT).id, now()).differs(before)
     page = specialist.get(f"/referrals/{referral.id}").get_data(as_text=True)
     assert f"Delivered to {referrer_name}" in receipts_line(page, message.id)
 
     # Read: the referrer's page reports the message was on the screen.
-    before = live.referral_mark(referral.id)
+    before = live.referral_mark(referral.id, user(NIGHT).id, now())
     read = referrer.post(f"/referrals/{referral.id}/thread/read",
                          json={"through": message.id})
     assert read.status_code == 204
     receipt = receipt_of(message.id, REFERRER)
     assert receipt.read_at is not None
-    assert live.referral_mark(referral.id).differs(before)
+    assert live.referral_mark(referral.id, user(NIGHT).id, now()).differs(before)
     page = specialist.get(f"/referrals/{referral.id}").get_data(as_text=True)
     line = receipts_line(page, message.id)
     assert re.search(rf"Read by {re.escape(referrer_name)} \d\d:\d\d", line), line

@@ -2,8 +2,9 @@
 
 A referral page's mark is the id of its newest referral event (the global
 ``referral_events.id``, so it also names the event on the chain) and a short signature
-of its paging card, decision records and message receipts, which change without an
-event (a delivery reported, a PDF made, a message read). A list page's mark is the
+of its paging card, decision records, message receipts and who else is viewing it,
+which change without an event (a delivery reported, a PDF made, a message read, a
+colleague opening the page or leaving it). A list page's mark is the
 newest event id among the referrals its user may see. The stream (views/live.py)
 compares marks with cheap indexed queries; nothing here holds a transaction open.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Select, case, func, or_, select
 
 from extensions import db
 from models import DecisionRecord, Delivery, Page, Referral, ReferralEvent, User
-from workflow.referrals import access, receipts
+from workflow.referrals import access, receipts, viewers
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,11 @@ class Mark:
         return self.event_id > seen.event_id or (self.paging and self.paging != seen.paging)
 
 
-def referral_mark(referral_id: int) -> Mark:
-    """The referral's newest event id and its paging signature (five indexed reads):
-    the paging card, the decision records and the thread's receipts."""
+def referral_mark(referral_id: int, reader_id: int, at: datetime) -> Mark:
+    """The referral's newest event id and its paging signature (six indexed reads) as
+    ``reader_id`` sees it at ``at``: the paging card, the decision records, the thread's
+    receipts and the others viewing it now (so their arrival, and their leaving once
+    viewers.VIEWING has passed, changes the mark). Raises nothing."""
     newest = db.session.scalar(select(func.max(ReferralEvent.id))
                                .where(ReferralEvent.referral_id == referral_id)) or 0
     pages = db.session.execute(
@@ -47,7 +51,8 @@ def referral_mark(referral_id: int) -> Mark:
                func.count(case((DecisionRecord.status == "ready", 1))))
         .where(DecisionRecord.referral_id == referral_id)).one()
     raw = repr((tuple(pages), tuple(deliveries), tuple(records),
-                receipts.signature(referral_id)))
+                receipts.signature(referral_id),
+                viewers.others_viewing(referral_id, reader_id, at)))
     return Mark(newest, hashlib.sha256(raw.encode()).hexdigest()[:16])
 
 
