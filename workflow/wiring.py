@@ -42,6 +42,10 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     On(IN, "message", receipts.address),
     On(IN, "request_info", receipts.address),
     On(IN, "provide_info", receipts.address),
+    # Someone new in the conversation (accepted, handed over): the earlier messages are
+    # theirs to read too. (A further tier paged catches up in the sweep's claim.)
+    On(IN, "acknowledge", receipts.catch_up),
+    On(IN, "hand_over", receipts.catch_up),
     On(IN, "addendum", records.write_record),
     # A commit that made a page due wakes the sweep now, not at its next tick.
     On(AFTER, "raise", scheduler.wake),

@@ -6,12 +6,14 @@ follow."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from extensions import db
 from models import AccessLog, MessageReceipt, ReferralEvent
+from tests.paging.helpers import run_sweep
 from tests.workflow.helpers import DUTY_MANAGER, REFERRER, user
 from tests.workflow.test_pages import NIGHT, raise_stroke
 from workflow.referrals import actions, live
@@ -129,3 +131,63 @@ def test_a_read_report_must_name_a_message_and_stays_with_the_reader(login):
     assert bad.status_code == 422
     assert login("referrer@lch.demo.nhs.uk").post(
         f"/referrals/{referral.id}/thread/read", json={"through": 1}).status_code == 403
+
+
+CONSULTANT = "stroke.consultant@qmc.demo.nhs.uk"
+
+
+def receipt_count(event_id: int) -> int:
+    return db.session.scalar(select(func.count(MessageReceipt.id))
+                             .where(MessageReceipt.event_id == event_id))
+
+
+def unread_on_worklist(client, referral_id: int) -> str | None:
+    page = client.get("/worklist").get_data(as_text=True)
+    row = page.split(f'id="r-{referral_id}"', 1)[1].split("</li>", 1)[0]
+    found = re.search(r'data-unread="(\d+)"', row)
+    return found.group(1) if found else None
+
+
+def test_the_specialist_who_accepts_later_gets_the_earlier_messages_unread(login):
+    referrer = login(REFERRER)
+    referral = raise_stroke(referrer)  # not yet paged: no specialist is involved
+    assert referrer.post(f"/referrals/{referral.id}/thread",
+                         data={"text": "She is on apixaban, last dose 08:00."}
+                         ).status_code == 302
+    message = newest_message(referral.id)
+    assert receipt_of(message.id, NIGHT) is None
+    before = receipt_count(message.id)
+
+    actions.acknowledge(referral.id, user(NIGHT))
+    receipt = receipt_of(message.id, NIGHT)
+    assert receipt is not None and receipt.delivered_at is None and receipt.read_at is None
+    assert receipt_count(message.id) == before + 1  # the others' receipts are not doubled
+    night = login(NIGHT)
+    assert unread_on_worklist(night, referral.id) == "1"
+    # The referrer's page now says it was sent to the specialist; opening it delivers it.
+    night.get(f"/referrals/{referral.id}")
+    page = referrer.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f"Delivered to {user(NIGHT).name}" in receipts_line(page, message.id)
+
+    # Handed over after acceptance: the colleague has the thread to read as well.
+    actions.hand_over(referral.id, user(NIGHT), {"to": CONSULTANT})
+    assert receipt_of(message.id, CONSULTANT).read_at is None
+    assert unread_on_worklist(login(CONSULTANT), referral.id) == "1"
+
+
+def test_a_further_tier_paged_after_the_messages_gets_them_unread(login, clock):
+    referrer = login(REFERRER)
+    referral = raise_stroke(referrer)
+    run_sweep()  # tier 1 (the night registrar) is paged
+    assert referrer.post(f"/referrals/{referral.id}/thread",
+                         data={"text": "GCS has dropped to 11."}).status_code == 302
+    message = newest_message(referral.id)
+    assert receipt_of(message.id, NIGHT) is not None
+    assert receipt_of(message.id, CONSULTANT) is None
+    clock.shift(timedelta(minutes=6))
+    run_sweep()  # nobody accepted: tier 2, the consultant, is paged
+    receipt = receipt_of(message.id, CONSULTANT)
+    assert receipt is not None and receipt.read_at is None
+    assert unread_on_worklist(login(CONSULTANT), referral.id) == "1"
+    run_sweep()  # a later sweep adds nothing twice
+    assert receipt_count(message.id) == len({REFERRER, DUTY_MANAGER, NIGHT, CONSULTANT}) - 1

@@ -32,6 +32,7 @@ from workflow.paging import delivery as sender
 from workflow.paging import escalation, leadership, workers
 from workflow.paging.pages import ASKING, ESCALATING, PageKind, PageStatus
 from workflow.referrals import actions as referrals
+from workflow.referrals import receipts
 from workflow.referrals.states import State
 from workflow.times import now as utcnow
 
@@ -159,6 +160,8 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
             text=page.text, status=DeliveryStatus.FAILED, updated_at=now, permanent_failure=True,
             error=f"nobody to page for {page.who.replace('_', ' ')} (check the rota)"))
     db.session.add_all(deliveries)
+    if people:  # whoever this page brings in can read the thread so far
+        receipts.catch_up(referral)
     if page.kind == PageKind.REALARM:
         # Scheduled in the claim's own transaction: a crash after it cannot stop them.
         escalation.schedule_realarm(page, now)

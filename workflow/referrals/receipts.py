@@ -3,7 +3,9 @@
 screen, as their page reports).
 
 `address` writes one receipt per person involved when a message is recorded, inside the
-message's transaction. The referral page marks what it shows as delivered
+message's transaction; `catch_up` gives someone who becomes involved later (the
+specialist who accepts or is handed the referral, a further tier paged) a receipt for
+each earlier message, so it counts as unread for them too. The referral page marks what it shows as delivered
 (`mark_delivered`) and reports what was on the screen (`mark_read`). Receipts are not
 state changes: no event, no version; each "read" leaves an access-log row. The live
 mark (workflow/referrals/live.py) counts them, so the author's open page updates.
@@ -52,6 +54,28 @@ def address(referral: Referral, event: ReferralEvent) -> None:
         if person.id != event.actor_id:
             db.session.add(MessageReceipt(event_id=event.id, referral_id=referral.id,
                                           user_id=person.id))
+
+
+def catch_up(referral: Referral, _event: ReferralEvent | None = None) -> int:
+    """Inside the transaction that involved someone new: a receipt (not yet delivered)
+    for each earlier message for each person involved who has none, its author
+    excepted. Returns how many were added. Raises nothing."""
+    db.session.flush()  # the new specialist, the new deliveries
+    messages = db.session.execute(
+        select(ReferralEvent.id, ReferralEvent.actor_id)
+        .where(ReferralEvent.referral_id == referral.id,
+               ReferralEvent.kind.in_(THREAD_EVENTS))).all()
+    if not messages:
+        return 0
+    have = {tuple(row) for row in db.session.execute(
+        select(MessageReceipt.event_id, MessageReceipt.user_id)
+        .where(MessageReceipt.referral_id == referral.id))}
+    people = [u.id for u in involved(referral)]
+    added = [MessageReceipt(event_id=event_id, referral_id=referral.id, user_id=person)
+             for event_id, author in messages for person in people
+             if person != author and (event_id, person) not in have]
+    db.session.add_all(added)
+    return len(added)
 
 
 def mark_delivered(referral_id: int, user: User, at: datetime | None = None) -> int:
