@@ -138,9 +138,13 @@ def record_result(delivery_id: int, *, status: str, provider_id: str | None = No
 
 
 def step_failed(page_id: int, at: datetime) -> bool:
-    """If no delivery of this page can still reach anyone, bring the next step forward."""
+    """If no delivery of this page can still reach anyone, bring the next step forward.
+    Only the page's own channels count: a push sent beside a failed SMS (escalation.
+    channels_for) does not hold the escalation back."""
     page = db.session.get(Page, page_id)
-    statuses = db.session.scalars(select(Delivery.status).where(Delivery.page_id == page_id))
+    statuses = [status for channel, status in db.session.execute(
+        select(Delivery.channel, Delivery.status).where(Delivery.page_id == page_id))
+        if channel in page.channels or channel == "none"]
     if page.kind in ESCALATING and all(s in FAILED for s in statuses):
         escalation.move_on_now(page.referral_id, at)
         return True

@@ -27,7 +27,7 @@ from models import (
     User,
 )
 from workflow.errors import ValidationFailed
-from workflow.paging import reply_codes, rota
+from workflow.paging import push, reply_codes, rota
 from workflow.paging.pages import (
     ESCALATING,
     OUT_OF_BAND_STEP,
@@ -40,6 +40,10 @@ from workflow.referrals import labels
 from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "webpush", "in_app")
+# A page by SMS or voice also goes by push to each browser its person subscribed,
+# unless its step says "also_push": false. The push is extra: it never replaces the
+# step's channels, and it never holds a step back when they failed (delivery.step_failed).
+PUSH_BESIDE = ("sms", "voice")
 WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")
 DEFAULT_STEPS: list[dict[str, Any]] = [
     {"who": "tier1", "channels": ["sms", "voice"], "wait_minutes": 5, "repeat": 0},
@@ -75,8 +79,12 @@ def check_steps(steps: Any) -> list[dict]:
         repeat = step.get("repeat", 0)
         if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= 5:
             errors[f"{path}.repeat"] = "repeat must be a whole number from 0 to 5."
+        also_push = step.get("also_push", True)
+        if not isinstance(also_push, bool):
+            errors[f"{path}.also_push"] = "also_push must be true or false."
         clean.append({"who": who, "channels": channels, "wait_minutes": wait,
-                      "repeat": repeat})
+                      "repeat": repeat, **({} if also_push is True else
+                                           {"also_push": also_push})})
     if errors:
         raise ValidationFailed(errors)
     return clean
@@ -166,6 +174,19 @@ def recipients(page: Page, referral: Referral, at: datetime) -> list[User]:
         user = db.session.get(User, int(who[5:]))
         return [user] if user is not None and user.active else []
     return []
+
+
+def channels_for(page: Page, person: User, steps: list[dict] | None) -> list[str]:
+    """The channels ``page`` goes to ``person`` by: its own, and "webpush" beside SMS or
+    voice when the person has a browser that takes pushes and the page's step (in the
+    escalation's snapshot ``steps``) does not say "also_push": false. Raises nothing."""
+    channels = list(page.channels)
+    if "webpush" in channels or not set(channels) & set(PUSH_BESIDE):
+        return channels
+    if page.kind == PageKind.ESCALATION and steps and page.step < len(steps) \
+            and steps[page.step].get("also_push", True) is False:
+        return channels
+    return channels + ["webpush"] if push.targets(person.id) else channels
 
 
 def move_on_now(referral_id: int, at: datetime) -> int:

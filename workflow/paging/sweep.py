@@ -147,9 +147,11 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
         referrals.transition(referral.id, "page_sent", None, now=now, commit=False,
                              data={"step": page.step, "who": page.who})
     people = escalation.recipients(page, referral, now)
+    steps = db.session.scalar(select(Escalation.steps)
+                              .where(Escalation.referral_id == referral.id))
     deliveries = []
     for person in people:
-        for channel in page.channels:
+        for channel in escalation.channels_for(page, person, steps):
             deliveries.append(Delivery(
                 page_id=page.id, referral_id=referral.id, recipient_id=person.id,
                 channel=channel, text=page.text, status=DeliveryStatus.SENDING, claimed_at=now,
@@ -167,8 +169,6 @@ def claim_next(now: datetime, worker: str = WORKER) -> tuple[Page | None, list[i
         escalation.schedule_realarm(page, now)
     if page.kind == PageKind.ESCALATION:
         _record_milestones(referral.id, milestones, page, bool(people), now)
-        steps = db.session.scalar(select(Escalation.steps)
-                                  .where(Escalation.referral_id == referral.id))
         escalation.schedule_after(page, steps, now)
         if not people:
             db.session.flush()
