@@ -71,11 +71,15 @@ def photo_study(referral, pilgrim):
                             timeout=10)
 
 
-def orthanc_instance(orthanc, sop_uid: str) -> bytes:
+def orthanc_id(orthanc, sop_uid: str) -> str:
     [hit] = [h for h in requests.post(f"{orthanc.rest_url}/tools/lookup", data=sop_uid,
                                       auth=orthanc.auth, timeout=10).json()
              if h["Type"] == "Instance"]
-    answer = requests.get(f"{orthanc.rest_url}/instances/{hit['ID']}/file",
+    return hit["ID"]
+
+
+def orthanc_instance(orthanc, sop_uid: str) -> bytes:
+    answer = requests.get(f"{orthanc.rest_url}/instances/{orthanc_id(orthanc, sop_uid)}/file",
                           auth=orthanc.auth, timeout=10)
     answer.raise_for_status()
     return answer.content
@@ -104,6 +108,12 @@ def test_a_photo_with_gps_reaches_orthanc_with_no_exif_and_shows_in_thread_and_v
     for trace in (CAMERA.encode(), b"Model X", b"Exif", b"GPS"):
         assert trace not in stored
     ds = pydicom.dcmread(io.BytesIO(stored))
+    # Compressed: JPEG Baseline, encapsulated, encoded afresh (no APP1 Exif segment).
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    assert ds["PixelData"].is_undefined_length and ds.PhotometricInterpretation == "YBR_FULL_422"
+    assert ds.LossyImageCompression == "01"
+    [frame] = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    assert frame.startswith(b"\xff\xd8") and b"\xff\xe1" not in frame.split(b"\xff\xda")[0]
     assert ds.SOPClassUID == photos.SECONDARY_CAPTURE
     assert ds.StudyInstanceUID == photo_study
     assert ds.PatientID == referral.nhs_number
@@ -114,12 +124,23 @@ def test_a_photo_with_gps_reaches_orthanc_with_no_exif_and_shows_in_thread_and_v
     assert pixels.shape == (48, 64, 3)
     assert abs(int(pixels[10, 5, 0]) - 220) < 12 and abs(int(pixels[10, 60, 2]) - 220) < 12
 
+    # Orthanc decodes and renders it itself.
+    rendered = requests.get(f"{pilgrim.rest_url}/instances/{orthanc_id(pilgrim, photo['sop_uid'])}"
+                            "/preview", auth=pilgrim.auth, timeout=10,
+                            headers={"Accept": "image/png"})
+    assert rendered.status_code == 200
+    shown = np.asarray(Image.open(io.BytesIO(rendered.content)).convert("RGB"))
+    assert shown.shape == (48, 64, 3)
+    assert abs(int(shown[10, 5, 0]) - 220) < 12 and abs(int(shown[10, 60, 2]) - 220) < 12
+
     # In the thread, through the app's image route; in the viewer's listing.
     page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
     assert f'data-photo-sop="{photo["sop_uid"]}"' in page
     src = page.split(f'data-photo-sop="{photo["sop_uid"]}"')[0].rsplit('src="', 1)[1]
     image = client.get(src.split('"', 1)[0].replace("&amp;", "&"))
     assert image.status_code == 200 and image.mimetype == "image/jpeg"
+    viewed = np.asarray(Image.open(io.BytesIO(image.data)).convert("RGB"))
+    assert abs(int(viewed[10, 5, 0]) - 220) < 16 and abs(int(viewed[10, 60, 2]) - 220) < 16
     listing = client.get(f"/api/v1/referrals/{referral.id}/studies").get_json()
     [study] = [s for s in listing["studies"] if s["study_uid"] == photo_study]
     assert [i["sop_uid"] for s in study["series"] for i in s["instances"]] == \
@@ -170,3 +191,21 @@ def test_a_message_without_a_photo_still_needs_its_text(referral, client):
     answer = client.post(f"/referrals/{referral.id}/thread", data={"text": " "})
     assert answer.status_code == 422
     assert "Enter the message" in answer.get_data(as_text=True)
+
+
+def test_a_phone_sized_photo_is_stored_a_fraction_of_its_uncompressed_size(
+        referral, pilgrim, photo_study, client):
+    """1600x1200 with texture and noise, as a camera sees paper: the DICOM file Orthanc
+    keeps is under a tenth of the 5.8 MB its pixels take uncompressed."""
+    rng = np.random.default_rng(17)
+    y, x = np.mgrid[0:1200, 0:1600]
+    paper = 230 - 40 * (x / 1600) - 60 * ((y % 40) < 2)
+    pixels = np.clip(paper[..., None] + rng.normal(0, 2, (1200, 1600, 3)), 0, 255)
+    out = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(out, "JPEG", quality=92)
+    client.login(REFERRER, PASSWORD)
+    assert send(client, referral.id, out.getvalue()).status_code == 302
+    [message] = messages(referral.id)
+    stored = orthanc_instance(pilgrim, message.data["photo"]["sop_uid"])
+    assert len(stored) < 1600 * 1200 * 3 / 10, len(stored)
+    assert pydicom.dcmread(io.BytesIO(stored)).pixel_array.shape == (1200, 1600, 3)

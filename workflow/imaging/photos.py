@@ -4,8 +4,12 @@ live in the patient's imaging record and show in any viewer.
 
 A photo is checked by its bytes (JPEG or PNG magic, at most MAX_PHOTO_BYTES and
 MAX_SIDE pixels a side), turned upright by its EXIF orientation, and then only its
-pixels are kept: they are copied into a new image and written uncompressed into the
-DICOM file, so no EXIF, GPS, ICC or text chunk of the original can travel with it.
+pixels are kept: they are copied into a new image and encoded afresh as JPEG Baseline
+(transfer syntax 1.2.840.10008.1.2.4.50, encapsulated, YCbCr 4:2:2, quality
+JPEG_QUALITY), so no EXIF, GPS, ICC or text chunk of the original can travel with it.
+A 12-megapixel photo is then a couple of megabytes in the PACS, not 36 MB
+(docs/BENCHMARKS.md); the loss is that of the phone's own JPEG again, well below what
+changes what a clinician reads from an ECG or a wound.
 
 Every photo of a referral goes into one study of its own (the same Study and Series
 Instance UIDs each time, derived from the referral's reference), not into one of its
@@ -26,7 +30,8 @@ from datetime import datetime
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit, generate_uid
 from sqlalchemy import select
 
 from extensions import db
@@ -42,6 +47,7 @@ from workflow.times import now as utcnow
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096
+JPEG_QUALITY = 90
 _MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 _DICOM_SEX = {"female": "F", "male": "M"}
 
@@ -98,7 +104,7 @@ def secondary_capture(referral: Referral, image: Image.Image, *, sop_uid: str,
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.SOPClassUID = SECONDARY_CAPTURE
     ds.SOPInstanceUID = sop_uid
     ds.StudyInstanceUID = study_uid
@@ -124,14 +130,30 @@ def secondary_capture(referral: Referral, image: Image.Image, *, sop_uid: str,
     ds.ContentTime = at.strftime("%H%M%S")
     ds.Manufacturer = "goldenhour"
     ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "RGB"
+    ds.PhotometricInterpretation = "YBR_FULL_422"  # as JPEG Baseline keeps colour
     ds.PlanarConfiguration = 0
     ds.Columns, ds.Rows = image.size
     ds.BitsAllocated = ds.BitsStored = 8
     ds.HighBit = 7
     ds.PixelRepresentation = 0
-    ds.PixelData = image.tobytes()
+    compressed = jpeg_baseline(image)
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionMethod = "ISO_10918_1"
+    ds.LossyImageCompressionRatio = f"{image.width * image.height * 3 / len(compressed):.2f}"
+    ds.PixelData = encapsulate([compressed])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
     return ds
+
+
+def jpeg_baseline(image: Image.Image) -> bytes:
+    """The pixels of ``image`` (read_photo's: RGB, carrying nothing else) encoded afresh
+    as a baseline JPEG (8-bit, YCbCr 4:2:2, JPEG_QUALITY) with no EXIF, ICC profile or
+    comment, whatever ``image.info`` holds. Raises nothing."""
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=JPEG_QUALITY, subsampling=1, progressive=False,
+               optimize=False, exif=b"", icc_profile=None, comment=b"")
+    return out.getvalue()
 
 
 def _part10(ds: Dataset) -> bytes:
