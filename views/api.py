@@ -11,7 +11,7 @@ from models import Hospital, Referral, Specialty
 from views.access import client_address, visible_or_refuse
 from views.auth import token_authenticated
 from views.openapi import openapi_document
-from views.present import referral_json, referral_summary
+from views.present import referral_json, referral_summary, thread_json
 from workflow import access_log
 from workflow.accounts import accounts
 from workflow.errors import DomainError, NotAllowed, ValidationFailed
@@ -102,6 +102,24 @@ def get_referral(referral_id: int):
     body = referral_json(referral, current_user, now())
     _log("referral.view", "ok", referral_id)
     return body
+
+
+@bp.get("/referrals/<int:referral_id>/messages")
+@login_required
+def list_messages(referral_id: int):
+    """The thread with each message's receipts and photo UIDs (reading it here marks
+    nothing delivered or read: only a page that shows it does). 403/404 as the referral."""
+    referral = visible_or_refuse(referral_id, "referral.messages")
+    body = {"messages": thread_json(referral)}
+    _log("referral.messages", "ok", referral_id)
+    return body
+
+
+# Its own route beside the thread's GET, so the API document names both on one path.
+@bp.post("/referrals/<int:referral_id>/messages")
+@login_required
+def post_message(referral_id: int):
+    return _act(referral_id, "messages")
 
 
 @bp.post("/referrals/<int:referral_id>/<action>")

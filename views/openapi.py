@@ -222,6 +222,35 @@ SCHEMAS = {
             },
         }],
     },
+    "ThreadMessage": {
+        "type": "object",
+        "required": ["id", "kind", "at", "author", "text", "photo", "receipts"],
+        "properties": {
+            "id": {"type": "integer", "description": "the message's event id on the chain"},
+            "kind": {"type": "string", "enum": ["message", "request_info", "provide_info"]},
+            "at": {"type": "string", "format": "date-time"},
+            "author": NULLABLE_STRING, "author_id": {"type": ["integer", "null"]},
+            "text": NULLABLE_STRING,
+            "photo": {"oneOf": [{"type": "null"}, {
+                "type": "object",
+                "description": "the photo, a DICOM Secondary Capture instance in the "
+                               "referring hospital's PACS",
+                "required": ["study_uid", "series_uid", "sop_uid"],
+                "properties": {
+                    "hospital": {"type": "string"}, "study_uid": {"type": "string"},
+                    "series_uid": {"type": "string"},
+                    "sop_uid": {"type": "string", "description": "SOP Instance UID"},
+                    "rows": {"type": "integer"}, "columns": {"type": "integer"}}}]},
+            "receipts": {"type": "array", "items": {
+                "type": "object", "required": ["name", "status", "at"],
+                "description": "one per person involved but the author",
+                "properties": {
+                    "name": {"type": "string"},
+                    "status": {"type": "string", "enum": ["sent", "delivered", "read"]},
+                    "at": {"type": ["string", "null"], "format": "date-time",
+                           "description": "when delivered or read"}}}},
+        },
+    },
     "Signature": {
         "type": "object",
         "description": "the signer's own secret, re-entered for each decision and addendum "
@@ -280,6 +309,7 @@ ACTION_REFUSALS = {
 }
 # Actions with a route of their own, whose body must carry the signature.
 SIGNED_ACTIONS = ("decide", "addendum")
+OWN_ROUTES = (*SIGNED_ACTIONS, "messages")  # documented on their own paths
 
 
 def _signed_action(summary: str, operation_id: str, referral_id: dict, schema: str) -> dict:
@@ -360,6 +390,29 @@ def openapi_document() -> dict:
                                   "404": _error("no such referral")},
                 },
             },
+            "/api/v1/referrals/{referral_id}/messages": {
+                "get": {
+                    "summary": "The thread, oldest first: each message with its photo's "
+                               "UIDs and each recipient's receipt (reading it here marks "
+                               "nothing delivered or read)",
+                    "operationId": "listMessages", "parameters": [referral_id],
+                    "responses": {"200": {"description": "the thread", "content": {
+                        "application/json": {"schema": {
+                            "type": "object", "required": ["messages"],
+                            "properties": {"messages": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/ThreadMessage"}}}}}}},
+                        **COMMON, "404": _error("no such referral")},
+                },
+                "post": {
+                    "summary": "Post a message (text) in the thread", "operationId":
+                        "postMessage", "parameters": [referral_id],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ActionInput"}}}},
+                    "responses": {"200": _referral("the referral after the message"),
+                                  **COMMON, **ACTION_REFUSALS,
+                                  "422": _error("every bad field, by path")},
+                },
+            },
             **IMAGE_PATHS,  # views/openapi_images.py
             "/api/v1/referrals/{referral_id}/decide": _signed_action(
                 "Decide, signed with your own password", "decideReferral", referral_id,
@@ -373,7 +426,7 @@ def openapi_document() -> dict:
                     "parameters": [referral_id, {
                         "name": "action", "in": "path", "required": True,
                         "schema": {"type": "string", "enum": sorted(
-                            set(ACTION_PATHS.values()) - set(SIGNED_ACTIONS))},
+                            set(ACTION_PATHS.values()) - set(OWN_ROUTES))},
                     }],
                     "requestBody": {"required": False, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/ActionInput"}}}},

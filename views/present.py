@@ -8,7 +8,7 @@ from flask import url_for
 
 from models import Referral, User
 from workflow.audit import records
-from workflow.referrals import states
+from workflow.referrals import receipts, states
 from workflow.referrals.access import actor_kinds
 from workflow.referrals.clocks import referral_clocks
 
@@ -111,3 +111,26 @@ def referral_json(referral: Referral, user: User, now: datetime) -> dict:
         "allowed_actions": allowed_actions(user, referral),
     })
     return body
+
+
+def thread_json(referral: Referral) -> list[dict]:
+    """The referral's thread, oldest first: each message (and request/provide info)
+    with its author, its text, the DICOM UIDs of its photo (or null) and each
+    recipient's receipt."""
+    found = receipts.for_thread(referral.id)
+    messages = []
+    for event in referral.events:
+        if event.kind not in receipts.THREAD_EVENTS:
+            continue
+        photo = (event.data or {}).get("photo")
+        messages.append({
+            "id": event.id, "kind": event.kind, "at": _iso(event.at),
+            "author": event.actor_label, "author_id": event.actor_id, "text": event.reason,
+            "photo": {key: photo[key] for key in ("hospital", "study_uid", "series_uid",
+                                                  "sop_uid", "rows", "columns")}
+            if photo else None,
+            "receipts": [{"name": r.name, "status": r.status, "at": _iso(r.at)}
+                         for r in found.get(event.id, [])],
+        })
+    return messages
+

@@ -146,6 +146,13 @@ def test_a_photo_with_gps_reaches_orthanc_with_no_exif_and_shows_in_thread_and_v
     assert [i["sop_uid"] for s in study["series"] for i in s["instances"]] == \
         [photo["sop_uid"]]
 
+    # The API lists the message with its photo's UIDs and its receipts.
+    [entry] = client.get(f"/api/v1/referrals/{referral.id}/messages").get_json()["messages"]
+    assert entry["photo"]["sop_uid"] == photo["sop_uid"]
+    assert entry["photo"]["study_uid"] == photo_study
+    assert (entry["photo"]["rows"], entry["photo"]["columns"]) == (48, 64)
+    assert user(REFERRER).name in {r["name"] for r in entry["receipts"]}
+
     # A second photo joins the same study.
     assert send(client, referral.id, png(30, 20), filename="wound.png").status_code == 302
     linked = db.session.scalar(select(LinkedStudy).where(

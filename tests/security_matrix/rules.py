@@ -124,6 +124,8 @@ RULES: dict[str, Rule] = {
     # One referral: acting on it (the matrix posts a message with no text: 422)
     "referrals.act": Rule(LOGIN, {"clinicians"}),
     "api.act": Rule(API, {"clinicians"}),
+    "api.post_message": Rule(API, {"clinicians"}),
+    "api.list_messages": Rule(API, {"sees_referral"}),
     # The thread's form (a message with no text and no photo: 422)
     "referrals.send_message": Rule(LOGIN, {"clinicians"}),
     # Read receipts: whoever may see the thread reports what was on their screen (an

@@ -191,3 +191,29 @@ def test_a_further_tier_paged_after_the_messages_gets_them_unread(login, clock):
     assert unread_on_worklist(login(CONSULTANT), referral.id) == "1"
     run_sweep()  # a later sweep adds nothing twice
     assert receipt_count(message.id) == len({REFERRER, DUTY_MANAGER, NIGHT, CONSULTANT}) - 1
+
+
+def test_the_api_lists_the_thread_with_each_recipients_receipt_and_marks_nothing(
+        login, client):
+    from tests.workflow.helpers import bearer
+
+    referrer = login(REFERRER)
+    referral = raise_stroke(referrer)
+    actions.acknowledge(referral.id, user(NIGHT))
+    posted = client.post(f"/api/v1/referrals/{referral.id}/messages",
+                         json={"text": "Door-to-needle target: 13:40."}, headers=bearer(NIGHT))
+    assert posted.status_code == 200, posted.get_data(as_text=True)
+    message = newest_message(referral.id)
+    referrer.get(f"/referrals/{referral.id}")  # the referrer's page shows it: delivered
+
+    listed = client.get(f"/api/v1/referrals/{referral.id}/messages",
+                        headers=bearer(DUTY_MANAGER))
+    assert listed.status_code == 200
+    [entry] = listed.json["messages"]
+    assert (entry["id"], entry["kind"], entry["text"], entry["photo"]) == \
+        (message.id, "message", "Door-to-needle target: 13:40.", None)
+    assert entry["author"] == message.actor_label and entry["author_id"] == user(NIGHT).id
+    assert {r["name"]: r["status"] for r in entry["receipts"]} == {
+        user(REFERRER).name: "delivered", user(DUTY_MANAGER).name: "sent"}
+    # Reading the thread through the API is not a page showing it.
+    assert receipt_of(message.id, DUTY_MANAGER).delivered_at is None
