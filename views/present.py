@@ -133,4 +133,3 @@ def thread_json(referral: Referral) -> list[dict]:
                          for r in found.get(event.id, [])],
         })
     return messages
-

@@ -8,8 +8,8 @@ pixels are kept: they are copied into a new image and encoded afresh as JPEG Bas
 (transfer syntax 1.2.840.10008.1.2.4.50, encapsulated, YCbCr 4:2:2, quality
 JPEG_QUALITY), so no EXIF, GPS, ICC or text chunk of the original can travel with it.
 A 12-megapixel photo is then a couple of megabytes in the PACS, not 36 MB
-(docs/BENCHMARKS.md); the loss is that of the phone's own JPEG again, well below what
-changes what a clinician reads from an ECG or a wound.
+(docs/BENCHMARKS.md). It is lossy, as the phone's own JPEG already was: the instance
+says so (Lossy Image Compression 01, ISO_10918_1, and its ratio).
 
 Every photo of a referral goes into one study of its own (the same Study and Series
 Instance UIDs each time, derived from the referral's reference), not into one of its

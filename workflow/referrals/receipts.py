@@ -5,10 +5,11 @@ screen, as their page reports).
 `address` writes one receipt per person involved when a message is recorded, inside the
 message's transaction; `catch_up` gives someone who becomes involved later (the
 specialist who accepts or is handed the referral, a further tier paged) a receipt for
-each earlier message, so it counts as unread for them too. The referral page marks what it shows as delivered
-(`mark_delivered`) and reports what was on the screen (`mark_read`). Receipts are not
-state changes: no event, no version; each "read" leaves an access-log row. The live
-mark (workflow/referrals/live.py) counts them, so the author's open page updates.
+each earlier message, so it counts as unread for them too. The referral page marks
+what it shows as delivered (`mark_delivered`) and reports what was on the screen
+(`mark_read`). Receipts are not state changes: no event, no version; each "read"
+leaves an access-log row. The live mark (workflow/referrals/live.py) counts them, so
+the author's open page updates.
 """
 
 from __future__ import annotations
