@@ -198,3 +198,19 @@ def test_the_specialists_open_page_swaps_in_the_decide_form_when_the_referrer_an
     expect(phone.locator("#thread")).to_contain_text("CTA on its way", timeout=2000)
     expect(phone.locator("[data-live-changed]")).to_be_visible()
     expect(phone.locator("#actions select[name=to]")).to_have_value(colleague)
+
+
+def test_someone_opening_the_referral_appears_as_also_viewing_without_a_reload(
+        open_referral, phone):
+    from workflow.referrals import viewers
+    from workflow.times import now
+
+    specialist = user(SPECIALIST)
+    specialist_id, name = specialist.id, specialist.name
+    db.session.commit()
+    expect(phone.locator("#case")).not_to_contain_text("Also viewing now")
+    viewers.note(open_referral, specialist_id, now())  # what the specialist's stream does
+    # (committed: SQLite, the test holds no transaction while the server works)
+    expect(phone.locator("#also-viewing")).to_have_text(f"Also viewing now: {name}",
+                                                        timeout=3000)
+    assert phone.evaluate("() => window.notReloaded") is True
