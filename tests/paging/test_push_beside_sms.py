@@ -13,10 +13,18 @@ from sqlalchemy import select
 
 from extensions import db
 from models import EscalationPolicy, HubService, Specialty
-from tests.paging.helpers import deliveries, paged_people, raise_stroke, run_sweep, user
+from tests.paging.helpers import (
+    REFERRER,
+    deliveries,
+    paged_people,
+    raise_stroke,
+    run_sweep,
+    user,
+)
 from tests.paging.test_webpush import CONSULTANT, NIGHT, subscribe
 from workflow.errors import ValidationFailed
-from workflow.paging import escalation
+from workflow.paging import escalation, push
+from workflow.referrals import actions as referrals
 
 pytestmark = pytest.mark.clock
 
@@ -102,6 +110,18 @@ def test_a_step_that_already_pushes_is_pushed_once(
     run_sweep()
     assert channels_of(referral.id, NIGHT) == ["sms", "webpush"]
     assert len(push_service.received) == 1
+
+
+def test_a_notice_to_the_referrer_keeps_its_own_channels(app, network, push_service, clock):
+    """The service worker's notification asks its reader to accept: only pages that ask
+    someone to accept are pushed beside SMS."""
+    push.subscribe(user(REFERRER), push_service.browser().subscription(), allow_local=True)
+    referral = raise_stroke()
+    run_sweep()
+    referrals.acknowledge(referral.id, user(NIGHT))
+    run_sweep()  # the "accepted" notice to the referrer: SMS and in-app
+    assert channels_of(referral.id, REFERRER) == ["in_app", "sms"]
+    assert push_service.received == []
 
 
 def test_also_push_must_be_true_or_false():

@@ -29,6 +29,7 @@ from models import (
 from workflow.errors import ValidationFailed
 from workflow.paging import push, reply_codes, rota
 from workflow.paging.pages import (
+    ASKING,
     ESCALATING,
     OUT_OF_BAND_STEP,
     ROUND,
@@ -40,9 +41,11 @@ from workflow.referrals import labels
 from workflow.referrals.states import State
 
 CHANNELS = ("sms", "voice", "email", "webpush", "in_app")
-# A page by SMS or voice also goes by push to each browser its person subscribed,
-# unless its step says "also_push": false. The push is extra: it never replaces the
-# step's channels, and it never holds a step back when they failed (delivery.step_failed).
+# A page asking someone to accept (a step, a handover) by SMS or voice also goes by push
+# to each browser its person subscribed, unless its step says "also_push": false. The
+# push is extra: it never replaces the step's channels, and it never holds a step back
+# when they failed (delivery.step_failed). Notices and alarms keep their own channels
+# (the service worker's notification asks its reader to accept).
 PUSH_BESIDE = ("sms", "voice")
 WHO_FIXED = ("tier1", "tier2", "tier3", "duty_manager")
 DEFAULT_STEPS: list[dict[str, Any]] = [
@@ -178,10 +181,12 @@ def recipients(page: Page, referral: Referral, at: datetime) -> list[User]:
 
 def channels_for(page: Page, person: User, steps: list[dict] | None) -> list[str]:
     """The channels ``page`` goes to ``person`` by: its own, and "webpush" beside SMS or
-    voice when the person has a browser that takes pushes and the page's step (in the
-    escalation's snapshot ``steps``) does not say "also_push": false. Raises nothing."""
+    voice when the page asks them to accept, they have a browser that takes pushes, and
+    the page's step (in the escalation's snapshot ``steps``) does not say "also_push":
+    false. Raises nothing."""
     channels = list(page.channels)
-    if "webpush" in channels or not set(channels) & set(PUSH_BESIDE):
+    if page.kind not in ASKING or "webpush" in channels \
+            or not set(channels) & set(PUSH_BESIDE):
         return channels
     if page.kind == PageKind.ESCALATION and steps and page.step < len(steps) \
             and steps[page.step].get("also_push", True) is False:
