@@ -115,6 +115,11 @@ def test_pages_failed_while_twilio_was_down_go_out_once_when_it_is_back(stack, t
     print(f"\ntwilio down: {len(rows)} deliveries {steps}; refused while down "
           f"{sum(refused.values())}; accepted once back {dict(accepted)}")
     assert accepted == Counter(dict.fromkeys(ids, 1)), (accepted, refused)
-    assert all(d.send_attempts >= 2 and d.retry_at is None for d in rows)
+    # A delivery Twilio refused was tried again (one that fell due after Twilio was
+    # back, such as a later step on a slow machine, went at its first try).
+    assert first[0].id in refused
+    assert all(d.send_attempts >= (2 if refused[d.id] else 1) for d in rows), \
+        ({d.id: d.send_attempts for d in rows}, refused)
+    assert all(d.retry_at is None for d in rows)
     assert {step for kind, step, _ in steps if kind == "escalation"} == {0, 1}  # moved on
     assert "Traceback" not in stack.logs()

@@ -186,6 +186,7 @@ def series_url(referral_id, series_uid, **params):
             f"/rendered?{query}")
 
 
+@pytest.mark.clock  # one minute's views are one row: on the wall clock a minute could turn
 def test_the_viewer_fetches_a_run_of_slices_in_one_request_logged_once(referral, client):
     link_sample(referral)
     ids = sops(referral.id)
