@@ -54,7 +54,15 @@ from workflow.times import local, now
 
 # The suite's night (03:00, the night registrar on call), with time moving on for the
 # live pages' clocks and heartbeats.
-pytestmark = [pytest.mark.browser, pytest.mark.clock(tick=True)]
+# Each journey runs twice: on a phone against SQLite and on a desktop against PostgreSQL,
+# so each size and each database is covered without all four pairs (the page's markup does
+# not depend on the database, nor the database's behaviour on the screen size).
+pytestmark = [
+    pytest.mark.browser, pytest.mark.clock(tick=True),
+    pytest.mark.parametrize("database_url,viewport", [
+        ("sqlite", "phone"), pytest.param("postgres", "desktop", marks=pytest.mark.postgres),
+    ], indirect=True),
+]
 MISTYPED_NHS = "9434765918"  # 9434765919 with its last digit wrong
 GOOD_NHS = "9434765919"
 
