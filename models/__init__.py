@@ -2,7 +2,7 @@
 
 # The evidence tables' append-only triggers (PostgreSQL DDL, no model of its own).
 from models import append_only  # noqa: F401, I001
-from models.audit import AccessLog
+from models.audit import AccessLog, IntegrityRun, RootEmail
 from models.audit_facts import AuditFact
 from models.imaging import KeyImage, KeyObjectDocument, OfferedStudy
 from models.network import Hospital, HubService, PacsEndpoint, Specialty, TravelTime, Trust
@@ -44,6 +44,7 @@ __all__ = [
     "SchedulerHeartbeat",
     "SchedulerLeader",
     "WebhookReceipt",
+    "IntegrityRun",
     "KeyImage",
     "KeyObjectDocument",
     "LinkedStudy",
@@ -57,6 +58,7 @@ __all__ = [
     "PacsEndpoint",
     "RecoveryCode",
     "Role",
+    "RootEmail",
     "RotaGap",
     "RotaShift",
     "Specialty",

@@ -11,7 +11,8 @@ one change the app itself makes after the INSERT, and only that one is let throu
   (workflow/access_log.py): its seq, prev_hash and hash may be set while seq is
   still NULL; what it says happened never changes.
 
-Every DELETE is refused. The triggers hold the app's own role and any mistake; a
+Every DELETE is refused, and so is TRUNCATE (a statement-level trigger: TRUNCATE fires
+no row triggers). The triggers hold the app's own role and any mistake; a
 superuser or the tables' owner can still drop them, which is what the hash chains
 and the anchors outside the database are for (docs/SECURITY.md). docs/DEPLOY.md,
 **Database roles**, gives the app a role that cannot drop or alter them.
@@ -93,6 +94,11 @@ CREATE TRIGGER access_log_sealed BEFORE UPDATE ON access_log
   FOR EACH ROW EXECUTE FUNCTION keep_access_log_sealed()"""),
 }
 
+# TRUNCATE empties a table without a DELETE per row: refused by a statement trigger.
+TRUNCATE_TRIGGERS = {table: f"""
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+  FOR EACH STATEMENT EXECUTE FUNCTION refuse_evidence_change()""" for table in TABLES}
+
 DROP_FUNCTIONS = (
     "DROP FUNCTION IF EXISTS keep_access_log_sealed()",
     "DROP FUNCTION IF EXISTS keep_decision_record_sealed()",
@@ -109,7 +115,8 @@ def _on_postgresql(statement: str) -> DDL:
 for _statement in FUNCTIONS:
     event.listen(db.metadata, "before_create", _on_postgresql(_statement))
 for _model in (ReferralEvent, DecisionRecord, AccessLog):
-    for _statement in TRIGGERS[_model.__tablename__]:
+    for _statement in (*TRIGGERS[_model.__tablename__],
+                       TRUNCATE_TRIGGERS[_model.__tablename__]):
         event.listen(_model.__table__, "after_create", _on_postgresql(_statement))
 for _statement in DROP_FUNCTIONS:
     event.listen(db.metadata, "after_drop", _on_postgresql(_statement))

@@ -133,6 +133,18 @@ def test_an_access_log_row_is_sealed_once_and_then_never_changes(network):
 
 
 @postgres_only
+def test_no_evidence_table_can_be_truncated_and_the_error_names_it(network):
+    decided_and_rendered()
+    access_log.record("referral.view", "ok", user=user(SPECIALIST), detail="looked")
+    for table in ("referral_events", "decision_records", "access_log"):
+        assert f"{table} is append-only: TRUNCATE refused" in refused(
+            f"TRUNCATE {table} CASCADE")
+    counts = [db.session.scalar(select(func.count()).select_from(model))
+              for model in (ReferralEvent, DecisionRecord, AccessLog)]
+    assert all(count > 0 for count in counts), counts
+
+
+@postgres_only
 def test_an_unsealed_row_may_be_sealed_but_not_rewritten(network):
     db.session.execute(text("INSERT INTO access_log (at, email, role, address, action, "
                             "outcome, detail) VALUES (now(), 'a@b', '', '', 'login', 'ok', "
@@ -157,10 +169,13 @@ def test_the_migration_installs_what_create_all_does_and_its_downgrade_removes_i
     made = db.session.execute(text(TRIGGERS)).all()
     assert [tuple(row) for row in made] == [
         ("access_log", "access_log_append_only", "refuse_evidence_change"),
+        ("access_log", "access_log_no_truncate", "refuse_evidence_change"),
         ("access_log", "access_log_sealed", "keep_access_log_sealed"),
         ("decision_records", "decision_records_append_only", "refuse_evidence_change"),
+        ("decision_records", "decision_records_no_truncate", "refuse_evidence_change"),
         ("decision_records", "decision_records_sealed", "keep_decision_record_sealed"),
         ("referral_events", "referral_events_append_only", "refuse_evidence_change"),
+        ("referral_events", "referral_events_no_truncate", "refuse_evidence_change"),
     ]
     functions = "SELECT proname, prosrc FROM pg_proc WHERE proname IN " \
                 "('refuse_evidence_change', 'keep_access_log_sealed', " \
@@ -171,6 +186,10 @@ def test_the_migration_installs_what_create_all_does_and_its_downgrade_removes_i
         upgrade()
         assert db.session.execute(text(TRIGGERS)).all() == made
         assert db.session.execute(text(functions)).all() == from_models
+        db.session.commit()
+        downgrade(revision="c4e6a8b0d2f4")  # before the TRUNCATE guard: only it goes
+        assert [tuple(row) for row in db.session.execute(text(TRIGGERS))] == [
+            row for row in made if not row[1].endswith("_no_truncate")]
         db.session.commit()
         downgrade(revision="c3d5e7f9a1b2")
         assert db.session.execute(text(TRIGGERS)).all() == []
