@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import DecisionRecord, ReferralEvent
+from tests.paging.helpers import raise_stroke
 from tests.records.test_decision_record import SPECIALIST, decided, pdf_text
 from tests.tampering import tamper
 from tests.workflow.helpers import REFERRER, SIGNED, bearer, user
@@ -129,6 +130,41 @@ def test_verify_names_a_record_noted_with_a_root_no_anchor_signed(app, network):
     assert verify_all().problems == []
     tamper("UPDATE decision_records SET anchored_root = :r WHERE referral_id = :id",
            r="ab" * 32, id=referral_id)
+    record = records.latest(referral_id)
     assert verify_all().problems == [
-        f"decision records: noted as anchored in root {'ab' * 32}, which no anchor in the "
-        "anchors file has"]
+        f"decision record {record.id} (v1) of referral {referral_id}: noted as anchored in "
+        f"root {'ab' * 32}, which no anchor in the anchors file has"]
+
+
+def test_verify_names_a_record_noted_with_a_real_root_that_does_not_cover_it(
+        app, network):
+    other = decided()
+    before = anchor(app)["tree_head"]["root"]  # covers `other`, not the next decision
+    referral_id = decided()
+    after = anchor(app)["tree_head"]["root"]
+    record = records.latest(referral_id)
+    assert (record.anchored_root, records.latest(other).anchored_root) == (after, before)
+    assert verify_all().problems == []
+    tamper("UPDATE decision_records SET anchored_root = :r WHERE id = :id",
+           r=before, id=record.id)
+    assert verify_all().problems == [
+        f"decision record {record.id} (v1) of referral {referral_id}: noted as anchored in "
+        f"root {before} (2026-11-29T03:00:00.000000Z), whose tree does not cover its event "
+        f"seq {record.event_seq}"]
+
+
+def test_verify_names_a_record_noted_with_a_root_taken_before_its_decision(app, network):
+    referral_id = raise_stroke().id
+    referrals.acknowledge(referral_id, user(SPECIALIST))
+    early = anchor(app)["tree_head"]["root"]  # the referral's head before the decision
+    referrals.perform("decide", referral_id, user(SPECIALIST), {
+        "outcome": "advice_only", "advice": "Aspirin.", "rationale": "Small infarct.",
+        **SIGNED})
+    anchor(app)
+    record = records.latest(referral_id)
+    tamper("UPDATE decision_records SET anchored_root = :r WHERE id = :id",
+           r=early, id=record.id)
+    assert verify_all().problems == [
+        f"decision record {record.id} (v1) of referral {referral_id}: noted as anchored in "
+        f"root {early} (2026-11-29T03:00:00.000000Z), whose tree does not cover its event "
+        f"seq {record.event_seq}"]

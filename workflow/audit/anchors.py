@@ -80,6 +80,25 @@ def inclusion_path(index: int, hashes: list[bytes]) -> list[bytes]:
     return inclusion_path(index - k, hashes[k:]) + [merkle_root(hashes[:k])]
 
 
+def root_from_path(leaf: bytes, index: int, size: int, path: list[bytes]) -> bytes | None:
+    """The root that ``leaf`` at ``index`` of a tree of ``size`` leads to along the audit
+    ``path`` (RFC 9162 2.1.3.2), or None if the path does not fit such a tree."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, node = index, size - 1, leaf_hash(leaf)
+    for sibling in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            node = node_hash(sibling, node)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            node = node_hash(node, sibling)
+        fn, sn = fn >> 1, sn >> 1
+    return node if sn == 0 else None
+
+
 def referral_leaf(referral_id: int, seq: int, head_hash: str) -> str:
     return f"{referral_id}:{seq}:{head_hash}"
 
@@ -249,12 +268,56 @@ def verify_published() -> tuple[int, list[str]]:
             if subject not in seen or subject.startswith("anchor"):
                 seen.add(subject)
                 problems.append(problem)
-    signed_roots = {(entry.get("tree_head") or {}).get("root") for entry in entries}
-    for root in records.anchored_roots():
-        if root not in signed_roots:
-            problems.append(f"decision records: noted as anchored in root {root}, which no "
-                            "anchor in the anchors file has")
+    problems += check_noted_roots(entries)
     return len(entries), problems
+
+
+def _covers(entry: dict, leaves: list[str], leaf_hashes: list[bytes], referral_id: int,
+            event_seq: int) -> bool:
+    """Whether the tree of ``entry`` (its leaves rebuilt from the database) holds a head
+    of ``referral_id`` at or after ``event_seq``: the leaf's audit path is recomputed
+    and must lead to the signed root."""
+    for index, (rid, seq, _) in enumerate(entry.get("heads", [])):
+        if int(rid) == referral_id:
+            if int(seq) < event_seq:
+                return False
+            path = inclusion_path(index, leaf_hashes)
+            return root_from_path(leaves[index].encode(), index, len(leaf_hashes), path) \
+                == bytes.fromhex(entry["tree_head"]["root"])
+    return False
+
+
+def check_noted_roots(entries: list[dict], since: str = "") -> list[str]:
+    """Every decision record's noted anchor root (anchored after ``since``, an ISO time,
+    when given) must be a root in ``entries`` whose tree covers the record: its
+    referral's head at that anchor is at or after the event the record was made at,
+    and the head's audit path leads to the signed root. One problem per record that
+    fails, naming it. Raises only what the database raises."""
+    noted = records.noted_anchors(since)
+    if not noted:
+        return []
+    by_root = {entry["tree_head"]["root"]: entry for entry in entries}
+    problems = []
+    rebuilt: dict[str, tuple[list[str], list[bytes] | None]] = {}
+    for record in noted:
+        where = (f"decision record {record.id} (v{record.version}) of referral "
+                 f"{record.referral_id}")
+        entry = by_root.get(record.anchored_root)
+        if entry is None:
+            problems.append(f"{where}: noted as anchored in root {record.anchored_root}, "
+                            "which no anchor in the anchors file has")
+            continue
+        if record.anchored_root not in rebuilt:
+            _, leaf_hashes, leaves = check_entry(entry)
+            rebuilt[record.anchored_root] = (leaves, leaf_hashes)
+        leaves, leaf_hashes = rebuilt[record.anchored_root]
+        if leaf_hashes is None:
+            continue  # the anchor itself disagrees with the database: named above
+        if not _covers(entry, leaves, leaf_hashes, record.referral_id, record.event_seq):
+            problems.append(f"{where}: noted as anchored in root {record.anchored_root} "
+                            f"({entry['tree_head']['at']}), whose tree does not cover its "
+                            f"event seq {record.event_seq}")
+    return problems
 
 
 def proof(referral_id: int) -> dict:

@@ -218,10 +218,16 @@ def note_anchor(heads: list[tuple[int, int, str]], root: str, at: datetime) -> i
     return noted
 
 
-def anchored_roots() -> list[str]:
-    """Every anchor root noted on a record (`note_anchor`), each once."""
-    return list(db.session.scalars(select(DecisionRecord.anchored_root).distinct()
-                                   .where(DecisionRecord.anchored_root.is_not(None))))
+def noted_anchors(since: str = "") -> list:
+    """(id, referral_id, version, event_seq, anchored_root) of every record an anchor was
+    noted on (`note_anchor`), by id; with ``since`` (an ISO time), only those noted
+    after it."""
+    query = (select(DecisionRecord.id, DecisionRecord.referral_id, DecisionRecord.version,
+                    DecisionRecord.event_seq, DecisionRecord.anchored_root)
+             .where(DecisionRecord.anchored_root.is_not(None)).order_by(DecisionRecord.id))
+    if since:
+        query = query.where(DecisionRecord.anchored_at > datetime.fromisoformat(since))
+    return db.session.execute(query).all()
 
 
 def latest(referral_id: int) -> DecisionRecord | None:
