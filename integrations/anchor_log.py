@@ -77,3 +77,36 @@ def read_all(path: str | Path) -> list[dict]:
             raise AnchorLogError(f"the anchors file {path}: line {number} is not JSON") \
                 from None
     return entries
+
+
+def read_last(path: str | Path) -> dict | None:
+    """The latest anchor in the file (None if there is none), read from the end: each
+    line lists every referral's head, so the whole file is large.
+
+    Raises AnchorLogError if the file cannot be read or its last line is not JSON.
+    """
+    try:
+        with open(path, "rb") as file:
+            position = file.seek(0, os.SEEK_END)
+            data = b""
+            while position > 0:
+                step = min(position, max(1 << 16, len(data)))  # doubling: linear in all
+                position -= step
+                file.seek(position)
+                data = file.read(step) + data
+                body = data.rstrip(b"\r\n \t")
+                cut = body.rfind(b"\n")
+                if cut >= 0 or position == 0:
+                    data = body[cut + 1:]
+                    break
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise AnchorLogError(f"cannot read the anchors file {path}: {error.strerror}") \
+            from None
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise AnchorLogError(f"the anchors file {path}: its last line is not JSON") from None

@@ -21,7 +21,7 @@ from extensions import db
 from integrations.pager import warm
 from models import SchedulerHeartbeat
 from workflow import seed
-from workflow.audit import anchors, integrity, records
+from workflow.audit import anchors, integrity, records, root_email
 from workflow.imaging import arrivals, key_objects
 from workflow.paging import leadership, rota_cover, sweep
 from workflow.times import now as utcnow
@@ -179,6 +179,18 @@ def _anchor(app: Flask) -> None:
             db.session.remove()
 
 
+def _root_email(app: Flask) -> None:
+    with app.app_context():
+        try:
+            sent = root_email.email_daily_root(app.extensions["goldenhour.channels"],
+                                               app.config["ANCHOR_LOG"], utcnow(), sweep.WORKER)
+            if sent:
+                log.info("emailed the day's evidence root to %d audit lead(s)", sent)
+        except Exception:  # noqa: BLE001 - report; tomorrow's email carries a later root
+            log.exception("the daily evidence root email failed")
+            db.session.remove()
+
+
 def check_rota_cover(app: Flask) -> int:
     """Find the rota's gaps in the next 72 hours and tell the duty managers and admins
     of each new one (the demo network's own rota is topped up first). Returns the
@@ -231,6 +243,9 @@ def _add_job(scheduler, app: Flask) -> None:
     if app.config.get("ANCHOR_KEY_FILE") and app.config.get("ANCHOR_LOG"):
         scheduler.add_job(_anchor, "interval", hours=1, args=[app], id="anchor",
                           max_instances=1, coalesce=True)
+        # Late in the UTC day (the claim's day), so it carries that day's last root.
+        scheduler.add_job(_root_email, "cron", hour=23, minute=50, args=[app],
+                          id="root_email", max_instances=1, coalesce=True, timezone="UTC")
 
 
 def _warm(app: Flask) -> None:
