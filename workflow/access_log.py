@@ -145,18 +145,20 @@ def install() -> None:
         event.listen(Session, "after_soft_rollback", _forget_pending)
 
 
-def verify(batch: int = 5000) -> tuple[int, list[str]]:
+def verify(batch: int = 5000, after: tuple[int, str] = (0, GENESIS)) -> tuple[int, list[str]]:
     """Walk the access log's chain in seq order: (rows checked, [problem, ...]).
 
     Names the first row whose content changed, a missing seq (a deleted row) and any
     row never sealed. A deleted last row leaves no gap: the anchors catch that.
+    ``after`` (seq, hash) starts the walk after a row already checked (the nightly
+    check: the row an anchor covered), whose hash the next row must follow.
     """
     problems: list[str] = []
     columns = (AccessLog.id, AccessLog.seq, AccessLog.at, AccessLog.user_id,
                AccessLog.email, AccessLog.role, AccessLog.address, AccessLog.action,
                AccessLog.outcome, AccessLog.referral_id, AccessLog.detail,
                AccessLog.prev_hash, AccessLog.hash)
-    checked, expected, prev = 0, 1, GENESIS
+    checked, expected, prev = 0, after[0] + 1, after[1]
     while True:
         rows = db.session.execute(
             select(*columns).where(AccessLog.seq >= expected)

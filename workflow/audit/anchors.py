@@ -124,7 +124,7 @@ def current_heads() -> list[tuple[int, int, str]]:
     return [(r.referral_id, r.seq, r.hash) for r in rows]
 
 
-def _public_hex(public: Ed25519PublicKey) -> str:
+def public_hex(public: Ed25519PublicKey) -> str:
     return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
@@ -152,7 +152,7 @@ def anchor(key_file: str, log_file: str, at: datetime | None = None) -> dict:
     entry = {
         "tree_head": tree_head,
         "signature": key.sign(canonical_tree_head(tree_head)).hex(),
-        "public_key": _public_hex(key.public_key()),
+        "public_key": public_hex(key.public_key()),
         "heads": [[rid, seq, digest[:PREFIX]] for rid, seq, digest in heads],
         "access_log": [log_seq, log_hash[:PREFIX]],
     }
@@ -161,10 +161,12 @@ def anchor(key_file: str, log_file: str, at: datetime | None = None) -> dict:
     return entry
 
 
-def _signature_problem(entry: dict, public_hex: str | None) -> str | None:
+def signature_problem(entry: dict, expected_key: str | None) -> str | None:
+    """What is wrong with the line's signature (or its key, when ``expected_key``, the
+    configured public key in hex, is given), or None."""
     tree_head = entry.get("tree_head") or {}
     where = f"anchor at {tree_head.get('at', '?')}"
-    if public_hex and entry.get("public_key") != public_hex:
+    if expected_key and entry.get("public_key") != expected_key:
         return f"{where}: signed by a key that is not the configured anchor key"
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(entry["public_key"])).verify(
@@ -174,7 +176,7 @@ def _signature_problem(entry: dict, public_hex: str | None) -> str | None:
     return None
 
 
-def _event_hashes(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+def event_hashes(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
     found = {}
     for start in range(0, len(pairs), CHUNK):
         chunk = pairs[start:start + CHUNK]
@@ -202,7 +204,7 @@ def check_entry(entry: dict) -> tuple[list[str], list[bytes] | None, list[str]]:
     tree_head = entry["tree_head"]
     when = tree_head["at"]
     heads = [(int(rid), int(seq), prefix) for rid, seq, prefix in entry.get("heads", [])]
-    hashes = _event_hashes([(rid, seq) for rid, seq, _ in heads])
+    hashes = event_hashes([(rid, seq) for rid, seq, _ in heads])
     existing = _existing_referrals([rid for rid, _, _ in heads])
     problems, leaves = [], []
     for rid, seq, prefix in heads:
@@ -238,9 +240,17 @@ def check_entry(entry: dict) -> tuple[list[str], list[bytes] | None, list[str]]:
     return [], leaf_hashes, leaves
 
 
-def _configured() -> tuple[str, str]:
+def configured() -> tuple[str, str]:
     config = current_app.config
     return config.get("ANCHOR_KEY_FILE", ""), config.get("ANCHOR_LOG", "")
+
+
+def configured_public_key() -> str | None:
+    """The configured anchor key's public half in hex (None without a key file).
+    Raises AnchorLogError if the key file cannot be used."""
+    key_file, _ = configured()
+    return public_hex(anchor_log.load_signing_key(key_file).public_key()) if key_file \
+        else None
 
 
 def verify_published() -> tuple[int, list[str]]:
@@ -249,19 +259,18 @@ def verify_published() -> tuple[int, list[str]]:
     checked, [problem, ...]), each problem named once (the first anchor that shows it).
     Nothing to check without GOLDENHOUR_ANCHOR_LOG. A bad key or an unreadable file is
     itself a problem, not an exception."""
-    key_file, log_file = _configured()
+    key_file, log_file = configured()
     if not log_file:
         return 0, []
     try:
         entries = anchor_log.read_all(log_file)
-        public_hex = _public_hex(anchor_log.load_signing_key(key_file).public_key()) \
-            if key_file else None
+        expected_key = configured_public_key()
     except anchor_log.AnchorLogError as error:
         return 0, [f"anchors: {error}"]
     problems: list[str] = []
     seen: set[str] = set()
     for entry in entries:
-        found = _signature_problem(entry, public_hex)
+        found = signature_problem(entry, expected_key)
         found = [found] if found else check_entry(entry)[0]
         for problem in found:
             subject = problem.split(":", 1)[0]
@@ -327,7 +336,7 @@ def proof(referral_id: int) -> dict:
     Raises AnchorError if there is no anchor, the referral is not in it, or the
     database no longer matches it; AnchorLogError if the file cannot be read.
     """
-    _, log_file = _configured()
+    _, log_file = configured()
     if not log_file:
         raise AnchorError("no anchors file is configured (GOLDENHOUR_ANCHOR_LOG)")
     entries = anchor_log.read_all(log_file)

@@ -52,15 +52,19 @@ def record_columns() -> tuple:
             content["patient"].label("patient"))  # each extraction parses the content once
 
 
-def load(first_id: int, last_id: int) -> tuple[dict[int, Any], dict[int, list]]:
+def load(first_id: int, last_id: int,
+         ids: list[int] | None = None) -> tuple[dict[int, Any], dict[int, list]]:
     """The decisions rows and the decision records (in version order) of the referrals
-    with ids first_id..last_id, by referral id: two queries per batch."""
+    with ids first_id..last_id (or exactly ``ids``), by referral id: two queries."""
+    def of(column):
+        return column.in_(ids) if ids is not None else column.between(first_id, last_id)
+
     decisions = {row.referral_id: row for row in db.session.execute(
-        select(*DECISION_COLUMNS).where(Decision.referral_id.between(first_id, last_id)))}
+        select(*DECISION_COLUMNS).where(of(Decision.referral_id)))}
     records: dict[int, list] = {}
     for row in db.session.execute(
             select(*record_columns())
-            .where(DecisionRecord.referral_id.between(first_id, last_id))
+            .where(of(DecisionRecord.referral_id))
             .order_by(DecisionRecord.referral_id, DecisionRecord.version)):
         records.setdefault(row.referral_id, []).append(row)
     return decisions, records

@@ -19,6 +19,7 @@ class IntegrityReport:
     referrals_checked: int = 0
     events_checked: int = 0
     problems: list[str] = field(default_factory=list)
+    full: bool = True  # the whole walk, or the nightly check since an anchor (`nightly`)
 
     @property
     def ok(self) -> bool:
@@ -35,6 +36,39 @@ RECORD_CHECKS = (records.verify_records, audit_clocks.verify_facts, access_log.v
                  anchors.verify_published)
 
 
+REFERRAL_READ = (Referral.id, Referral.version, Referral.state,
+                 *(getattr(Referral, name) for name in derived.REFERRAL_COLUMNS))
+
+
+def check_referrals(referrals: list, report: IntegrityReport, codes: dict[int, str],
+                    ids: list[int] | None = None) -> None:
+    """Check a batch of referral rows (REFERRAL_READ, by id): each one's event chain, then
+    the columns and rows copied from it (`derived`). The events and records are read
+    for the id range of the batch, or for exactly ``ids`` (scattered referrals).
+    Adds to ``report``; raises only what the database raises."""
+    if not referrals:
+        return
+    first, last = referrals[0].id, referrals[-1].id
+    events: dict[int, list] = {r.id: [] for r in referrals}
+    where = (ReferralEvent.referral_id.in_(ids) if ids is not None
+             else ReferralEvent.referral_id.between(first, last))
+    for event in db.session.execute(
+            select(*EVENT_COLUMNS).where(where)
+            .order_by(ReferralEvent.referral_id, ReferralEvent.id)):
+        # A referral id in the range but not in `referrals` is an orphan: found apart.
+        events.get(event.referral_id, []).append(event)
+    decisions, kept = derived.load(first, last, ids)
+    for referral in referrals:
+        report.referrals_checked += 1
+        report.events_checked += len(events[referral.id])
+        # The chain first: only an intact chain can be replayed against the columns.
+        problem = verify_chain(referral, events[referral.id]) or derived.verify_derived(
+            referral, events[referral.id], decisions.get(referral.id),
+            kept.get(referral.id, []), codes)
+        if problem:
+            report.problems.append(str(problem))
+
+
 def verify_all(batch: int = 2000) -> IntegrityReport:
     """Walk every referral's event chain (in id batches) and replay it against the
     columns copied from it (`derived`), then every stored record's hashes and the
@@ -48,28 +82,11 @@ def verify_all(batch: int = 2000) -> IntegrityReport:
     last_id = 0
     while True:
         referrals = db.session.execute(
-            select(Referral.id, Referral.version, Referral.state,
-                   *(getattr(Referral, name) for name in derived.REFERRAL_COLUMNS))
-            .where(Referral.id > last_id).order_by(Referral.id).limit(batch)).all()
+            select(*REFERRAL_READ).where(Referral.id > last_id).order_by(Referral.id)
+            .limit(batch)).all()
         if not referrals:
             break
-        events: dict[int, list] = {r.id: [] for r in referrals}
-        for event in db.session.execute(
-                select(*EVENT_COLUMNS)
-                .where(ReferralEvent.referral_id.between(referrals[0].id, referrals[-1].id))
-                .order_by(ReferralEvent.referral_id, ReferralEvent.id)):
-            # A referral id in the range but not in `referrals` is an orphan: below.
-            events.get(event.referral_id, []).append(event)
-        decisions, kept = derived.load(referrals[0].id, referrals[-1].id)
-        for referral in referrals:
-            report.referrals_checked += 1
-            report.events_checked += len(events[referral.id])
-            # The chain first: only an intact chain can be replayed against the columns.
-            problem = verify_chain(referral, events[referral.id]) or derived.verify_derived(
-                referral, events[referral.id], decisions.get(referral.id),
-                kept.get(referral.id, []), codes)
-            if problem:
-                report.problems.append(str(problem))
+        check_referrals(referrals, report, codes)
         last_id = referrals[-1].id
     # NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN over a million ids as a nested
     # scan (it had not finished after 10 minutes at 1M referrals); this is an anti-join.

@@ -236,11 +236,14 @@ def latest(referral_id: int) -> DecisionRecord | None:
                              .order_by(DecisionRecord.version.desc()).limit(1))
 
 
-def verify_records() -> tuple[int, list[str]]:
-    """Every record's content hash, and every stored PDF's bytes hash."""
+def verify_records(referral_ids: list[int] | None = None) -> tuple[int, list[str]]:
+    """Every record's content hash, and every stored PDF's bytes hash (only the records
+    of ``referral_ids`` when given)."""
     problems, count = [], 0
-    for record in db.session.scalars(select(DecisionRecord).order_by(DecisionRecord.id)
-                                     .execution_options(yield_per=100)):
+    query = select(DecisionRecord).order_by(DecisionRecord.id)
+    if referral_ids is not None:
+        query = query.where(DecisionRecord.referral_id.in_(referral_ids))
+    for record in db.session.scalars(query.execution_options(yield_per=100)):
         count += 1
         if sha256(canonical_json(record.content)) != record.content_sha256:
             problems.append(f"decision record {record.id} (referral {record.referral_id} "
