@@ -269,7 +269,7 @@ FROM (SELECT DISTINCT ON (referral_id) referral_id, seq, at, to_state, hash
 """
 
 
-def nightly_check(app, changed: int) -> None:
+def nightly_check(app, changed: int, profile: bool = False) -> None:
     """Anchor, keep a clean baseline, let ``changed`` referrals move, anchor, and time
     the nightly check; print its row of the table."""
     from extensions import db
@@ -295,7 +295,15 @@ def nightly_check(app, changed: int) -> None:
     anchors.anchor(key, log)
     size = os.path.getsize(log) / 1e6
     started = time.perf_counter()
-    report = nightly.run()
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        report = profiler.runcall(nightly.run)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    else:
+        report = nightly.run()
     seconds = time.perf_counter() - started
     print(f"\nanchoring {first['tree_head']['referrals']:,} referrals: {anchored:.0f} s; "
           f"anchors file {size:.0f} MB for two anchors")
@@ -321,6 +329,8 @@ def main(argv=None) -> int:
     parser.add_argument("--nightly", action="store_true",
                         help="also time the incremental nightly check after --changed "
                              "referrals moved")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --nightly: print the check's cProfile (slower)")
     parser.add_argument("--changed", type=int, default=1000,
                         help="referrals that get a new event before --nightly")
     args = parser.parse_args(argv)
@@ -395,7 +405,7 @@ def main(argv=None) -> int:
                       f"{time.perf_counter() - started:.0f} s, once | before 06:00 |")
         if args.nightly:
             with app.app_context():
-                nightly_check(app, args.changed)
+                nightly_check(app, args.changed, args.profile)
     finally:
         server.stop("fast" if keep else "immediate")
         if not keep:

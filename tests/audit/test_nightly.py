@@ -131,8 +131,12 @@ def test_a_referral_deleted_with_its_rows_is_named(app, three_verified):
         raw.invalidate()
     report = check()
     assert report.full is False
-    assert report.problems == [f"referral {gone}: anchored at 2026-11-29T03:00:00.000000Z "
-                               "(head seq 3) but is now missing"]
+    assert report.problems == [
+        f"referral {gone}: anchored at 2026-11-29T03:00:00.000000Z (head seq 3) but is now "
+        "missing",
+        # keys off, its facts row was not deleted with it
+        "audit facts: 3 rows for 2 referrals: a row was deleted or added (`flask audit "
+        "verify --full` names it)"]
 
 
 @postgres_only
@@ -156,3 +160,18 @@ def test_verify_full_walks_everything_and_sqlite_always_does(app, three_verified
                                        "last verified anchor")
     else:  # no xmin to see edits in place by: the whole walk, every night
         assert plain.output == "OK: 3 referrals, 9 events, chains intact\n"
+
+
+@postgres_only
+def test_the_dashboards_facts_of_an_old_referral_edited_or_deleted_are_caught(
+        app, three_verified):
+    edited, deleted = three_verified[0], three_verified[1]
+    tamper("UPDATE audit_facts SET outcome = 'transfer' WHERE referral_id = :r", r=edited)
+    tamper("DELETE FROM audit_facts WHERE referral_id = :r", r=deleted)
+    report = check()
+    assert report.full is False
+    assert report.problems == [
+        f"audit facts of referral {edited} differ from the referral (the dashboard would "
+        "count it wrongly): any update of the referral row rewrites them",
+        "audit facts: 2 rows for 3 referrals: a row was deleted or added (`flask audit "
+        "verify --full` names it)"]

@@ -73,12 +73,24 @@ def from_referrals(conditions: list) -> np.ndarray:
     return np.array([_record(r, stroke_id) for r in rows], dtype=CLOCKS)
 
 
-def mismatched_facts(limit: int = 20) -> list[int]:
+def mismatched_facts(limit: int = 20, referral_ids: list[int] | None = None) -> list[int]:
     """PostgreSQL: ids of referrals whose `audit_facts` row is missing or differs from
     the record made here in Python from the referral, in id order (at most ``limit``;
-    [] when all agree, and always on other databases). Reads every referral."""
+    [] when all agree, and always on other databases). Reads every referral, or only
+    ``referral_ids``."""
     if db.engine.dialect.name != "postgresql":
         return []
+    if referral_ids is not None:
+        bad: list[int] = []
+        for start in range(0, len(referral_ids), 1000):
+            bad += _mismatched(limit - len(bad), referral_ids[start:start + 1000])
+            if len(bad) >= limit:
+                break
+        return bad
+    return _mismatched(limit, None)
+
+
+def _mismatched(limit: int, referral_ids: list[int] | None) -> list[int]:
     stroke_id = db.session.scalar(select(Specialty.id).where(Specialty.code == "stroke"))
     kept = (AuditFact.raised_at, AuditFact.specialty_id, AuditFact.referring_hospital_id,
             AuditFact.hub_service_id, AuditFact.outcome, AuditFact.state, AuditFact.clocks)
@@ -86,6 +98,8 @@ def mismatched_facts(limit: int = 20) -> list[int]:
                    *(c.label(f"kept_{c.key}") for c in kept)) \
         .outerjoin(AuditFact, AuditFact.referral_id == Referral.id) \
         .order_by(Referral.id).execution_options(yield_per=5000)
+    if referral_ids is not None:
+        query = query.where(Referral.id.in_(referral_ids))
     bad = []
     for r in db.session.execute(query):
         expected = (r.created_at, r.specialty_id, r.referring_hospital_id, r.hub_service_id,
@@ -101,9 +115,10 @@ def mismatched_facts(limit: int = 20) -> list[int]:
     return bad  # no row without its referral: the foreign key cascades deletes
 
 
-def verify_facts() -> tuple[int, list[str]]:
-    """`flask audit verify` and the nightly check: the dashboard's facts equal the referrals."""
-    bad = mismatched_facts()
+def verify_facts(referral_ids: list[int] | None = None) -> tuple[int, list[str]]:
+    """`flask audit verify` and the nightly check: the dashboard's facts equal the
+    referrals (only those of ``referral_ids`` when given)."""
+    bad = mismatched_facts(referral_ids=referral_ids)
     count = db.session.scalar(select(func.count(AuditFact.referral_id))) \
         if db.engine.dialect.name == "postgresql" else 0
     return count, [f"audit facts of referral {referral_id} differ from the referral (the "

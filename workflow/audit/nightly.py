@@ -32,6 +32,7 @@ from extensions import db
 from integrations import anchor_log
 from models import (
     AccessLog,
+    AuditFact,
     Decision,
     DecisionRecord,
     IntegrityRun,
@@ -48,7 +49,8 @@ WALK_CHUNK = 500
 # The tables whose rows say what a referral's evidence is: a row version written
 # since the baseline puts its referral in the walk.
 WATCHED = ((ReferralEvent.__table__, "referral_id"), (Referral.__table__, "id"),
-           (Decision.__table__, "referral_id"), (DecisionRecord.__table__, "referral_id"))
+           (Decision.__table__, "referral_id"), (DecisionRecord.__table__, "referral_id"),
+           (AuditFact.__table__, "referral_id"))
 
 
 def _snapshot_xmin() -> int | None:
@@ -210,7 +212,13 @@ def verify_since(entries: list[dict], xid: int) -> IntegrityReport:
     walk |= _written_since(xid) | (existing - now.keys()) | (now.keys() - existing)
     _walk(sorted(walk - named), report)
     _check_access_log(entries, report)
-    problems.extend(audit_clocks.verify_facts()[1])
+    # The dashboard's facts: those of the walked referrals; a deleted facts row leaves
+    # no row version, so the counts are compared too (the full comparison names it).
+    problems.extend(audit_clocks.verify_facts(sorted(walk - named))[1])
+    facts = db.session.scalar(select(func.count()).select_from(AuditFact))
+    if facts != len(existing):
+        problems.append(f"audit facts: {facts} rows for {len(existing)} referrals: a row "
+                        "was deleted or added (`flask audit verify --full` names it)")
     problems.extend(anchors.check_noted_roots(entries, since=baseline["tree_head"]["at"]))
     if not named:
         problems.extend(_latest_root(entries[-1], now, hashes))
