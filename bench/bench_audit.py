@@ -23,7 +23,8 @@ chain costs about 18 us more per event, measured apart).
 anchors the cluster, keeps a clean check against that anchor as the baseline (a full
 walk cannot be clean over placeholder hashes, so the bench writes the baseline's row
 itself), adds one event to each of ``--changed`` referrals (default 1,000: a busy
-night) and ``--changed`` access-log rows, anchors again and times `nightly.run()`.
+night) and ``--changed`` access-log rows, anchors again (``--anchors`` lines in all,
+the changes spread between them) and times `nightly.run()`.
 The kept cluster keeps those rows: each run adds its night.
 """
 
@@ -269,9 +270,10 @@ FROM (SELECT DISTINCT ON (referral_id) referral_id, seq, at, to_state, hash
 """
 
 
-def nightly_check(app, changed: int, profile: bool = False) -> None:
-    """Anchor, keep a clean baseline, let ``changed`` referrals move, anchor, and time
-    the nightly check; print its row of the table."""
+def nightly_check(app, changed: int, profile: bool = False, lines: int = 2) -> None:
+    """Anchor, keep a clean baseline, let ``changed`` referrals move and anchor again
+    (``lines`` anchors in all, the changes spread between them), and time the nightly
+    check; print its row of the table."""
     from extensions import db
     from models import IntegrityRun
     from workflow import access_log
@@ -287,12 +289,15 @@ def nightly_check(app, changed: int, profile: bool = False) -> None:
         anchor_root=first["tree_head"]["root"], anchor_at=first["tree_head"]["at"],
         xid=nightly._snapshot_xmin(), referrals_checked=first["tree_head"]["referrals"]))
     db.session.commit()
-    db.session.execute(text(NIGHT_EVENTS), {"changed": changed})
-    db.session.commit()
-    for n in range(changed):
-        access_log.record("referral.view", "ok", email=f"bench{n}@test.nhs.uk",
-                          detail="bench night")
-    anchors.anchor(key, log)
+    hours = max(1, lines - 1)  # the night's anchors after the baseline's
+    for hour in range(hours):
+        share = changed // hours + (1 if hour < changed % hours else 0)
+        db.session.execute(text(NIGHT_EVENTS), {"changed": share})
+        db.session.commit()
+        for n in range(share):
+            access_log.record("referral.view", "ok", email=f"bench{n}@test.nhs.uk",
+                              detail="bench night")
+        anchors.anchor(key, log)
     size = os.path.getsize(log) / 1e6
     started = time.perf_counter()
     if profile:
@@ -306,7 +311,7 @@ def nightly_check(app, changed: int, profile: bool = False) -> None:
         report = nightly.run()
     seconds = time.perf_counter() - started
     print(f"\nanchoring {first['tree_head']['referrals']:,} referrals: {anchored:.0f} s; "
-          f"anchors file {size:.0f} MB for two anchors")
+          f"anchors file {size:.0f} MB for {hours + 1} anchors")
     print(f"| nightly check after {changed:,} referrals moved (full={report.full}): "
           f"{report.referrals_checked:,} referrals, {report.events_checked:,} events walked, "
           f"{len(report.problems):,} problems (placeholder hashes) | {seconds:.1f} s, once "
@@ -331,6 +336,9 @@ def main(argv=None) -> int:
                              "referrals moved")
     parser.add_argument("--profile", action="store_true",
                         help="with --nightly: print the check's cProfile (slower)")
+    parser.add_argument("--anchors", type=int, default=2,
+                        help="with --nightly: the anchors-file lines the check reads, the "
+                             "baseline's included (a night of hourly anchors: 25)")
     parser.add_argument("--changed", type=int, default=1000,
                         help="referrals that get a new event before --nightly")
     args = parser.parse_args(argv)
@@ -405,7 +413,7 @@ def main(argv=None) -> int:
                       f"{time.perf_counter() - started:.0f} s, once | before 06:00 |")
         if args.nightly:
             with app.app_context():
-                nightly_check(app, args.changed, args.profile)
+                nightly_check(app, args.changed, args.profile, args.anchors)
     finally:
         server.stop("fast" if keep else "immediate")
         if not keep:

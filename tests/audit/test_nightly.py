@@ -175,3 +175,23 @@ def test_the_dashboards_facts_of_an_old_referral_edited_or_deleted_are_caught(
         "count it wrongly): any update of the referral row rewrites them",
         "audit facts: 2 rows for 3 referrals: a row was deleted or added (`flask audit "
         "verify --full` names it)"]
+
+
+@postgres_only
+def test_a_record_decided_since_and_noted_with_a_root_that_does_not_cover_it_is_named(
+        app, three_verified):
+    from tests.records.test_decision_record import decided
+    from workflow.audit import records
+
+    before = anchor(app)["tree_head"]["root"]  # the night's first anchor, before it
+    referral_id = decided()
+    anchor(app)
+    record = records.latest(referral_id)
+    tamper("UPDATE decision_records SET anchored_root = :r WHERE id = :id",
+           r=before, id=record.id)
+    report = check()
+    assert report.full is False
+    assert report.problems == [
+        f"decision record {record.id} (v1) of referral {referral_id}: noted as anchored in "
+        f"root {before} (2026-11-29T03:00:00.000000Z), whose tree does not cover its event "
+        f"seq {record.event_seq}"]

@@ -226,7 +226,7 @@ def noted_anchors(since: str = "") -> list:
                     DecisionRecord.event_seq, DecisionRecord.anchored_root)
              .where(DecisionRecord.anchored_root.is_not(None)).order_by(DecisionRecord.id))
     if since:
-        query = query.where(DecisionRecord.anchored_at > datetime.fromisoformat(since))
+        query = query.where(DecisionRecord.anchored_at >= datetime.fromisoformat(since))
     return db.session.execute(query).all()
 
 
