@@ -73,11 +73,12 @@ def restore(path: Path, server: PostgresServer) -> str:
 
 
 def verify(url: str) -> subprocess.CompletedProcess:
-    """`flask audit verify` against ``url`` (a fresh process, as an operator runs it)."""
+    """`flask audit verify --full` against ``url`` (a fresh process, as an operator runs
+    it: after a restore, the whole walk, not the nightly check since an anchor)."""
     env = {**os.environ, "DATABASE_URL": libpq(url), "FLASK_APP": "app.py",
            "GOLDENHOUR_ENV": os.environ.get("GOLDENHOUR_ENV", "development"),
            "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(BIN / "flask"), "audit", "verify"], cwd=ROOT, env=env,
+    return subprocess.run([str(BIN / "flask"), "audit", "verify", "--full"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -88,8 +89,9 @@ def restore_and_verify(source_url: str, workdir: Path) -> RestoreResult:
     server = start_postgres()
     try:
         restored = restore(path, server)
-        checked = verify(restored)
+        # Counted before the check, which keeps a row of its own (integrity_runs).
         before, after = table_counts(source_url), table_counts(restored)
+        checked = verify(restored)
     finally:
         server.stop("immediate")
         shutil.rmtree(server.datadir, ignore_errors=True)
