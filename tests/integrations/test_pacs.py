@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import requests
 from PIL import Image
 from pydicom.uid import generate_uid
 
 from integrations.imaging import inspect, render
-from integrations.pacs import DicomWebClient, PacsError
+from integrations.pacs import DicomWebClient, PacsError, _stream_parts
 
 pytestmark = pytest.mark.orthanc
 
@@ -107,6 +108,49 @@ def test_it_fetches_an_instance_and_renders_it(pacs, head_ct):
     assert inspect(data).sop_uid == middle.sop_uid
     image = np.asarray(Image.open(io.BytesIO(render(data, preset="brain"))))
     assert image.shape == (512, 512) and len(np.unique(image)) > 50
+
+
+def test_it_fetches_a_whole_series_in_one_request(pacs, head_ct, pacs_proxy, orthanc):
+    study = head_ct_study(pacs)
+    [series] = pacs.series(study.study_uid)
+    via_proxy = client_for(pacs_proxy, auth=orthanc.auth)
+    before = pacs_proxy.hits
+    first, *rest = via_proxy.iter_series(study.study_uid, series.series_uid)
+    assert pacs_proxy.hits == before + 1
+    assert {inspect(f).sop_uid for f in [first, *rest]} == {r.sop_uid for r in head_ct}
+    one = pacs.fetch_instance(study.study_uid, series.series_uid, inspect(first).sop_uid)
+    assert one == first  # the same bytes as the instance fetched alone
+
+
+def multipart_answer(parts: list[bytes], boundary: str = "b0undary") -> requests.Response:
+    answer = requests.Response()
+    answer.status_code = 200
+    answer.headers["Content-Type"] = (f'multipart/related; type="application/dicom"; '
+                                      f"boundary={boundary}")
+    body = b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+                    + part + b"\r\n" for part in parts)
+    answer._content = body + f"--{boundary}--\r\n".encode()
+    return answer
+
+
+def chunked(data: bytes, size: int):
+    return (data[at:at + size] for at in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 64, 10_000])
+def test_a_streamed_multipart_answer_is_cut_into_its_parts_whatever_the_chunks(size):
+    parts = [b"first\r\n--not the boundary", b"", b"\r\n" * 5 + b"third", bytes(range(256))]
+    answer = multipart_answer(parts)
+    fail = lambda message: PacsError(message, hospital="Pilgrim")  # noqa: E731
+    assert list(_stream_parts(answer, fail, chunked(answer.content, size))) == parts
+
+
+def test_a_series_answer_cut_short_is_an_error_not_fewer_files():
+    answer = multipart_answer([b"one", b"two"])
+    fail = lambda message: PacsError(message, hospital="Pilgrim")  # noqa: E731
+    cut = answer.content[:answer.content.index(b"two") + 2]
+    with pytest.raises(PacsError, match="ended before its last part"):
+        list(_stream_parts(answer, fail, chunked(cut, 5)))
 
 
 def test_it_reads_series_metadata_and_raw_frames(pacs, head_ct):
