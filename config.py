@@ -236,6 +236,8 @@ def load_config(env: dict[str, str] | None = None, instance_path: str | Path = "
         "MAX_CONTENT_LENGTH": max_json,
         # Image uploads, on their own routes, for signed-in users only.
         "MAX_UPLOAD_BYTES": _int(env, "MAX_UPLOAD_MB", 512, 1) * 1024 * 1024,
+        # Processes rendering a cold series, per web worker and scheduler (0: in-process).
+        "IMAGE_RENDER_PROCESSES": _int(env, "IMAGE_RENDER_PROCESSES", os.cpu_count() or 1, 0),
         "SCHEDULER_IN_PROCESS": _bool(env, "SCHEDULER_IN_PROCESS", not production),
         "SWEEP_INTERVAL_SECONDS": _int(env, "SWEEP_INTERVAL_SECONDS", 2, 1),
         # Claim-and-send loops one sweep runs side by side (PostgreSQL; SQLite runs one).

@@ -53,8 +53,10 @@ SUBSCRIPTIONS: tuple[On, ...] = (
     On(AFTER, "decide", scheduler.wake),
     On(AFTER, "hand_over", scheduler.wake),
     On(AFTER, "page_again", scheduler.wake),
-    # A page asking a specialist to accept went out: warm their first images.
+    # A page asking a specialist to accept went out, or a study was linked (by a form,
+    # the API or a new scan's one tap): warm the images, first slices first.
     On(AFTER, events.SPECIALIST_PAGED, frames.schedule_prefetch),
+    On(AFTER, "studies_linked", frames.schedule_prefetch),
 )
 
 

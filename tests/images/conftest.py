@@ -7,6 +7,8 @@ of the same patient dated today, so that "newest first" and "today" can be seen.
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -116,6 +118,18 @@ def referral(pilgrim) -> Referral:
     patient = dict(stroke_payload()["patient"], local_number=PATIENT_ID,
                    family_name=SAMPLE_FAMILY_NAME)
     return raise_stroke(patient=patient)
+
+
+def cold_caches() -> None:
+    """Empty the image caches of the app, once the prefetch a link started has ended
+    (linking warms the images at once): the next frame is rendered from the PACS."""
+    from flask import current_app
+
+    from workflow.imaging import frames
+
+    frames.wait_for_prefetch(60)
+    current_app.extensions.pop("goldenhour.image_caches", None)
+    shutil.rmtree(Path(current_app.instance_path) / "image-cache", ignore_errors=True)
 
 
 @pytest.fixture

@@ -97,6 +97,7 @@ def test_a_flagged_key_image_is_stored_in_the_pacs_as_a_key_object(referral, cli
 def test_a_pacs_that_is_down_is_tried_again_later(referral, client, pilgrim, pacs_proxy, clock):
     flag_and_decide(client, referral, [5])
     [document] = db.session.scalars(select(KeyObjectDocument)).all()
+    frames.wait_for_prefetch()  # the link's warm-up asks the PACS too
     point_pilgrim_at(pacs_proxy.base_url)
     pacs_proxy.fail_status = 503
     assert key_objects.send_pending() == 0

@@ -16,10 +16,11 @@ from tests.images.conftest import (
     PATIENT_ID,
     SAMPLE_STUDY,
     TODAY_STUDY_DESCRIPTION,
+    cold_caches,
     point_pilgrim_at,
 )
 from tests.paging.helpers import REFERRER, user
-from workflow.imaging import studies
+from workflow.imaging import frames, studies
 from workflow.referrals import actions as referrals
 
 pytestmark = pytest.mark.orthanc
@@ -126,6 +127,7 @@ def test_frames_differ_between_presets_and_slices_in_png_and_jpeg(referral, clie
 def test_the_second_view_comes_from_the_cache_without_asking_the_pacs(referral, client,
                                                                       pacs_proxy):
     link_sample(referral)
+    cold_caches()
     point_pilgrim_at(pacs_proxy.base_url)
     ids = sops(referral.id)
     client.login(SPECIALIST, PASSWORD)
@@ -189,6 +191,7 @@ def series_url(referral_id, series_uid, **params):
 @pytest.mark.clock  # one minute's views are one row: on the wall clock a minute could turn
 def test_the_viewer_fetches_a_run_of_slices_in_one_request_logged_once(referral, client):
     link_sample(referral)
+    cold_caches()
     ids = sops(referral.id)
     series_uid = db.session.scalar(select(LinkedStudy)).snapshot["series"][0]["series_uid"]
     client.login(SPECIALIST, PASSWORD)
@@ -202,8 +205,9 @@ def test_the_viewer_fetches_a_run_of_slices_in_one_request_logged_once(referral,
     first = answer.data[:sizes[0]]
     alone = client.get(frame_url(referral.id, ids[10], format="jpeg"))
     assert alone.headers["X-Image-Cache"] == "memory" and alone.data == first
+    frames.wait_for_prefetch()  # the first run fetched and rendered the whole series
     again = client.get(series_url(referral.id, series_uid, first=1, count=28))
-    assert again.headers["X-Image-Cache-Misses"] == "20"  # the 8 above were cached
+    assert again.headers["X-Image-Cache-Misses"] == "0"
     [view] = image_views(outcome="ok")  # one series, one minute: one row
     assert series_uid in view.detail and "slices 11-18 of 28" in view.detail
     assert client.get(series_url(referral.id, series_uid, first=29, count=1)).status_code == 422

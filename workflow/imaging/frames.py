@@ -2,11 +2,13 @@
 
 The browser never talks to a PACS: we fetch the instance by WADO-RS with the
 hospital's credentials, render the frame with a window preset and keep the result in
-the bounded caches of workflow.imaging.cache. When a page goes out the middle slice of
-each series is rendered ahead (`schedule_prefetch`), so the specialist's first image is
-already warm when they tap. The viewer fetches the rest of a series in runs of slices
-(`render_series`), one request and one access check per run; who viewed which series
-is logged once a minute (`record_view`), not once a frame.
+the bounded caches of workflow.imaging.cache. When a page goes out or a study is
+linked, the middle slice of each series is rendered ahead, then the rest of each series
+(`schedule_prefetch`), so the specialist's first image is already warm when they tap.
+The viewer fetches the rest of a series in runs of slices (`render_series`), one
+request and one access check per run; a cold series is fetched from the PACS in one
+request and rendered on every core (workflow.imaging.series_fetch). Who viewed which
+series is logged once a minute (`record_view`), not once a frame.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from integrations.dicom_uid import is_uid
 from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
-from workflow.imaging import orientation
+from workflow.imaging import orientation, series_fetch
 from workflow.imaging.cache import caches
 from workflow.imaging.endpoints import (
     ImagesUnavailable,
@@ -267,13 +269,16 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     wanted = instances[first - 1:first - 1 + count]
     app = current_app._get_current_object()
     cache = caches(app)
+    specs = [FrameSpec(study_uid, i["sop_uid"], 1, asked.preset, asked.fmt) for i in wanted]
+    missing = [s.key for s in specs if cache.get_frame(s.key)[0] is None]
+    if len(missing) > 1:  # one slice alone is cheaper fetched alone
+        series_fetch.await_slices(app, series_work(target, study_uid, series, asked),
+                                  missing, book=_book)
     images: list[bytes | None] = []
-    misses, pacs_failed = 0, False
-    for instance in wanted:
-        spec = FrameSpec(study_uid, instance["sop_uid"], 1, asked.preset, asked.fmt)
+    misses, pacs_failed = len(missing), False
+    for instance, spec in zip(wanted, specs, strict=True):
         image = cache.get_frame(spec.key)[0]
         if image is None and not pacs_failed:
-            misses += 1
             where = Located(target, series_uid, int(instance.get("frames") or 1))
             try:
                 image = _render(app, spec, where)
@@ -286,6 +291,16 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
         images.append(image)
     return SeriesFrames(series_uid, first, len(instances), [i["sop_uid"] for i in wanted],
                         images, asked.preset, asked.fmt, misses)
+
+
+def series_work(target: PacsTarget, study_uid: str, series: dict, asked: FrameSpec
+                ) -> series_fetch.SeriesWork:
+    """Frame 1 of every slice of a snapshot's series, in ``asked``'s window and format."""
+    keys = {i["sop_uid"]: (FrameSpec(study_uid, i["sop_uid"], 1, asked.preset, asked.fmt).key,)
+            for i in series.get("instances", [])}
+    return series_fetch.SeriesWork(target, study_uid, series["series_uid"],
+                                   ((asked.window, 1, asked.fmt),), keys,
+                                   f"{asked.preset}/{asked.fmt}")
 
 
 # --- Who viewed which images -----------------------------------------------------------
@@ -365,26 +380,29 @@ def listing(referral: Referral) -> list[dict]:
     return out
 
 
-# --- Prefetch when a page goes out ------------------------------------------------------
+# --- Prefetch when a page goes out or a study is linked --------------------------------
 
 _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="image-prefetch")
 _pending: list[Future] = []
-_recent: dict[tuple[int, int], float] = {}
+_recent: dict[tuple, float] = {}
 _pending_lock = threading.Lock()
 
 
 def schedule_prefetch(referral_id: int) -> None:
-    """Warm the caches for a referral in the background (at most once a minute each).
+    """Warm the caches for a referral in the background: at most once a minute for the
+    same linked studies, at once when a study has been linked since.
 
-    Call it after the paging transaction has committed; it never blocks the caller.
+    Call it after the transaction (the page, the link) has committed; it never blocks
+    the caller.
     """
-    linked = db.session.scalar(select(LinkedStudy.id)
-                               .where(LinkedStudy.referral_id == referral_id).limit(1))
+    linked = tuple(db.session.scalars(select(LinkedStudy.id)
+                                      .where(LinkedStudy.referral_id == referral_id)
+                                      .order_by(LinkedStudy.id)))
     db.session.commit()
-    if linked is None:
+    if not linked:
         return
     app = current_app._get_current_object()
-    key = (id(app), referral_id)
+    key = (id(app), referral_id, linked)
     with _pending_lock:
         if time.monotonic() - _recent.get(key, -1e9) < 60:
             return
@@ -394,10 +412,12 @@ def schedule_prefetch(referral_id: int) -> None:
 
 
 def wait_for_prefetch(timeout: float = 30) -> None:
-    """Block until the prefetches queued so far are done (tests, benchmarks)."""
+    """Block until the prefetches queued so far, and the series fetches the viewer
+    started, are done (tests, benchmarks)."""
     with _pending_lock:
         pending = list(_pending)
     wait_futures(pending, timeout=timeout)
+    series_fetch.wait(timeout)
 
 
 def _prefetch_job(app: Flask, referral_id: int) -> None:
@@ -409,39 +429,36 @@ def _prefetch_job(app: Flask, referral_id: int) -> None:
 
 
 def prefetch(referral_id: int) -> int:
-    """Render the middle slice of every series (JPEG and PNG, its default preset), then
-    the rest of each series as JPEG, up to PREFETCH_INSTANCES. Returns frames rendered.
-    A PACS failure stops the warm-up quietly; the viewer will report it if it persists."""
+    """Render the middle slice of every series (JPEG and PNG, its default preset, each
+    fetched alone: the first image a specialist sees), then the rest of each series as
+    JPEG (one series-level fetch each, rendered on every core), until PREFETCH_INSTANCES
+    slices are warm. Returns frames rendered. A PACS failure stops the warm-up
+    quietly; the viewer will report it if it persists."""
     referral = db.session.get(Referral, referral_id)
     if referral is None:
         return 0
     work = []
     for study in referral.studies:
-        where_target = target_for_hospital(study.hospital_id)
-        if where_target is None:
+        target = target_for_hospital(study.hospital_id)
+        if target is None:
             continue
         for series in (study.snapshot or {}).get("series", []):
-            instances = series.get("instances", [])
-            if not instances:
-                continue
-            middle = len(instances) // 2
-            order = [middle] + [i for i in range(len(instances)) if i != middle]
-            for rank, index in enumerate(order):
-                work.append((rank, study.study_uid, series, instances[index], where_target))
+            if series.get("instances") and series.get("modality") not in NOT_VIEWED:
+                work.append((study.study_uid, series, target))
     db.session.commit()
-    work.sort(key=lambda w: w[0])  # every series' middle slice before any other slice
     app = current_app._get_current_object()
     cache = caches(app)
     done = 0
-    for rank, study_uid, series, instance, target in work[:PREFETCH_INSTANCES]:
+    for study_uid, series, target in work:
+        instances = series["instances"]
+        middle = instances[len(instances) // 2]
         preset = default_preset(series)
-        jpeg = FrameSpec(study_uid, instance["sop_uid"], 1, preset, "jpeg")
-        png = FrameSpec(study_uid, instance["sop_uid"], 1, preset, "png")
-        wanted = [s for s in ((jpeg, png) if rank == 0 else (jpeg,))
+        wanted = [s for s in (FrameSpec(study_uid, middle["sop_uid"], 1, preset, fmt)
+                              for fmt in ("jpeg", "png"))
                   if cache.get_frame(s.key)[0] is None]
         if not wanted:
             continue
-        where = Located(target, series["series_uid"], int(instance.get("frames") or 1))
+        where = Located(target, series["series_uid"], int(middle.get("frames") or 1))
         try:
             _render(app, wanted[0], where, also=tuple(wanted[1:]))
         except ImagesUnavailable:
@@ -449,4 +466,14 @@ def prefetch(referral_id: int) -> int:
         except (NotFound, ValidationFailed):
             continue
         done += len(wanted)
+    budget = PREFETCH_INSTANCES
+    for study_uid, series, target in work:
+        if budget <= 0:
+            break
+        asked = FrameSpec(study_uid, "", 1, default_preset(series), "jpeg")
+        whole = series_work(target, study_uid, series, asked)
+        if all(cache.get_frame(k)[0] is not None for keys in whole.keys.values() for k in keys):
+            continue
+        budget -= len(whole.keys)
+        done += series_fetch.render_into_caches(app, whole, book=_book)
     return done

@@ -21,7 +21,7 @@ from integrations.dicom_uid import InvalidUid, check_uid, is_uid
 from integrations.pacs import StudySummary
 from models import Hospital, LinkedStudy, Referral, User
 from workflow.errors import NotAllowed, ValidationFailed
-from workflow.imaging import frames, identity
+from workflow.imaging import identity
 from workflow.imaging.endpoints import (
     SEARCH_BUDGET_SECONDS,
     ImagesUnavailable,
@@ -346,8 +346,8 @@ def link_chosen(referral_id: int, user: User, chosen: list[str],
     """Link the studies ticked on a form (``"<hospital code>|<study uid>"`` each), one
     hospital at a time. A hospital whose PACS fails, has no endpoint or no longer has
     the study is reported in ``problems`` and the other hospitals' studies are still
-    linked. The linked studies are prefetched at once (the first page may already be
-    out, and its prefetch found nothing to warm).
+    linked. Each link is prefetched once committed (workflow.wiring: the first page
+    may already be out, and its prefetch found nothing to warm).
 
     A ticked value whose UID is not a DICOM UID is reported in ``problems`` and never
     asked for. A hospital's studies whose patient disagrees with the referral are not
@@ -385,8 +385,6 @@ def link_chosen(referral_id: int, user: User, chosen: list[str],
                 outcome.problems.append((code, str(exc)))
             continue
         outcome.linked.extend(row.study_uid for row in rows)
-    if outcome.linked:
-        frames.schedule_prefetch(referral_id)
     return outcome
 
 
