@@ -3,7 +3,8 @@
 // pinch or ctrl+wheel zooms; two fingers or a mouse drag pan. JPEG while scrolling,
 // the lossless PNG once the slice stays on screen. The slice on screen is fetched on
 // its own; the rest of the series arrives in runs of BATCH slices per request (a few
-// requests at a time, nearest runs first). The slider moves through the slices too;
+// requests at a time, nearest runs first: the run around the slice on screen, then the
+// runs above and below it in turn; the server fetches a cold series from the PACS once). The slider moves through the slices too;
 // with "Window/level drag" pressed, a drag (mouse, pen or finger) changes the window:
 // across for width, up and down for level. Orientation markers come from the server
 // (workflow/imaging/orientation.py). No libraries.
@@ -222,6 +223,9 @@
       if (up < n) { ordered.push([up, Math.min(n, up + BATCH)]); up += BATCH; }
       if (down > 0) { ordered.push([Math.max(0, down - BATCH), down]); down -= BATCH; }
     }
+    // Nearest first: by how far the run's nearest slice is from the one on screen.
+    function away(r) { return index < r[0] ? r[0] - index : index >= r[1] ? index - r[1] + 1 : 0; }
+    ordered.sort(function (a, b) { return away(a) - away(b); });
     runs.length = 0;
     ordered.forEach(function (r) {
       for (var i = r[0]; i < r[1]; i++) {
@@ -232,6 +236,8 @@
         }
       }
     });
+    // The order asked in, nearest first (read by the tests): "first+count,…".
+    canvas.dataset.runs = runs.map(function (r) { return r.first + "+" + r.count; }).join(",");
     // The slice on screen first: the runs wait until it has arrived (or failed).
     var shown = images.get(urlFor(index));
     if (shown && !shown.complete) {
