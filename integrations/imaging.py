@@ -203,7 +203,8 @@ def to_display(ds: Dataset, pixels: np.ndarray, *, window: Window | None = None,
 
     Raises ImagingError: the rescale values are invalid.
     """
-    if pixels.ndim == 2 and geometry(ds).photometric == "PALETTE COLOR":
+    photometric = geometry(ds).photometric  # once: it checks the whole header (~1 ms)
+    if pixels.ndim == 2 and photometric == "PALETTE COLOR":
         try:
             with quiet_pydicom():
                 pixels = apply_color_lut(pixels, ds)
@@ -225,7 +226,7 @@ def to_display(ds: Dataset, pixels: np.ndarray, *, window: Window | None = None,
     out += (intercept - low) * gain
     np.clip(out, 0, 255, out=out)
     shown = out.astype(np.uint8)
-    if geometry(ds).photometric == "MONOCHROME1":
+    if photometric == "MONOCHROME1":
         np.subtract(255, shown, out=shown)
     return shown
 
