@@ -66,7 +66,7 @@ def test_the_runs_after_the_first_come_from_that_one_fetch(referral, client, pac
         answer = client.get(series_url(referral.id, series_uid, first=first, count=10))
         assert answer.status_code == 200 and all(images_of(answer))
     frames.wait_for_prefetch()
-    assert len(pacs_requests) == 1
+    assert len(pacs_requests) == 1, pacs_requests
 
 
 def test_pool_rendered_slices_are_the_same_bytes_as_slices_rendered_alone(referral, client):
@@ -139,7 +139,7 @@ def test_no_pool_configured_still_renders_the_series_from_one_fetch(
     answer = client.get(series_url(referral.id, sample_series_uid(), first=1, count=28))
     assert answer.status_code == 200 and all(images_of(answer))
     frames.wait_for_prefetch()
-    assert len(pacs_requests) == 1
+    assert len(pacs_requests) == 1, pacs_requests
 
 
 def test_a_study_linked_by_the_api_is_warmed_at_once(referral, client, app):
@@ -172,3 +172,23 @@ def test_a_second_link_within_the_minute_is_warmed_too(referral, app):
     keys = [frames.FrameSpec(row.study_uid, i["sop_uid"], 1, preset, "jpeg").key
             for i in series["instances"]]
     assert all(caches(app).get_frame(k)[0] for k in keys)
+
+
+def test_a_pacs_slow_past_its_timeout_fails_a_run_after_one_timeout_not_two(
+        referral, client, pacs_proxy):
+    import time
+
+    from tests.images.conftest import point_pilgrim_at
+
+    link_sample(referral)
+    cold_caches()
+    series_uid = sample_series_uid()
+    point_pilgrim_at(pacs_proxy.base_url, timeout=1.5)
+    pacs_proxy.delay = 3
+    client.login(SPECIALIST, PASSWORD)
+    started = time.monotonic()
+    answer = client.get(series_url(referral.id, series_uid, first=1, count=28))
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 503
+    assert "did not answer within 1.5 s" in answer.get_json()["error"]
+    assert elapsed < 2.9  # the series fetch's timeout; no second one slice by slice

@@ -244,7 +244,8 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     Raises NotFound (study or series not linked or not a DICOM UID, or its hospital has
     no PACS any more),
     ValidationFailed (a bad range, preset or format) or ImagesUnavailable (the PACS
-    failed on the first slice it was asked for; later failures leave gaps instead).
+    failed before any slice of the run was had: the series fetch, or the first slice
+    asked for alone; later failures leave gaps instead).
     """
     if count < 1 or count > MAX_BATCH:
         raise ValidationFailed({"count": f"count must be from 1 to {MAX_BATCH}"})
@@ -271,11 +272,12 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     cache = caches(app)
     specs = [FrameSpec(study_uid, i["sop_uid"], 1, asked.preset, asked.fmt) for i in wanted]
     missing = [s.key for s in specs if cache.get_frame(s.key)[0] is None]
+    failure = ""
     if len(missing) > 1:  # one slice alone is cheaper fetched alone
-        series_fetch.await_slices(app, series_work(target, study_uid, series, asked),
-                                  missing, book=_book)
+        failure = series_fetch.await_slices(
+            app, series_work(target, study_uid, series, asked), missing, book=_book)
     images: list[bytes | None] = []
-    misses, pacs_failed = len(missing), False
+    misses, pacs_failed = len(missing), bool(failure)  # one timeout per request at most
     for instance, spec in zip(wanted, specs, strict=True):
         image = cache.get_frame(spec.key)[0]
         if image is None and not pacs_failed:
@@ -289,6 +291,8 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
             except (NotFound, ValidationFailed):
                 pass
         images.append(image)
+    if failure and not any(images):
+        raise ImagesUnavailable(target.hospital_name, failure)
     return SeriesFrames(series_uid, first, len(instances), [i["sop_uid"] for i in wanted],
                         images, asked.preset, asked.fmt, misses)
 
@@ -475,5 +479,8 @@ def prefetch(referral_id: int) -> int:
         if all(cache.get_frame(k)[0] is not None for keys in whole.keys.values() for k in keys):
             continue
         budget -= len(whole.keys)
-        done += series_fetch.render_into_caches(app, whole, book=_book)
+        rendered, failure = series_fetch.render_into_caches(app, whole, book=_book)
+        done += rendered
+        if failure:
+            return done
     return done

@@ -38,10 +38,11 @@ log = logging.getLogger(__name__)
 
 WAIT_SECONDS = 30.0  # a run waits this long for its slices before fetching them itself
 MARK_SECONDS = 600.0
-_POLL = 0.01
+_POLL = 0.05  # seconds between looks at the caches when another process renders
 _jobs = ThreadPoolExecutor(max_workers=2, thread_name_prefix="series-fetch")
 _started: list[Future] = []
 _started_lock = threading.Lock()
+_progress = threading.Condition()  # notified as this process's jobs cache each slice
 
 
 @dataclass(frozen=True)
@@ -100,23 +101,30 @@ def _ended_recently(app: Flask, work: SeriesWork) -> bool:
 
 
 def _missing(app: Flask, keys: list[str]) -> list[str]:
+    """``keys`` from the first one not yet cached. A look at the caches costs a file
+    open per missing key, and slices arrive roughly in order: this is one or two looks
+    per poll, not one per slice of the run."""
     cache = caches(app)
-    return [k for k in keys if cache.get_frame(k)[0] is None]
+    for at, key in enumerate(keys):
+        if cache.get_frame(key)[0] is None:
+            return keys[at:]
+    return []
 
 
-def render_into_caches(app: Flask, work: SeriesWork, *, book=None) -> int:
+def render_into_caches(app: Flask, work: SeriesWork, *, book=None) -> tuple[int, str]:
     """Fetch the series in one request and render every listed slice in the pool, into
-    the caches, unless another process is doing it now (then 0 at once). Slices the PACS
-    sends that the snapshot does not list are left out. Returns the slices rendered.
-    ``book(outcome)`` is told how the PACS request went. Never raises: a PACS failure
-    or a slice that cannot be rendered leaves gaps that the caller fills slice by slice.
+    the caches, unless another process is doing it now or has just done it (then
+    (0, "") at once). Slices the PACS sends that the snapshot does not list are left
+    out. Returns (slices rendered, why the PACS failed or ""); ``book(outcome)`` is told
+    how the PACS request went. Never raises: a PACS failure or a slice that cannot be
+    rendered leaves gaps that the caller fills (or explains) slice by slice.
     """
     lock = _Lock(_folder(app) / f"{work.name}.lock")
     if not lock.try_take():
-        return 0
+        return 0, ""
     if _ended_recently(app, work):  # it ran while this job waited for the lock
         lock.release()
-        return 0
+        return 0, ""
     try:
         return _run(app, work, book)
     finally:
@@ -129,7 +137,7 @@ def render_into_caches(app: Flask, work: SeriesWork, *, book=None) -> int:
         lock.release()
 
 
-def _run(app: Flask, work: SeriesWork, book) -> int:
+def _run(app: Flask, work: SeriesWork, book) -> tuple[int, str]:
     cache = caches(app)
     pacs = client(work.target)
     started = time.monotonic()
@@ -149,21 +157,25 @@ def _run(app: Flask, work: SeriesWork, book) -> int:
             for key, image in zip(keys, images, strict=True):
                 cache.put_frame(key, image)
             rendered += 1
+            with _progress:
+                _progress.notify_all()
     except PacsError as exc:
         error, status = exc.message, exc.status
         log.info("series fetch from %s stopped: %s", work.target.hospital_name, exc.message)
     if book is not None:
         book(Outcome(work.target.endpoint_id, not error,
                      int((time.monotonic() - started) * 1000), error, status))
-    return rendered
+    # A PACS that no longer has the series (404) is the caller's to tell slice by slice.
+    return rendered, error if status != 404 else ""
 
 
-def await_slices(app: Flask, work: SeriesWork, keys: list[str], *, book=None) -> None:
+def await_slices(app: Flask, work: SeriesWork, keys: list[str], *, book=None) -> str:
     """Wait until ``keys`` are in the caches, starting the series' job in the background
     if nobody runs it yet; return early once the job has ended (or WAIT_SECONDS have
-    passed) with keys still missing. Raises nothing."""
+    passed) with keys still missing. Returns why the PACS failed when this process's
+    job did (the caller then asks it no more), else "". Raises nothing."""
     if not keys or _ended_recently(app, work):
-        return
+        return ""
     deadline = time.monotonic() + WAIT_SECONDS
     job = _jobs.submit(_in_context, app, work, book)
     with _started_lock:
@@ -171,12 +183,16 @@ def await_slices(app: Flask, work: SeriesWork, keys: list[str], *, book=None) ->
     while time.monotonic() < deadline:
         keys = _missing(app, keys)
         if not keys:
-            return
-        if job.done() and (job.result() or not _busy(app, work)):
-            # Ours ran (and ended), or it found another process's job and that one
-            # has ended too: what is still missing will not come this way.
-            return
-        time.sleep(_POLL)
+            return ""
+        if job.done():
+            rendered, error = job.result()
+            if error or rendered or not _busy(app, work):
+                # Ours ran and ended, or it found another process's job and that one
+                # has ended too: what is still missing will not come this way.
+                return error if _missing(app, keys) else ""
+        with _progress:
+            _progress.wait(_POLL)
+    return ""
 
 
 def _busy(app: Flask, work: SeriesWork) -> bool:
@@ -187,7 +203,7 @@ def _busy(app: Flask, work: SeriesWork) -> bool:
     return True
 
 
-def _in_context(app: Flask, work: SeriesWork, book) -> int:
+def _in_context(app: Flask, work: SeriesWork, book) -> tuple[int, str]:
     with app.app_context():
         return render_into_caches(app, work, book=book)
 
