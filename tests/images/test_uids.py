@@ -18,6 +18,7 @@ from tests.images.test_search_link_render import PASSWORD, SPECIALIST, link_samp
 from tests.images.test_upload_prefetch import upload
 from tests.integrations.dicom_factory import make_dicom, make_hostile_dicom
 from tests.paging.helpers import REFERRER
+from workflow.imaging import frames
 
 pytestmark = pytest.mark.orthanc
 HOSTILE = "../studies?limit=5&x="  # asks the PACS for every study it holds
@@ -132,6 +133,7 @@ def test_a_path_segment_that_is_not_a_uid_is_a_404_and_asks_nothing(
 def test_a_bad_study_segment_before_a_good_sop_is_a_404(referral, client, pacs_requests,
                                                         segment):
     link_sample(referral)
+    frames.wait_for_prefetch()  # the link's own warm-up asks the PACS
     pacs_requests.clear()
     client.login(SPECIALIST, PASSWORD)
     answer = client.get(f"/api/v1/referrals/{referral.id}/studies/{segment}/instances/"
