@@ -273,7 +273,7 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     specs = [FrameSpec(study_uid, i["sop_uid"], 1, asked.preset, asked.fmt) for i in wanted]
     missing = [s.key for s in specs if cache.get_frame(s.key)[0] is None]
     failure = ""
-    if len(missing) > 1:  # one slice alone is cheaper fetched alone
+    if missing:  # even one: while the series is on its way, fetching it alone is waste
         failure = series_fetch.await_slices(
             app, series_work(target, study_uid, series, asked), missing, book=_book)
     images: list[bytes | None] = []

@@ -9,9 +9,11 @@ render pool (workflow.imaging.render_pool) as it arrives, every image put in the
 caches. Each run, the lock holder's own included, waits only for its own slices to
 appear in the caches, so the nearest run is answered before the series is done.
 
-Once a job for a series, window and format has ended (done, or the PACS failed), a
-marker says so for MARK_SECONDS; until then a slice still missing (evicted, or it could
-not be rendered) is fetched on its own by the caller, which reports the reason.
+Once a job for a series, window and format has ended without a PACS failure, a marker
+says so for MARK_SECONDS; until then a slice still missing (evicted, or it could not be
+rendered) is fetched on its own by the caller, which reports the reason. A job the PACS
+failed leaves no marker: the run that waited for it answers 503, and the next run (the
+viewer's Retry) asks the PACS again.
 """
 
 from __future__ import annotations
@@ -125,16 +127,21 @@ def render_into_caches(app: Flask, work: SeriesWork, *, book=None) -> tuple[int,
     if _ended_recently(app, work):  # it ran while this job waited for the lock
         lock.release()
         return 0, ""
+    rendered, error = 0, ""
     try:
-        return _run(app, work, book)
+        rendered, error = _run(app, work, book)
+    except Exception:  # noqa: BLE001 - the runs waiting fall back to slice by slice
+        log.warning("series job for %s failed", work.target.hospital_name, exc_info=True)
     finally:
-        marker = _folder(app) / f"{work.name}.ended"
-        try:
-            marker.touch()
-            os.utime(marker)
-        except OSError:
-            pass
+        if not error:  # a PACS that failed is asked again by the next run (Retry)
+            marker = _folder(app) / f"{work.name}.ended"
+            try:
+                marker.touch()
+                os.utime(marker)
+            except OSError:
+                pass
         lock.release()
+    return rendered, error
 
 
 def _run(app: Flask, work: SeriesWork, book) -> tuple[int, str]:
