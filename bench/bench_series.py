@@ -72,7 +72,19 @@ measured at this Orthanc for 300 slices (158 MB), it took 0.2-0.6 s, against 1.9
 300 instance requests 4 at a time, 2.1 s for 300 frame requests and 4.2 s one by one.
 A single slice asked for alone is still one instance request rendered in the worker.
 Orthanc's side has no cache of rendered images: it reads, decodes and encodes every
-slice it is asked for, as ours does when cold.""".splitlines()
+slice it is asked for, as ours does when cold.
+
+Where targets are missed, and why (as far as measured): one cold slice is an instance
+request to the PACS (~5-7 ms at this Orthanc), a render in the web worker (~3-5 ms
+quiet, JPEG) and the per-request cost of our server (the session, the referral's access
+check, the access log: 11-14 ms on a quiet machine per issue 18, worked on separately),
+against one request to Orthanc; no pool or series fetch helps a single slice. The
+series figures swing with the shared machine's load (2 cores; load average 8-15 during
+the runs recorded here, others' tests and browsers running): the same code measured
+3.3 s against Orthanc's 3.1 s at load ~9 in an earlier run, and 5.2 s against 4.2 s
+before its waiting runs stopped polling every 10 ms. The first series after start pays
+for each worker's fork server and pool processes (~5-6 s here); `make serve` does not
+start them ahead yet.""".splitlines()
 
 
 def store_series(orthanc, slices: int, label: str) -> tuple[str, str, list[str]]:
