@@ -195,3 +195,21 @@ def test_a_pacs_slow_past_its_timeout_fails_a_run_after_one_timeout_not_two(
     assert answer.status_code == 503
     assert "did not answer within 1.5 s" in answer.get_json()["error"]
     assert elapsed < 2.9  # the series fetch's timeout; no second one slice by slice
+
+
+def test_opening_the_review_page_starts_the_render_pool(referral, client, app):
+    import time
+
+    link_sample(referral)
+    cold_caches()
+    pool = render_pool.pool_for(app.config.get("IMAGE_RENDER_PROCESSES"))
+    pool.shutdown()  # as in a web worker that has rendered nothing yet
+    client.login(SPECIALIST, PASSWORD)
+    assert client.get(f"/referrals/{referral.id}/review").status_code == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        executor = pool._executor
+        if executor is not None and len(executor._processes) == pool.processes:
+            break
+        time.sleep(0.05)
+    assert pool._executor is not None and len(pool._executor._processes) == pool.processes

@@ -29,7 +29,7 @@ from integrations.dicom_uid import is_uid
 from models import LinkedStudy, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
-from workflow.imaging import orientation, series_fetch
+from workflow.imaging import orientation, render_pool, series_fetch
 from workflow.imaging.cache import caches
 from workflow.imaging.endpoints import (
     ImagesUnavailable,
@@ -368,7 +368,9 @@ def _series_listing(series: dict) -> dict:
 
 
 def listing(referral: Referral) -> list[dict]:
-    """The linked studies with their series and instances, for the viewer (no PACS call)."""
+    """The linked studies with their series and instances, for the viewer (no PACS call).
+    The render pool is started meanwhile, for the series the viewer is about to ask for."""
+    render_pool.pool_for(current_app.config.get("IMAGE_RENDER_PROCESSES")).warm()
     out = []
     for study in referral.studies:
         target = target_for_hospital(study.hospital_id)

@@ -51,6 +51,10 @@ def render_file(data: bytes, wanted: Wanted) -> tuple[str, list[bytes] | str]:
         return sop_uid, exc.message
 
 
+def _ready(_: int) -> bool:
+    return True
+
+
 class RenderPool:
     """A lazily made process pool of ``processes`` workers (0: none, render here)."""
 
@@ -86,6 +90,24 @@ class RenderPool:
         executor, self._executor = self._executor, None
         if executor is not None and self._pid == os.getpid():
             executor.shutdown(wait=False, cancel_futures=True)
+
+    def warm(self) -> None:
+        """Start the pool's processes now, in the background, if they are not running:
+        a viewer page about to ask for a series should not wait for the fork server and
+        its children (~1 s each on a busy machine). Never blocks, never raises."""
+        if self.processes == 0 or (self._executor is not None and self._pid == os.getpid()):
+            return
+        threading.Thread(target=self._start_processes, name="render-pool-warm",
+                         daemon=True).start()
+
+    def _start_processes(self) -> None:
+        pool = self._pool()
+        if pool is None:
+            return
+        try:
+            list(pool.map(_ready, range(self.processes)))
+        except BrokenProcessPool:
+            self._broken("broke while starting")
 
     @property
     def in_use(self) -> bool:
