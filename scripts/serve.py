@@ -58,6 +58,14 @@ def _start_cluster(datadir: Path, port: int) -> tuple[str, list[str]]:
     return f"postgresql://{user}@127.0.0.1:{port}/goldenhour", [*ctl, "-w", "-m", "fast", "stop"]
 
 
+def gunicorn_command(port: int, workers: int, threads: int = 16) -> list[str]:
+    """The web server's command line: `make serve` runs it, and so do the benches
+    (bench/production.py), so that what they measure is what is deployed."""
+    # Threaded workers: each open page holds one live stream (views/live.py).
+    return [str(BIN / "gunicorn"), "-w", str(workers), "--worker-class", "gthread",
+            "--threads", str(threads), "-b", f"127.0.0.1:{port}", "app:create_app()"]
+
+
 def main() -> None:
     env = os.environ
     port = int(env.get("PORT", "8000"))
@@ -76,11 +84,8 @@ def main() -> None:
         subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, check=True)
         if env.get("SERVE_SEED_DEMO", "1") == "1":
             subprocess.run([*flask, "seed-demo", "--quiet"], cwd=ROOT, check=True)
-        # Threaded workers: each open page holds one live stream (views/live.py).
-        threads = env.get("WEB_THREADS", "16")
-        web = subprocess.Popen([str(BIN / "gunicorn"), "-w", str(workers),
-                                "--worker-class", "gthread", "--threads", threads, "-b",
-                                f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT)
+        web = subprocess.Popen(gunicorn_command(port, workers, int(env.get("WEB_THREADS", "16"))),
+                               cwd=ROOT)
         procs.append(web)
         procs += [subprocess.Popen([*flask, "scheduler", "run"], cwd=ROOT)
                   for _ in range(schedulers)]
