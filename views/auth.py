@@ -127,9 +127,16 @@ def _load_user(user_id: str) -> User | None:
     if _bearer_token() is not None:
         return _token_user()  # a request that claims a token is judged by it alone
     try:
-        return db.session.get(User, int(user_id))
+        user_id = int(user_id)
     except ValueError:
         return None
+    # g keeps the row for the rest of the request: the database session holds rows
+    # weakly, and _authenticate's touch_session then finds it without another query.
+    row = g.login_session = accounts.load_login_session(session["sid"]) \
+        if session.get("sid") else None
+    if row is not None and row.user_id == user_id:
+        return row.user
+    return db.session.get(User, user_id)
 
 
 @login_manager.request_loader
@@ -166,12 +173,18 @@ def _refuse_bad_token():
     return response
 
 
+# Answered alike for everyone, without the database: a signed-in browser's cookie on
+# /health must not cost it the session and user queries (nor fail it when PostgreSQL
+# is down, which would restart every web worker).
+NO_SIGN_IN = frozenset({"static", "home.health"})
+
+
 def _authenticate():
     """Decide how this request is signed in: by a bearer token that verifies (a bad one
     is a 401, whatever cookie comes with it), or by a cookie whose server-side session is
     still open and not idle (sign-out, a password reset, deactivation and idle time
     close it). No other header changes anything."""
-    if request.endpoint == "static":
+    if request.endpoint in NO_SIGN_IN:
         return None
     if _bearer_token() is not None:
         return None if _token_user() is not None else _refuse_bad_token()

@@ -239,3 +239,28 @@ def test_behind_a_trusted_proxy_the_log_has_the_clients_address(client, make_use
     make_user(email="proxied@pil.nhs.uk")
     assert _login_from(client, "203.0.113.7").status_code == 302
     assert _log_rows("login")[-1].address == "203.0.113.7"
+
+
+def test_the_session_check_reads_session_user_roles_and_specialties_in_one_query(network,
+                                                                                client):
+    # Every signed-in request starts with it, and each query is a round trip.
+    from sqlalchemy import event
+
+    from workflow.accounts import accounts
+
+    client.login("stroke.night@qmc.demo.nhs.uk", "goldenhour-demo")
+    sid = db.session.scalars(select(LoginSession.id).order_by(LoginSession.created_at.desc())
+                             ).first()
+    db.session.remove()  # what the next request starts with
+    statements = []
+    record = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        row = accounts.load_login_session(sid)
+        user = row.user
+        assert "specialist" in user.roles and user.specialty_codes == {"stroke"}
+        assert accounts.touch_session(sid, user.id, timedelta(minutes=30))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    queries = [s for s in statements if not s.startswith("BEGIN")]  # SQLite's own BEGIN
+    assert len(queries) == 1, queries

@@ -25,6 +25,15 @@ def test_health_answers_without_touching_the_database(client):
     assert statements == []
 
 
+def test_health_answers_a_signed_in_browser_without_touching_the_database(network, client):
+    client.login("stroke.night@qmc.demo.nhs.uk", "goldenhour-demo")
+    statements = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    response = client.get("/health")
+    assert (response.status_code, response.json) == (200, {"status": "ok"})
+    assert statements == []
+
+
 def test_the_migrations_head_is_the_newest_revision():
     assert readiness.migrations_head() == HEAD
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from integrations.pacs import DicomWebClient, PacsError
@@ -84,7 +85,8 @@ def targets(hospital_code: str | None = None) -> list[PacsTarget]:
 
 def target_for_hospital(hospital_id: int) -> PacsTarget | None:
     endpoint = db.session.scalar(select(PacsEndpoint)
-                                 .where(PacsEndpoint.hospital_id == hospital_id))
+                                 .where(PacsEndpoint.hospital_id == hospital_id)
+                                 .options(joinedload(PacsEndpoint.hospital)))
     return _target(endpoint) if endpoint is not None and endpoint.base_url else None
 
 
