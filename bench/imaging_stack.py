@@ -3,7 +3,8 @@ longer copy of it), Pilgrim's PACS pointed at it, and referrals linked to its st
 
 The set-up runs in the bench's own app (`Production.app_context`): its caches are not
 the server's, so linking a study here leaves the server cold; linking through the API
-(`link_over_http`) lets the server prefetch, as a referrer's link does in production.
+(`link_over_http`, the referral page's form) lets the server prefetch, as a referrer's
+link does in production.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ def new_referral(prod: Production, study_uid: str | None = SAMPLE_STUDY) -> int:
 
 def link_over_http(prod: Production, referrer: requests.Session, referral_id: int,
                    study_uid: str) -> None:
-    """Link as the referrer does, through the API (the server then prefetches).
-    Raises requests.HTTPError when the link is refused."""
-    answer = referrer.post(prod.url(f"/api/v1/referrals/{referral_id}/studies"),
-                           json={"hospital": "PIL", "study_uids": [study_uid]},
-                           headers={"X-CSRFToken": csrf_token(prod, referrer)}, timeout=60)
+    """Link as the referrer does on the referral's page (the form ticking a study): the
+    server then prefetches the study. Raises requests.HTTPError when the link is
+    refused, RuntimeError when the page says it was not linked."""
+    answer = referrer.post(prod.url(f"/referrals/{referral_id}/studies"), timeout=60, data={
+        "csrf_token": csrf_token(prod, referrer), "study": f"PIL|{study_uid}"})
     answer.raise_for_status()
+    if "Not linked" in answer.text:
+        raise RuntimeError(f"the study was not linked to referral {referral_id}")
 
 
 def csrf_token(prod: Production, session: requests.Session) -> str:
