@@ -1,24 +1,26 @@
 """Paging latency on PostgreSQL: submit -> SMS at Twilio, and escalation lateness.
 
-    .venv/bin/python bench/bench_paging.py [--seconds 20] [--rates 1,10,50] [--no-write]
+    .venv/bin/python bench/bench_paging.py [--seconds 20] [--rates 1,10,50] [--keep]
 
-Starts its own PostgreSQL cluster (tests/services/postgres.py), Prism behind the
-recording proxy (tests/services/prism.py), the app under gunicorn (2 workers) and one
-`flask scheduler run` process, all on 127.0.0.1, in production mode (the sweep runs
-only in the scheduler process, woken by NOTIFY). It migrates, seeds the demo network,
-issues the Pilgrim referrer an API token, then raises referrals through
-`POST /api/v1/referrals` at each rate for ``--seconds`` (open loop: each request is
-sent at its planned instant, whatever the previous ones are doing), and measures:
+Starts PostgreSQL and gunicorn as `make serve` does (bench/production.py), Prism
+behind the recording proxy (tests/services/prism.py) and one `flask scheduler run`
+process, all on 127.0.0.1, in production mode (the sweep runs only in the scheduler
+process, woken by NOTIFY). It migrates, seeds the demo network, issues the Pilgrim
+referrer an API token, then raises referrals through `POST /api/v1/referrals` at each
+rate for ``--seconds`` (open loop: each request is sent at its planned instant,
+whatever the previous ones are doing), and measures:
 
-  time-to-page  from the submit response returning to the first SMS create of the
-                referral's first step reaching the Twilio boundary (matched through the
-                delivery id in the StatusCallback URL);
-  escalation    for the vascular subset (1 referral in 5, policy: tier 1 SMS, wait 1
-                minute, tier 2 SMS), how late tier 2 is claimed and reaches Twilio
-                against its due_at. Those steps fall due a minute after they were
-                raised, i.e. while the later (faster) rates are running.
+  submit-to-SMS  from just before the submit request is sent to the first SMS create
+                 of the referral's first step reaching the Twilio boundary (matched
+                 through the delivery id in the StatusCallback URL): what the referrer
+                 waits, the submit itself included;
+  escalation     for the vascular subset (1 referral in 5, policy: tier 1 SMS, wait 1
+                 minute, tier 2 SMS), how late tier 2 is claimed and reaches Twilio
+                 against its due_at. Those steps fall due a minute after they were
+                 raised, i.e. while the later (faster) rates are running.
 
-Prints a table and appends it under "## Paging" in docs/BENCHMARKS.md.
+Prints the table as the marked section "paging" (bench/sections.py); `make bench` puts
+it in docs/BENCHMARKS.md under "## Paging".
 """
 
 from __future__ import annotations
@@ -28,13 +30,12 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,11 +45,12 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from tests.services import free_port, stop_process_group, wait_until  # noqa: E402
-from tests.services.postgres import start_postgres  # noqa: E402
+from bench.bench_overhead import commit  # noqa: E402
+from bench.production import Production  # noqa: E402
+from bench.sections import section  # noqa: E402
+from tests.services import stop_process_group, wait_until  # noqa: E402
 from tests.services.prism import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, start_prism  # noqa: E402
 
-BIN = ROOT / ".venv" / "bin"
 REFERRER = "referrer@pil.demo.nhs.uk"
 SHORT_POLICY = [{"who": "tier1", "channels": ["sms"], "wait_minutes": 1, "repeat": 0},
                 {"who": "tier2", "channels": ["sms"], "wait_minutes": 120, "repeat": 0}]
@@ -72,19 +74,6 @@ def payload(vascular: bool) -> dict:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def run(cmd: list[str], env: dict) -> str:
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
-
-
-def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
 
 
 def raise_at_rate(base: str, token: str, rate: float, seconds: float,
@@ -119,120 +108,108 @@ def delivery_of(form: dict) -> int | None:
 
 
 def measure(args) -> tuple[list[str], dict]:
-    workdir = Path(tempfile.mkdtemp(prefix="gh-bench-paging-"))
-    server = start_postgres()
-    processes: list[subprocess.Popen] = []
     prism = proxy = None
+    workdir = Path(tempfile.mkdtemp(prefix="gh-bench-paging-"))
     try:
-        url = server.create_database("gh_bench")
         prism, boundary, proxy = start_prism(workdir / "prism.log")
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DATABASE_URL": url, "FLASK_APP": "app.py",
-               "SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
-               "PUBLIC_BASE_URL": base, "GOLDENHOUR_ENV": "production",
-               "SCHEDULER_IN_PROCESS": "false", "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-               "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_FROM_NUMBER": FROM_NUMBER,
-               "TWILIO_API_BASE": boundary.base_url,
-               "SWEEP_INTERVAL_SECONDS": str(args.sweep_interval)}
-        run([str(BIN / "flask"), "db", "upgrade"], env)
-        run([str(BIN / "flask"), "seed-demo", "--quiet"], env)
-        token = run([str(BIN / "flask"), "users", "token", REFERRER, "--label", "bench"],
-                    env).strip().splitlines()[-1]
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO escalation_policies (hub_service_id, steps, updated_at) "
-                "SELECT h.id, %s, now() AT TIME ZONE 'UTC' FROM hub_services h JOIN specialties s "
-                "ON s.id = h.specialty_id WHERE s.code = 'vascular'",
-                (json.dumps(SHORT_POLICY),))
-        processes.append(start([str(BIN / "gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}",
-                                "--access-logfile", "-", "app:create_app()"], env,
-                               workdir / "gunicorn.log"))
-        processes.append(start([str(BIN / "flask"), "scheduler", "run"], env,
-                               workdir / "scheduler.log"))
-        wait_until(lambda: requests.get(f"{base}/health", timeout=2).status_code == 200, 60,
-                   "gunicorn")
-        time.sleep(2)  # the scheduler's LISTEN connection is up
-        records: list[dict] = []
-        for rate in args.rates:
-            print(f"raising {int(rate * args.seconds)} referrals at {rate:g}/s ...", flush=True)
-            records += raise_at_rate(base, token, rate, args.seconds, args.every_vascular)
-        ids = {r["id"] for r in records if r["id"]}
-        vascular = {r["id"] for r in records if r["id"] and r["vascular"]}
-
-        def rows():
-            with psycopg.connect(dsn) as conn:
-                return conn.execute(
-                    "SELECT d.id, p.referral_id, p.step, p.due_at, p.claimed_at, p.status "
-                    "FROM pages p LEFT JOIN deliveries d ON d.page_id = p.id "
-                    "WHERE p.kind = 'escalation' AND p.step IN (0, 1)").fetchall()
-
-        def finished() -> bool:
-            got = rows()
-            first = {r[1] for r in got if r[2] == 0 and r[5] == "claimed"}
-            second = {r[1] for r in got if r[2] == 1 and r[5] == "claimed"}
-            return ids <= first and vascular <= second
-
-        print("waiting for every first step and every vascular second step ...", flush=True)
-        try:
-            wait_until(finished, 150, "every page")
-        except RuntimeError as exc:
-            print(f"warning: {exc}")
-        time.sleep(1)
-        got = rows()
-        key = {r[0]: (r[1], r[2]) for r in got if r[0] is not None}
-        first_sms: dict[tuple[int, int], float] = {}
-        for seen in boundary.sent("Messages"):
-            page = key.get(delivery_of(seen.form))
-            if page and page not in first_sms:
-                first_sms[page] = seen.at
-        results = {"rates": [], "escalation": None}
-        for rate in args.rates:
-            mine = [r for r in records if r["rate"] == rate]
-            waits = [first_sms[(r["id"], 0)] - r["returned"] for r in mine
-                     if r["id"] and (r["id"], 0) in first_sms]
-            submit = [r["returned"] - r["sent"] for r in mine]
-            results["rates"].append({
-                "rate": rate, "raised": len(mine),
-                "refused": sum(1 for r in mine if r["status"] != 201),
-                "paged": len(waits), "p50": percentile(waits, 50) if waits else None,
-                "p99": percentile(waits, 99) if waits else None,
-                "max": max(waits) if waits else None,
-                "submit_p50": percentile(submit, 50), "submit_p99": percentile(submit, 99)})
-        claim_late, sms_late = [], []
-        for _delivery, referral_id, step, due, claimed, status in got:
-            if step != 1 or referral_id not in vascular or status != "claimed":
-                continue
-            claim_late.append((claimed - due).total_seconds())
-            if (referral_id, 1) in first_sms:
-                sms_late.append(first_sms[(referral_id, 1)] - due.timestamp())
-        if claim_late:
-            results["escalation"] = {
-                "n": len(claim_late), "expected": len(vascular),
-                "claim_p50": percentile(claim_late, 50), "claim_p99": percentile(claim_late, 99),
-                "claim_max": max(claim_late),
-                "sms_p50": percentile(sms_late, 50) if sms_late else None,
-                "sms_p99": percentile(sms_late, 99) if sms_late else None,
-                "sms_max": max(sms_late) if sms_late else None}
-        log = (workdir / "scheduler.log").read_text(errors="replace")
-        results["skipped_wakes"] = log.count("maximum number of running instances")
-        results["sweep_errors"] = log.count("sweep failed")
-        return report(args, results), results
+        twilio = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                  "TWILIO_FROM_NUMBER": FROM_NUMBER, "TWILIO_API_BASE": boundary.base_url,
+                  "SWEEP_INTERVAL_SECONDS": str(args.sweep_interval)}
+        with Production(workers=args.workers, scheduler=True, env=twilio,
+                        keep_logs=args.keep) as prod:
+            return _measure(args, prod, boundary)
     finally:
-        for process in processes:
-            stop_process_group(process)
         if proxy is not None:
             proxy.shutdown()
             proxy.server_close()
         if prism is not None:
             stop_process_group(prism)
-        server.stop("immediate")
-        shutil.rmtree(server.datadir, ignore_errors=True)
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"logs kept in {workdir}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _measure(args, prod: Production, boundary) -> tuple[list[str], dict]:
+    base, dsn = prod.base, prod.dsn
+    token = prod.flask("users", "token", REFERRER, "--label", "bench").strip().splitlines()[-1]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO escalation_policies (hub_service_id, steps, updated_at) "
+            "SELECT h.id, %s, now() AT TIME ZONE 'UTC' FROM hub_services h JOIN specialties s "
+            "ON s.id = h.specialty_id WHERE s.code = 'vascular'",
+            (json.dumps(SHORT_POLICY),))
+    wait_until(lambda: "LISTEN" in _scheduler_state(dsn), 60, "the scheduler's LISTEN")
+    records: list[dict] = []
+    for rate in args.rates:
+        print(f"raising {int(rate * args.seconds)} referrals at {rate:g}/s ...", flush=True)
+        records += raise_at_rate(base, token, rate, args.seconds, args.every_vascular)
+    ids = {r["id"] for r in records if r["id"]}
+    vascular = {r["id"] for r in records if r["id"] and r["vascular"]}
+
+    def rows():
+        with psycopg.connect(dsn) as conn:
+            return conn.execute(
+                "SELECT d.id, p.referral_id, p.step, p.due_at, p.claimed_at, p.status "
+                "FROM pages p LEFT JOIN deliveries d ON d.page_id = p.id "
+                "WHERE p.kind = 'escalation' AND p.step IN (0, 1)").fetchall()
+
+    def finished() -> bool:
+        got = rows()
+        first = {r[1] for r in got if r[2] == 0 and r[5] == "claimed"}
+        second = {r[1] for r in got if r[2] == 1 and r[5] == "claimed"}
+        return ids <= first and vascular <= second
+
+    print("waiting for every first step and every vascular second step ...", flush=True)
+    try:
+        wait_until(finished, 150, "every page")
+    except RuntimeError as exc:
+        print(f"warning: {exc}")
+    time.sleep(1)
+    got = rows()
+    key = {r[0]: (r[1], r[2]) for r in got if r[0] is not None}
+    first_sms: dict[tuple[int, int], float] = {}
+    for seen in boundary.sent("Messages"):
+        page = key.get(delivery_of(seen.form))
+        if page and page not in first_sms:
+            first_sms[page] = seen.at
+    results = {"rates": [], "escalation": None}
+    for rate in args.rates:
+        mine = [r for r in records if r["rate"] == rate]
+        waits = [first_sms[(r["id"], 0)] - r["sent"] for r in mine
+                 if r["id"] and (r["id"], 0) in first_sms]
+        submit = [r["returned"] - r["sent"] for r in mine]
+        results["rates"].append({
+            "rate": rate, "raised": len(mine),
+            "refused": sum(1 for r in mine if r["status"] != 201),
+            "paged": len(waits), "p50": percentile(waits, 50) if waits else None,
+            "p99": percentile(waits, 99) if waits else None,
+            "max": max(waits) if waits else None,
+            "submit_p50": percentile(submit, 50), "submit_p99": percentile(submit, 99)})
+    claim_late, sms_late = [], []
+    for _delivery, referral_id, step, due, claimed, status in got:
+        if step != 1 or referral_id not in vascular or status != "claimed":
+            continue
+        claim_late.append((claimed - due).total_seconds())
+        if (referral_id, 1) in first_sms:
+            sms_late.append(first_sms[(referral_id, 1)] - due.timestamp())
+    if claim_late:
+        results["escalation"] = {
+            "n": len(claim_late), "expected": len(vascular),
+            "claim_p50": percentile(claim_late, 50), "claim_p99": percentile(claim_late, 99),
+            "claim_max": max(claim_late),
+            "sms_p50": percentile(sms_late, 50) if sms_late else None,
+            "sms_p99": percentile(sms_late, 99) if sms_late else None,
+            "sms_max": max(sms_late) if sms_late else None}
+    log = prod.log("scheduler.log")
+    results["skipped_wakes"] = log.count("maximum number of running instances")
+    results["sweep_errors"] = log.count("sweep failed")
+    return report(args, results), results
+
+
+def _scheduler_state(dsn: str) -> str:
+    """The last statement of every database connection (the scheduler's listening one
+    says LISTEN once it is up)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return "\n".join(q or "" for (q,) in conn.execute(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database()"))
 
 
 def ms(value: float | None) -> str:
@@ -240,14 +217,23 @@ def ms(value: float | None) -> str:
 
 
 def report(args, results: dict) -> list[str]:
+    command = (f".venv/bin/python bench/bench_paging.py --seconds {args.seconds:g} --rates "
+               + ",".join(f"{r:g}" for r in args.rates) + f" --workers {args.workers}")
     lines = [
-        f"Measured {date.today().isoformat()} on {platform.machine()}, 2 cores shared with other "
-        f"work, Python {platform.python_version()}; PostgreSQL, gunicorn (2 workers), one "
-        f"`flask scheduler run` (SWEEP_INTERVAL_SECONDS={args.sweep_interval}), Prism behind "
-        f"the recording proxy, all on 127.0.0.1. {args.seconds:g} s per rate, open loop.",
+        "### Latest `make bench` run: submit-to-SMS",
+        "",
+        f"Reproduce: `{command}`. Measured {time.strftime('%Y-%m-%d %H:%M')} UTC at commit "
+        f"{commit()} on {platform.machine()}, {os.cpu_count()} cores shared with other work "
+        f"(load average {os.getloadavg()[0]:.1f} at the end), Python "
+        f"{platform.python_version()}; PostgreSQL, gunicorn as `make serve` starts it "
+        f"({args.workers} workers), one `flask scheduler run` (SWEEP_INTERVAL_SECONDS="
+        f"{args.sweep_interval}), Prism behind the recording proxy, all on 127.0.0.1. "
+        f"{args.seconds:g} s per rate, open loop. Submit-to-SMS runs from just before the "
+        "`POST /api/v1/referrals` is sent to the step's first SMS create reaching the "
+        "Twilio boundary, so it includes the submit (its own columns show how much).",
         "",
         "| rate /s | raised | refused | paged | submit p50 ms | submit p99 ms "
-        "| time-to-page p50 ms | p99 ms | max ms |",
+        "| submit-to-SMS p50 ms | p99 ms | max ms |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rates"]:
@@ -274,15 +260,11 @@ def main() -> None:
                         default=[1.0, 10.0, 50.0])
     parser.add_argument("--every-vascular", type=int, default=5)
     parser.add_argument("--sweep-interval", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the logs")
     args = parser.parse_args()
     lines, _ = measure(args)
-    print("\n".join(lines))
-    if not args.no_write:
-        with open(ROOT / "docs" / "BENCHMARKS.md", "a") as out:
-            out.write("\n" + "\n".join(lines) + "\n")
-        print("appended to docs/BENCHMARKS.md")
+    print(section("paging", "\n".join(lines)))
 
 
 if __name__ == "__main__":
