@@ -66,7 +66,7 @@ def new_referral(prod: Production, study_uid: str | None = SAMPLE_STUDY) -> int:
         referral = raise_stroke(patient=patient)
         if study_uid:
             studies.link(referral.id, user(REFERRER), "PIL", [study_uid])
-            frames.wait_for_prefetch(120)  # the set-up app's own warm-up, not the server's
+            frames.wait_for_prefetch(120)  # any warm-up linking starts here is this app's
         return referral.id
 
 
