@@ -26,8 +26,9 @@ __all__ = ["HEAD_CT_DIR", "REFERRER", "SAMPLE_STUDY", "SPECIALIST", "instances",
 
 
 def start_pacs(prod: Production):
-    """A new Orthanc with the head CT, Pilgrim's PACS pointed at it. Stop it yourself."""
-    orthanc = start_orthanc()
+    """A new Orthanc with the head CT, Pilgrim's PACS pointed at it, its storage in the
+    bench's work folder (removed with it). Stop it before leaving `prod`."""
+    orthanc = start_orthanc(prod.workdir / "orthanc")
     orthanc.load_samples()
     with prod.app_context():
         point_pilgrim_at(orthanc.base_url, auth=orthanc.auth, timeout=30.0)
