@@ -228,6 +228,12 @@ def test_bad_requests_get_clear_answers(referral, client):
     assert bad_preset.status_code == 422 and "unknown preset" in bad_preset.get_json()["error"]
     assert client.get(frame_url(referral.id, ids[0], format="gif")).status_code == 422
     assert client.get(frame_url(referral.id, ids[0], frame=2)).status_code == 422
+    # A blank preset is the default (brain), for a slice and a run of slices, not a 500.
+    brain = client.get(frame_url(referral.id, ids[0], preset="brain"))
+    blank = client.get(frame_url(referral.id, ids[0], preset="%20%20"))
+    assert blank.status_code == 200 and blank.data == brain.data
+    series_uid = db.session.scalar(select(LinkedStudy)).snapshot["series"][0]["series_uid"]
+    assert client.get(series_url(referral.id, series_uid, preset="%20", count=2)).status_code == 200
     assert client.get(frame_url(referral.id, "1.2.3.4")).status_code == 404
     assert client.get(frame_url(referral.id, ids[0], study_uid="1.2.3")).status_code == 404
 

@@ -94,7 +94,7 @@ def frame_spec(study_uid: str, sop_uid: str, *, frame: str | int | None = 1,
         fmt = "jpeg"
     if fmt not in CONTENT_TYPES:
         raise ValidationFailed({"format": "format must be png or jpeg"})
-    text = (preset or "brain").strip()[:80]
+    text = (preset or "").strip()[:80] or "brain"  # blank (say "preset=%20") too
     if text[:1] in ("w", "W") and "," in text and not text.lower().startswith("window="):
         text = text[1:]  # a FrameSpec.preset given back (a key image's stored window)
     try:
