@@ -20,7 +20,12 @@ from integrations.pager.base import FAILED, DeliveryStatus
 from models import Delivery
 from tests.faults.conftest import FAULT_MARKS, REFERRER, SPECIALIST, poll, soak_seconds
 from tests.images.conftest import (  # noqa: F401 - pacs is a fixture
-    PATIENT_ID, SAMPLE_FAMILY_NAME, SAMPLE_STUDY, pacs, point_pilgrim_at)
+    PATIENT_ID,
+    SAMPLE_FAMILY_NAME,
+    SAMPLE_STUDY,
+    pacs,
+    point_pilgrim_at,
+)
 from tests.images.test_search_link_render import frame_url, sops
 from tests.paging.helpers import raise_stroke, stroke_payload, user
 from tests.paging.test_reliability import SMS_ONLY, delivery_of, set_policy
