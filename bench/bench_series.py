@@ -78,7 +78,8 @@ slice it is asked for, as ours does when cold.
 Where targets are missed, and why (as far as measured): one cold slice is an instance
 request to the PACS (~5-7 ms at this Orthanc), a render in the web worker (~3-5 ms
 quiet, JPEG) and the per-request cost of our server (the session, the referral's access
-check, the access log: 11-14 ms on a quiet machine per issue 18, worked on separately),
+check, the access log: 11-14 ms on a quiet machine per issue 18, 8.4 ms for a cached
+slice after the work under "Per-request overhead" above),
 against one request to Orthanc; no pool or series fetch helps a single slice. The
 series figures swing with the shared machine's load (2 cores; load average 8-15 during
 the runs recorded here, others' tests and browsers running). Earlier states of this
