@@ -29,7 +29,6 @@ Writes the section "cold-series" of docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import platform
 import re
@@ -45,13 +44,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pydicom  # noqa: E402
 import requests  # noqa: E402
-from pydicom.uid import generate_uid  # noqa: E402
 
 from bench.sections import replace_sections, section  # noqa: E402
 from tests.services import free_port, stop_process_group, wait_until  # noqa: E402
-from tests.services.orthanc import HEAD_CT_DIR  # noqa: E402
 from tests.services.postgres import start_postgres  # noqa: E402
 from tools.orthanc_local import start_orthanc  # noqa: E402
 
@@ -93,32 +89,20 @@ them).""".splitlines()
 
 
 def store_series(orthanc, slices: int, label: str) -> tuple[str, str, list[str]]:
-    """A ``slices``-slice copy of the head CT as a study of its own; (study, series,
-    SOP UIDs in slice order)."""
-    study, series = generate_uid(), generate_uid()
-    sources = [pydicom.dcmread(p) for p in sorted(HEAD_CT_DIR.glob("*.dcm"))]
-    bodies, sops = [], []
-    for number in range(1, slices + 1):
-        ds = sources[(number - 1) % len(sources)]
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.InstanceNumber = number
-        ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1],
-                                   number * 0.5]
-        ds.StudyDescription = f"CT head ({slices}-slice bench copy {label})"
-        out = io.BytesIO()
-        ds.save_as(out, enforce_file_format=True)
-        bodies.append(out.getvalue())
-        sops.append(ds.SOPInstanceUID)
+    """A ``slices``-slice copy of the head CT as a study of its own, stored 4 files at a
+    time; (study, series, SOP UIDs in slice order)."""
+    from bench.imaging_stack import long_series
+
+    study, series, files = long_series(slices, f"bench copy {label}")
     session = requests.Session()
 
-    def upload(body: bytes) -> None:
-        session.post(f"{orthanc.rest_url}/instances", data=body, auth=orthanc.auth,
+    def upload(data: bytes) -> None:
+        session.post(f"{orthanc.rest_url}/instances", data=data, auth=orthanc.auth,
                      timeout=60).raise_for_status()
 
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(upload, bodies))
-    return study, series, sops
+        list(pool.map(upload, [data for _, data in files]))
+    return study, series, [sop for sop, _ in files]
 
 
 def link_referrals(env: dict, orthanc, studies: list[str]) -> list[int]:

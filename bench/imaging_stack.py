@@ -22,7 +22,7 @@ from tests.services.orthanc import HEAD_CT_DIR, start_orthanc
 SPECIALIST = "stroke.night@qmc.demo.nhs.uk"
 REFERRER = "referrer@pil.demo.nhs.uk"
 __all__ = ["HEAD_CT_DIR", "REFERRER", "SAMPLE_STUDY", "SPECIALIST", "instances", "link_over_http",
-           "new_referral", "start_pacs", "store_long_series"]
+           "long_series", "new_referral", "start_pacs", "store_long_series"]
 
 
 def start_pacs(prod: Production):
@@ -35,11 +35,14 @@ def start_pacs(prod: Production):
     return orthanc
 
 
-def store_long_series(orthanc, slices: int, description: str = "bench copy") -> str:
-    """A ``slices``-slice CT head series in the Orthanc: the sample's slices cycled, each
-    copy with new UIDs and its own instance number and slice position. Its study UID."""
+def long_series(slices: int, description: str = "bench copy") -> tuple[str, str,
+                                                                     list[tuple[str, bytes]]]:
+    """A ``slices``-slice CT head series, not yet stored: the sample's slices cycled, each
+    copy with new UIDs and its own instance number and slice position. (Study UID,
+    series UID, [(SOP Instance UID, file)] in slice order.)"""
     study, series = generate_uid(), generate_uid()
     sources = [pydicom.dcmread(p) for p in sorted(HEAD_CT_DIR.glob("*.dcm"))]
+    files = []
     for number in range(1, slices + 1):
         ds = sources[(number - 1) % len(sources)]
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
@@ -50,7 +53,15 @@ def store_long_series(orthanc, slices: int, description: str = "bench copy") -> 
         ds.StudyDescription = f"CT head ({slices}-slice {description})"
         out = io.BytesIO()
         ds.save_as(out, enforce_file_format=True)
-        requests.post(f"{orthanc.rest_url}/instances", data=out.getvalue(), auth=orthanc.auth,
+        files.append((str(ds.SOPInstanceUID), out.getvalue()))
+    return study, series, files
+
+
+def store_long_series(orthanc, slices: int, description: str = "bench copy") -> str:
+    """`long_series` stored in the Orthanc, one file after another. Its study UID."""
+    study, _, files = long_series(slices, description)
+    for _, data in files:
+        requests.post(f"{orthanc.rest_url}/instances", data=data, auth=orthanc.auth,
                       timeout=30).raise_for_status()
     return study
 
