@@ -66,7 +66,8 @@ process pool (`IMAGE_RENDER_PROCESSES`, default the cores) that parses, windows 
 encodes it; every image goes to the memory and disk caches. Each run request, in
 whichever gunicorn worker, waits only for its own slices. Why one series request:
 measured at this Orthanc for 300 slices (158 MB), it took 0.2-0.6 s, against 1.9 s for
-300 instance requests 4 at a time, 2.1 s for 300 frame requests and 4.2 s one by one.
+300 instance requests 4 at a time, 2.1 s for 300 frame requests and 4.2 s one by one
+(a one-off comparison while choosing, not repeated by this command).
 A single slice asked for alone is still one instance request rendered in the worker.
 Orthanc's side has no cache of rendered images: it reads, decodes and encodes every
 slice it is asked for, as ours does when cold.
