@@ -79,6 +79,27 @@ def read_all(path: str | Path) -> list[dict]:
     return entries
 
 
+def read_first(path: str | Path) -> dict | None:
+    """The oldest anchor in the file (None if there is none), reading its first line only.
+
+    Raises AnchorLogError if the file cannot be read or its first line is not JSON.
+    """
+    try:
+        with open(path, "rb") as file:
+            line = file.readline()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise AnchorLogError(f"cannot read the anchors file {path}: {error.strerror}") \
+            from None
+    if not line.strip():
+        return None
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise AnchorLogError(f"the anchors file {path}: line 1 is not JSON") from None
+
+
 def read_last(path: str | Path) -> dict | None:
     """The latest anchor in the file (None if there is none), read from the end: each
     line lists every referral's head, so the whole file is large.

@@ -181,14 +181,18 @@ def _anchor(app: Flask) -> None:
             db.session.remove()
 
 
-def _root_email(app: Flask) -> None:
+def _root_email(app: Flask, late: bool = False) -> None:
+    """The day's evidence root email (23:50 UTC), or, hourly, yesterday's if it never
+    went out (``late``)."""
+    send = root_email.email_missed_root if late else root_email.email_daily_root
     with app.app_context():
         try:
-            sent = root_email.email_daily_root(app.extensions["goldenhour.channels"],
-                                               app.config["ANCHOR_LOG"], utcnow(), sweep.WORKER)
+            sent = send(app.extensions["goldenhour.channels"], app.config["ANCHOR_LOG"],
+                        utcnow(), sweep.WORKER)
             if sent:
-                log.info("emailed the day's evidence root to %d audit lead(s)", sent)
-        except Exception:  # noqa: BLE001 - report; tomorrow's email carries a later root
+                log.info("emailed %s evidence root to %d audit lead(s)",
+                         "yesterday's missed" if late else "the day's", sent)
+        except Exception:  # noqa: BLE001 - report; the next run tries again
             log.exception("the daily evidence root email failed")
             db.session.remove()
 
@@ -248,6 +252,10 @@ def _add_job(scheduler, app: Flask) -> None:
         # Late in the UTC day (the claim's day), so it carries that day's last root.
         scheduler.add_job(_root_email, "cron", hour=23, minute=50, args=[app],
                           id="root_email", max_instances=1, coalesce=True, timezone="UTC")
+        # A day whose 23:50 went by with no scheduler up gets its email late, not never.
+        scheduler.add_job(_root_email, "interval", hours=1, args=[app, True],
+                          id="root_email_missed", max_instances=1, coalesce=True,
+                          next_run_time=datetime.now(UTC) + timedelta(minutes=5))
 
 
 def _warm(app: Flask) -> None:

@@ -138,3 +138,52 @@ def test_the_scheduler_emails_the_root_daily_when_anchoring_is_configured(app):
     without = BackgroundScheduler()
     _add_job(without, app)
     assert without.get_job("root_email") is None
+
+
+def email_missed(app, at, worker="scheduler-a") -> int:
+    return root_email.email_missed_root(app.extensions["goldenhour.channels"],
+                                        app.config["ANCHOR_LOG"], at, worker)
+
+
+def test_a_day_whose_email_never_went_out_gets_it_late_once(app, network, mailbox):
+    raise_stroke()
+    anchor(app)  # anchored on the night, but no scheduler ran at 23:50
+    next_morning = SUITE_NIGHT + timedelta(days=1)
+    assert email_missed(app, next_morning) == 1
+    assert email_missed(app, next_morning + timedelta(hours=1), worker="scheduler-b") == 0
+    body = mailbox.messages[0].message.get_content()
+    missed = SUITE_NIGHT.date().isoformat()
+    assert f"Sent late: no email went out for {missed}" in body
+    assert anchor_log.read_last(app.config["ANCHOR_LOG"])["tree_head"]["root"] in body
+    row = db.session.get(RootEmail, SUITE_NIGHT.date())
+    assert row.sent_at == next_morning and row.result == f"sent to {AUDIT_LEAD}"
+    assert len(mailbox.messages) == 1
+
+
+def test_a_day_that_had_its_email_gets_no_late_one(app, network, mailbox):
+    raise_stroke()
+    anchor(app)
+    assert email_root(app) == 1
+    assert email_missed(app, SUITE_NIGHT + timedelta(days=1)) == 0
+    assert len(mailbox.messages) == 1
+    assert "Sent late" not in mailbox.messages[0].message.get_content()
+
+
+def test_nothing_is_sent_late_for_a_day_before_anything_was_anchored(app, network, mailbox):
+    assert email_missed(app, SUITE_NIGHT) == 0  # nothing anchored at all
+    raise_stroke()
+    anchor(app)  # the server's first anchor is today: yesterday had nothing to send
+    assert email_missed(app, SUITE_NIGHT) == 0
+    assert db.session.get(RootEmail, SUITE_NIGHT.date() - timedelta(days=1)) is None
+    assert mailbox.messages == []
+
+
+def test_the_scheduler_looks_for_a_missed_day_every_hour(app):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from workflow.scheduler import _add_job
+
+    scheduler = BackgroundScheduler()
+    _add_job(scheduler, app)
+    job = scheduler.get_job("root_email_missed")
+    assert str(job.trigger) == "interval[1:00:00]" and job.args[1] is True
