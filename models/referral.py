@@ -153,6 +153,11 @@ class LinkedStudy(db.Model):
     pacs_instance_count: Mapped[int | None] = mapped_column(nullable=True)
     pacs_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     snapshot: Mapped[dict] = mapped_column(JSON, default=dict)
+    # When the study was taken (StudyDate + StudyTime, read as UK wall-clock time), as
+    # UTC; None when the date is missing or not a date. Kept from study_date and the
+    # snapshot on every ORM write (workflow.audit.dido.install), so the audit reads it
+    # without parsing DICOM text per row.
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 

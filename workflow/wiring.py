@@ -9,7 +9,7 @@ run in the order listed, inside the event's transaction (IN) or after it commits
 from __future__ import annotations
 
 from workflow import access_log, events, scheduler
-from workflow.audit import records
+from workflow.audit import dido, records
 from workflow.events import AFTER_COMMIT as AFTER
 from workflow.events import IN_TRANSACTION as IN
 from workflow.events import Subscription as On
@@ -61,7 +61,9 @@ SUBSCRIPTIONS: tuple[On, ...] = (
 
 
 def wire() -> None:
-    """Subscribe every reaction above (and nothing else), and seal access-log rows as
-    they commit. Safe to call again."""
+    """Subscribe every reaction above (and nothing else), seal access-log rows as they
+    commit and keep each linked study's time taken as it is written. Safe to call
+    again."""
     events.replace(SUBSCRIPTIONS)
     access_log.install()
+    dido.install()
