@@ -14,7 +14,9 @@ referrals are inserted, as in production.
 ``--statements`` prints each statement of both requests over 20 ms with its time inside
 the request's transaction; ``--explain`` adds EXPLAIN (ANALYZE, BUFFERS) of each.
 ``--keep DIR`` keeps the loaded cluster in DIR and reuses it on the next run with the
-same --count, --years and table definitions (otherwise it is loaded again).
+same --count and --years: as it is when the table definitions are the same, else
+upgraded by the migrations from the revision it was made at (a cluster with no revision
+recorded, from before this, is loaded again).
 ``--verify`` also times the nightly integrity check (`flask audit verify`) once. The
 generated events carry placeholder hashes, so every chain is reported broken at its
 first event: the walk still reads every event, but hashes one per referral (a real
@@ -178,21 +180,26 @@ def schema_fingerprint() -> str:
     return hashlib.sha256("\n".join(ddl).encode()).hexdigest()[:16]
 
 
-def open_cluster(keep: str | None, wanted: dict) -> tuple[PostgresServer, bool]:
-    """(server, loaded): the cluster kept in ``keep`` if it was loaded with ``wanted``
-    (count, years, schema), else a new one (moved into ``keep`` when given).
+def open_cluster(keep: str | None, wanted: dict) -> tuple[PostgresServer, str | None]:
+    """(server, kept): the cluster kept in ``keep`` if it was loaded with ``wanted``'s
+    count and years, and either the same schema or a recorded migration revision to
+    upgrade from (``kept`` is then "same" or that revision); else a new one (moved into
+    ``keep`` when given, ``kept`` None).
     Raises subprocess.CalledProcessError if PostgreSQL cannot start."""
     marker = os.path.join(keep, "bench.json") if keep else ""
     if keep and os.path.exists(marker):
         with open(marker) as f:
-            if json.load(f) == wanted:
-                template = start_postgres()  # for the user, binaries and run_as
-                template.stop("immediate")
-                shutil.rmtree(template.datadir, ignore_errors=True)
-                server = PostgresServer("127.0.0.1", free_port(), template.user, keep,
-                                        template.bindir, template.run_as)
-                server.start()
-                return server, True
+            found = json.load(f)
+        same = all(found.get(k) == wanted[k] for k in ("count", "years"))
+        kept = "same" if found.get("schema") == wanted["schema"] else found.get("revision")
+        if same and kept:
+            template = start_postgres()  # for the user, binaries and run_as
+            template.stop("immediate")
+            shutil.rmtree(template.datadir, ignore_errors=True)
+            server = PostgresServer("127.0.0.1", free_port(), template.user, keep,
+                                    template.bindir, template.run_as)
+            server.start()
+            return server, kept
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
     server = start_postgres()
@@ -201,7 +208,19 @@ def open_cluster(keep: str | None, wanted: dict) -> tuple[PostgresServer, bool]:
         shutil.move(server.datadir, keep)
         server.datadir = keep
         server.start()
-    return server, False
+    return server, None
+
+
+def migrate(app, revision: str) -> float:
+    """Upgrade a kept cluster made by ``create_all`` at migration ``revision`` to the
+    migrations' head (what `flask db upgrade` does in production); seconds taken."""
+    from flask_migrate import stamp, upgrade
+
+    started = time.perf_counter()
+    with app.app_context():
+        stamp(revision=revision)
+        upgrade()
+    return time.perf_counter() - started
 
 
 def timed(client, url: str, runs: int) -> tuple[float, int, int]:
@@ -348,7 +367,11 @@ def main(argv=None) -> int:
     keep = os.path.abspath(args.keep) if args.keep else None
     with create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}).app_context():
         wanted = {"count": args.count, "years": args.years, "schema": schema_fingerprint()}
-    server, loaded_before = open_cluster(keep, wanted)
+        from workflow.readiness import migrations_head
+
+        wanted_revision = migrations_head()
+    server, kept = open_cluster(keep, wanted)
+    loaded_before = kept is not None
     instance = tempfile.mkdtemp(prefix="gh-bench-")
     try:
         url = server.url("gh_bench")
@@ -366,6 +389,11 @@ def main(argv=None) -> int:
         with open(app.config["ANCHOR_KEY_FILE"], "wb") as f:
             f.write(os.urandom(32))  # a raw Ed25519 key, thrown away with the instance
         app.instance_path = instance
+        if kept not in (None, "same"):
+            print(f"migrating the kept cluster from {kept} to {wanted_revision}: "
+                  f"{migrate(app, kept):.0f} s")
+            with open(os.path.join(keep, "bench.json"), "w") as f:
+                json.dump({**wanted, "revision": wanted_revision}, f)
         if loaded_before:
             print(f"reusing the cluster in {keep} ({args.count:,} referrals)")
         else:
@@ -376,7 +404,7 @@ def main(argv=None) -> int:
                   + ", ".join(f"{k} {v:.0f} s" for k, v in loaded.items()))
             if keep:
                 with open(os.path.join(keep, "bench.json"), "w") as f:
-                    json.dump(wanted, f)
+                    json.dump({**wanted, "revision": wanted_revision}, f)
         with app.app_context():
             from extensions import db
 

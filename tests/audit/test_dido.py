@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from extensions import db
 from models import LinkedStudy, Referral
@@ -19,7 +20,7 @@ from workflow import access_log
 from workflow.audit import dido
 from workflow.referrals import actions as referrals
 from workflow.seed import DEMO_PASSWORD
-from workflow.times import now
+from workflow.times import LONDON, now
 
 pytestmark = pytest.mark.clock
 SPECIALIST = STROKE_SPECIALISTS[0]
@@ -35,6 +36,8 @@ def test_a_dicom_study_time_is_read_as_uk_wall_clock_time():
     assert dido.study_time("20261129", "") == utc("2026-11-29T00:00:00")
     assert dido.study_time("", "0930") is None
     assert dido.study_time("2026XX01", "0930") is None
+    # 01:30 happens twice on 25 October 2026: the first, in BST
+    assert dido.study_time("20261025", "013000") == utc("2026-10-25T00:30:00")
 
 
 def test_the_steps_add_up_to_the_door_in_door_out_time():
@@ -152,3 +155,119 @@ def test_the_bars_can_be_per_referring_hospital(network, clock):
     assert (bar.label, bar.transfers, bar.total) == ("PIL", 1, 90)
     with pytest.raises(ValueError, match="month or hospital"):
         dido.bars([], by="hub")
+
+
+def minutes(text: str, after: float) -> datetime:
+    return utc(text) + timedelta(minutes=after)
+
+
+@pytest.fixture
+def varied_transfers(make_referral):
+    """Transfers whose steps go every way a real night goes, as (UTC arrival, site,
+    linked studies as (StudyDate, StudyTime), images at hub, decided, departed) with the
+    last three in minutes after arrival (None: not recorded)."""
+    made = []
+
+    def transfer_at(arrived: datetime, site: str, studies, images, decided, departed,
+                    outcome: str = "transfer") -> Referral:
+        referral = make_referral(arrived + timedelta(minutes=30), site=site, decision=1,
+                                 departed=1, outcome=outcome, door_in=-30)
+        after = lambda m: arrived + timedelta(minutes=m) if m is not None else None  # noqa: E731
+        referral.arrived_at, referral.first_image_viewed_at = arrived, after(images)
+        referral.decided_at, referral.departed_at = after(decided), after(departed)
+        for n, (day, clock) in enumerate(studies):
+            db.session.add(LinkedStudy(
+                referral_id=referral.id, hospital_id=referral.referring_hospital_id,
+                study_uid=f"1.2.826.0.1.3680043.8.498.{referral.id}.{n}", study_date=day,
+                modalities="CT", linked_by_id=referral.referrer_id,
+                snapshot={"study_time": clock, "description": "CT head"}))
+        db.session.commit()
+        made.append(referral)
+        return referral
+
+    # In order, in summer (BST): CT at 11:15 BST = 10:15 UTC.
+    transfer_at(utc("2026-06-15T10:00:00.250000"), "PIL", [("20260615", "111500.5")],
+                40, 60, 90)
+    # No study linked, the images never opened at the hub.
+    transfer_at(utc("2026-06-16T02:00"), "LCH", [], None, 30, 75)
+    # Decided before the hub opened the images (out of order), CT in hhmm form.
+    transfer_at(utc("2026-06-17T09:00"), "PIL", [("20260617", "1010")], 50, 30, 80)
+    # Only a scan from before arrival (a previous attendance): no CT for this transfer.
+    transfer_at(utc("2026-06-18T12:00"), "PIL", [("20260618", "124500")], 20, 35, 70)
+    # Several studies: one before arrival, two after; the earliest after arrival counts.
+    transfer_at(utc("2026-06-19T08:00"), "LCH",
+                [("20260619", "085000"), ("20260619", "093000"), ("20260619", "091200")],
+                40, 55, 100)
+    # Bad StudyDate (not a date; empty) beside a readable one; a StudyTime of letters
+    # reads as midnight of its date (before arrival here).
+    transfer_at(utc("2026-06-20T07:00"), "PIL",
+                [("2026XX20", "081000"), ("", "081500"), ("20260620", "ab"),
+                 ("20260620", "082000.999")], 45, 50, 95)
+    # Taken at 01:30 on the night the clocks go back (25 October 2026): read as the first
+    # 01:30 (BST, 00:30 UTC), ten minutes after arrival; the hub never opened the images.
+    transfer_at(utc("2026-10-25T00:20"), "PIL", [("20261025", "013000")], None, 40, 65)
+    # Departed before the decision was recorded (out of order), and no decision at all.
+    transfer_at(utc("2026-11-02T15:00"), "LCH", [("20261102", "151000")], 15, 70, 60)
+    transfer_at(utc("2026-11-03T15:00"), "PIL", [("20261103", "152000")], 25, None, 60)
+    # Either side of a month boundary, in BST (UK midnight is 23:00 UTC) and in GMT.
+    transfer_at(utc("2026-05-31T22:59:59"), "PIL", [("20260531", "235959")], 10, 20, 30)
+    transfer_at(utc("2026-05-31T23:00:00"), "LCH", [("20260601", "001000")], 15, 25, 45)
+    transfer_at(utc("2026-11-30T23:59:59"), "PIL", [("20261201", "001500")], 30, 40, 50)
+    transfer_at(utc("2026-12-01T00:00:00"), "LCH", [("20261201", "000500")], 10, 20, 50)
+    # Not counted: not departed yet; treated locally.
+    transfer_at(utc("2026-06-21T10:00"), "PIL", [("20260621", "101000")], 20, 30, None)
+    transfer_at(utc("2026-06-22T10:00"), "PIL", [("20260622", "101000")], 20, 30, 60,
+                outcome="treat_locally")
+    db.session.expire_all()
+    return made
+
+
+def reference_bars(by: str) -> dict[str, tuple[int, dict[str, float]]]:
+    """The bars as the referral page's breakdown gives each transfer, summed in Python."""
+    found: dict[str, tuple[int, dict[str, float]]] = {}
+    for r in db.session.scalars(select(Referral).where(
+            Referral.outcome == "transfer", Referral.departed_at.is_not(None),
+            Referral.arrived_at.is_not(None))):
+        steps = dido.for_referral(r)
+        label = (r.arrived_at.astimezone(LONDON).strftime("%Y-%m") if by == "month"
+                 else r.referring_hospital.code)
+        count, sums = found.get(label, (0, {}))
+        for step in steps.steps:
+            sums[step.key] = sums.get(step.key, 0.0) + (step.minutes or 0.0)
+        sums["not_split"] = sums.get("not_split", 0.0) + steps.not_split
+        found[label] = (count + 1, sums)
+    return found
+
+
+@pytest.mark.parametrize("by", ["month", "hospital"])
+def test_the_bars_are_the_referral_breakdowns_summed(varied_transfers, by):
+    expected = reference_bars(by)
+    for key in (*(k for k, *_ in dido.STEPS), "not_split"):  # every sum is tested
+        assert any(sums[key] > 0 for _count, sums in expected.values()), key
+    found = dido.bars([], by=by)
+    assert [b.label for b in found] == sorted(expected)
+    assert {b.label: (b.transfers, b.sums) for b in found} == {
+        label: (count, pytest.approx(sums, rel=1e-12)) for label, (count, sums)
+        in expected.items()}
+    if by == "month":
+        assert [(b.label, b.transfers) for b in found] == [
+            ("2026-05", 1), ("2026-06", 7), ("2026-10", 1), ("2026-11", 3), ("2026-12", 1)]
+
+
+def test_a_study_read_in_the_hour_the_clocks_go_back_is_the_first_of_the_two(
+        varied_transfers):
+    [referral] = [r for r in varied_transfers if r.arrived_at == utc("2026-10-25T00:20")]
+    assert dido.for_referral(referral).milestones["ct"] == utc("2026-10-25T00:30")
+    [bar] = [b for b in dido.bars([]) if b.label == "2026-10"]
+    assert bar.sums["to_ct"] == 10
+
+
+def test_a_linked_study_keeps_its_time_taken_as_its_snapshot_changes(varied_transfers):
+    study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.study_date == "20260615"))
+    assert study.taken_at == utc("2026-06-15T10:15")
+    study.snapshot = {**study.snapshot, "study_time": "103000"}  # linked again, re-read
+    db.session.commit()
+    assert db.session.get(LinkedStudy, study.id).taken_at == utc("2026-06-15T09:30")
+    study.study_date = "2026XX15"
+    db.session.commit()
+    assert db.session.get(LinkedStudy, study.id).taken_at is None
