@@ -17,6 +17,11 @@ A step whose ends are both known and in order has its minutes; any other step's 
 (a milestone missing, or out of order: a decision made before anyone at the hub opened
 the images) are counted as "not split", so the steps always add up to the
 door-in-door-out time.
+
+The referral page reads one referral's studies as they are; the dashboard's bars read
+a year of transfers in one query, with each study's time already parsed into
+``linked_studies.taken_at`` (kept by ``install`` as the study is written), and add the
+steps up in numpy.
 """
 
 from __future__ import annotations
