@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 from extensions import db
 from tests.browser.test_viewer import sign_in
 from tests.paging.helpers import raise_stroke, run_sweep
-from tests.paging.test_webpush import NIGHT, signed_in, subscribe
+from tests.paging.test_webpush import NIGHT, subscribe
 
 pytestmark = [pytest.mark.browser, pytest.mark.clock]
 IDENTIFIERS = ("9434765919", "943 476 5919", "Smith", "Ann", "1950")
@@ -93,16 +93,21 @@ def test_a_push_delivered_to_the_real_service_worker_shows_the_page_without_the_
         desktop.wait_for_timeout(100)
     [note] = shown
     db.session.refresh(referral)
-    db.session.commit()  # SQLite: hold no transaction while the server answers
-    assert note["title"] == f"Stroke (hyperacute) referral {referral.reference}"
-    assert note["tag"] == referral.reference and note["requireInteraction"] is True
+    reference = referral.reference
+    # SQLite begins every transaction IMMEDIATE: a read left open here would hold the
+    # write lock, and the server's next request would wait behind this test.
+    db.session.commit()
+    assert note["title"] == f"Stroke (hyperacute) referral {reference}"
+    assert note["tag"] == reference and note["requireInteraction"] is True
     assert note["data"]["url"] == push.payload["url"]  # the page's own link
-    assert urlsplit(note["data"]["url"]).path.startswith("/ack/")
+    link = urlsplit(note["data"]["url"]).path
+    assert link.startswith("/ack/")
     for secret in IDENTIFIERS:
         assert secret not in json.dumps(note)
-    # The link is the page: signed in, it offers to accept the referral.
-    accept = signed_in(app, NIGHT).get(urlsplit(note["data"]["url"]).path)
-    assert accept.status_code == 200 and referral.reference in accept.get_data(as_text=True)
+    # The link is the page: in the signed-in browser, it offers to accept the referral.
+    desktop.goto(f"{live_server.url}{link}")
+    expect(desktop.get_by_role("button", name="I'll take this referral")).to_be_visible()
+    expect(desktop.locator("main")).to_contain_text(reference)
 
 
 def test_turning_on_push_where_the_browser_has_no_push_service_says_so_and_stays_usable(
