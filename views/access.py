@@ -3,7 +3,9 @@ one way a view refuses a referral the user may not see, and the check of UIDs in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
+from typing import TypeVar
 
 from flask import abort, request
 from flask_login import current_user
@@ -11,11 +13,12 @@ from werkzeug.routing import IntegerConverter
 
 from extensions import db
 from integrations.dicom_uid import is_uid
-from models import Referral
 from workflow import access_log
 from workflow.accounts import policy
 from workflow.errors import NotAllowed
 from workflow.referrals import access
+
+T = TypeVar("T")
 
 
 class DatabaseId(IntegerConverter):
@@ -60,14 +63,16 @@ def requires(permission: str):
     return decorator
 
 
-def visible_or_refuse(referral_id: int, action: str, detail: str = "") -> Referral:
-    """The referral if the current user may see it.
+def visible_or_refuse(referral_id: int, action: str, detail: str = "", *,
+                      find: Callable[..., T] = access.get_visible) -> T:
+    """The referral if the current user may see it: ``find(current_user, referral_id)``,
+    the referral by default (the image views read it with their study).
 
     Raises NotFound (404) when there is none, and NotAllowed (403) after rolling back
     and writing a ``denied`` access-log row for ``action``.
     """
     try:
-        return access.get_visible(current_user, referral_id)
+        return find(current_user, referral_id)
     except NotAllowed:
         db.session.rollback()
         access_log.record(action, "denied", user=current_user, address=client_address(),

@@ -142,14 +142,15 @@ def list_studies(referral_id: int):
 def rendered(referral_id: int, study_uid: str, sop_uid: str):
     """One frame as PNG or JPEG with a window preset (or window=center,width)."""
     detail = f"{study_uid}/{sop_uid}"[:300]
-    referral = visible_or_refuse(referral_id, "image.view", detail)
+    study = visible_or_refuse(referral_id, "image.view", detail,
+                              find=lambda user, rid: frames.visible(user, rid, study_uid))
     preset = request.args.get("preset")
     if request.args.get("window"):
         preset = request.args["window"]
     try:
         spec = frames.frame_spec(study_uid, sop_uid, frame=request.args.get("frame"),
                                  preset=preset, fmt=request.args.get("format"))
-        frame = frames.render_frame(referral, spec)
+        frame = frames.render_frame(study, spec)
     except DomainError as exc:
         db.session.rollback()
         _log("image.view", "failure", referral_id, f"{detail}: {exc}"[:500])
@@ -173,7 +174,8 @@ def rendered_series(referral_id: int, study_uid: str, series_uid: str):
     slice that could not be rendered: ask for it alone to learn why).
     """
     detail = f"{study_uid}/{series_uid}"[:300]
-    referral = visible_or_refuse(referral_id, "image.view", detail)
+    study = visible_or_refuse(referral_id, "image.view", detail,
+                              find=lambda user, rid: frames.visible(user, rid, study_uid))
     preset = request.args.get("window") or request.args.get("preset")
     try:
         first = int(request.args.get("first") or 1)
@@ -181,7 +183,7 @@ def rendered_series(referral_id: int, study_uid: str, series_uid: str):
     except ValueError:
         raise ValidationFailed({"first": "first and count must be whole numbers"}) from None
     try:
-        batch = frames.render_series(referral, study_uid, series_uid, first=first, count=count,
+        batch = frames.render_series(study, series_uid, first=first, count=count,
                                      preset=preset, fmt=request.args.get("format"))
     except DomainError as exc:
         db.session.rollback()

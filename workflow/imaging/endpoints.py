@@ -61,7 +61,7 @@ class PacsTarget:
         return self.viewer_url_template.replace("{study_uid}", study_uid)
 
 
-def _target(endpoint: PacsEndpoint) -> PacsTarget:
+def endpoint_target(endpoint: PacsEndpoint) -> PacsTarget:
     """The endpoint's call details, its secret decrypted. A secret still stored plain
     (from before encryption) is sealed in the session: every caller commits next."""
     hospital = endpoint.hospital
@@ -80,14 +80,14 @@ def targets(hospital_code: str | None = None) -> list[PacsTarget]:
     query = select(PacsEndpoint).join(Hospital).where(PacsEndpoint.base_url != "")
     if hospital_code:
         query = query.where(Hospital.code == hospital_code)
-    return [_target(e) for e in db.session.scalars(query.order_by(Hospital.name))]
+    return [endpoint_target(e) for e in db.session.scalars(query.order_by(Hospital.name))]
 
 
 def target_for_hospital(hospital_id: int) -> PacsTarget | None:
     endpoint = db.session.scalar(select(PacsEndpoint)
                                  .where(PacsEndpoint.hospital_id == hospital_id)
                                  .options(joinedload(PacsEndpoint.hospital)))
-    return _target(endpoint) if endpoint is not None and endpoint.base_url else None
+    return endpoint_target(endpoint) if endpoint is not None and endpoint.base_url else None
 
 
 _clients: dict[tuple, DicomWebClient] = {}
@@ -152,7 +152,7 @@ def record_outcome(*outcomes: Outcome) -> None:
 def test_connection(endpoint_id: int) -> Outcome:
     """Ping the endpoint (one small QIDO query) and record the result."""
     endpoint = db.session.get(PacsEndpoint, endpoint_id)
-    target = _target(endpoint)
+    target = endpoint_target(endpoint)
     db.session.commit()  # no transaction open while the PACS answers
     _, outcome = timed(target, lambda: client(target).ping())
     record_outcome(outcome)

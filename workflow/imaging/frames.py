@@ -21,12 +21,13 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import and_, select
+from sqlalchemy.orm import load_only
 
 from extensions import db
 from integrations import imaging
 from integrations.dicom_uid import is_uid
-from models import LinkedStudy, Referral, User
+from models import Hospital, LinkedStudy, PacsEndpoint, Referral, User
 from workflow import access_log
 from workflow.errors import NotFound, ValidationFailed
 from workflow.imaging import orientation, render_pool, series_fetch
@@ -36,10 +37,12 @@ from workflow.imaging.endpoints import (
     Outcome,
     PacsTarget,
     client,
+    endpoint_target,
     record_outcome,
     target_for_hospital,
     timed,
 )
+from workflow.referrals.access import FOR_ACCESS_CHECK, check_visible, valid_id
 from workflow.times import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -114,31 +117,73 @@ class Located:
     frames: int
 
 
+@dataclass(frozen=True)
+class Linked:
+    """A referral and one of its linked studies as an image request needs them, read
+    in one query (`linked_study`): every slice and run of slices is a request, and each
+    query a round trip to the database."""
+
+    referral: Referral  # only what the access check reads (access.FOR_ACCESS_CHECK)
+    study_uid: str
+    study: LinkedStudy | None  # None: no such study is linked to this referral
+    hospital_name: str  # the study's hospital
+    endpoint: PacsEndpoint | None  # its PACS endpoint, if it has one
+
+    @property
+    def has_pacs(self) -> bool:
+        return self.endpoint is not None and bool(self.endpoint.base_url)
+
+    def target(self) -> PacsTarget:
+        """The PACS call details (the secret decrypted): only for a request that calls
+        the PACS. Raises NotFound when the study's hospital has no PACS any more."""
+        if not self.has_pacs:
+            raise NotFound(f"{self.hospital_name} has no PACS endpoint any more")
+        return endpoint_target(self.endpoint)
+
+    def snapshot(self) -> dict:
+        """The study's snapshot. Raises NotFound when the study is not linked."""
+        if self.study is None:
+            raise NotFound("no such study is linked to this referral")
+        return self.study.snapshot or {}
+
+
+def linked_study(referral_id: int, study_uid: str) -> Linked:
+    """The referral (what its access check reads), its linked study ``study_uid`` (or
+    None) and that study's hospital and PACS endpoint, in one query. Raises NotFound
+    when there is no such referral. Whether the user may see it is the caller's to
+    check (`visible`)."""
+    if not valid_id(referral_id):
+        raise NotFound(f"no referral {referral_id}")
+    row = db.session.execute(
+        select(Referral, LinkedStudy, Hospital, PacsEndpoint)
+        .outerjoin(LinkedStudy, and_(LinkedStudy.referral_id == Referral.id,
+                                     LinkedStudy.study_uid == study_uid))
+        .outerjoin(Hospital, Hospital.id == LinkedStudy.hospital_id)
+        .outerjoin(PacsEndpoint, PacsEndpoint.hospital_id == LinkedStudy.hospital_id)
+        .where(Referral.id == referral_id)
+        .options(*FOR_ACCESS_CHECK, load_only(LinkedStudy.hospital_id, LinkedStudy.snapshot),
+                 load_only(Hospital.code, Hospital.name))  # what endpoint_target reads
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no referral {referral_id}")
+    referral, study, hospital, endpoint = row
+    return Linked(referral, study_uid, study, hospital.name if hospital else "", endpoint)
+
+
+def visible(user: User, referral_id: int, study_uid: str) -> Linked:
+    """`linked_study`, if ``user`` may see the referral. Raises NotFound (no such referral)
+    or NotAllowed (outside the user's rights; the caller logs the refusal)."""
+    found = linked_study(referral_id, study_uid)
+    check_visible(user, found.referral)
+    return found
+
+
 def _find(snapshot: dict, sop_uid: str) -> tuple[str, int] | None:
     for series in snapshot.get("series", []):
         for instance in series.get("instances", []):
             if instance.get("sop_uid") == sop_uid:
                 return series["series_uid"], int(instance.get("frames") or 1)
     return None
-
-
-def locate(referral: Referral, study_uid: str, sop_uid: str) -> Located:
-    """Where an instance of a linked study lives. Raises NotFound (404): a UID that is
-    not a DICOM UID, the study is not linked to this referral, the instance is not in
-    it, or its hospital has no PACS."""
-    if not (is_uid(study_uid) and is_uid(sop_uid)):
-        raise NotFound("no such study or instance (not a DICOM UID)")
-    study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
-                                                        LinkedStudy.study_uid == study_uid))
-    if study is None:
-        raise NotFound("no such study is linked to this referral")
-    found = _find(study.snapshot or {}, sop_uid)
-    if found is None:
-        raise NotFound("no such instance in this study")
-    target = target_for_hospital(study.hospital_id)
-    if target is None:
-        raise NotFound(f"{study.hospital.name} has no PACS endpoint any more")
-    return Located(target, found[0], found[1])
 
 
 _last_success: dict[int, float] = {}
@@ -196,22 +241,31 @@ class RenderedFrame:
     series_uid: str
 
 
-def render_frame(referral: Referral, spec: FrameSpec) -> RenderedFrame:
+def render_frame(study: Linked, spec: FrameSpec) -> RenderedFrame:
     """One frame, from the caches or rendered now from the PACS's file.
 
-    Raises NotFound (not linked, no such instance), ValidationFailed (frame beyond the
+    Raises NotFound (a UID that is not a DICOM UID, the study is not linked, no such
+    instance in it, or its hospital has no PACS), ValidationFailed (frame beyond the
     instance, or the file cannot be rendered: the ImagingError reason) or
     ImagesUnavailable (the PACS is down, slow or failing; names the hospital).
     """
-    where = locate(referral, spec.study_uid, spec.sop_uid)
-    if spec.frame > where.frames:
-        raise ValidationFailed({"frame": f"this instance has {where.frames} frame(s)"})
+    if not (is_uid(spec.study_uid) and is_uid(spec.sop_uid)):
+        raise NotFound("no such study or instance (not a DICOM UID)")
+    found = _find(study.snapshot(), spec.sop_uid)
+    if found is None:
+        raise NotFound("no such instance in this study")
+    if not study.has_pacs:
+        study.target()  # raises NotFound naming the hospital
+    series_uid, frame_count = found
+    if spec.frame > frame_count:
+        raise ValidationFailed({"frame": f"this instance has {frame_count} frame(s)"})
     app = current_app._get_current_object()
-    image, found = caches(app).get_frame(spec.key)
+    image, cached = caches(app).get_frame(spec.key)
     if image is None:
+        where = Located(study.target(), series_uid, frame_count)
         db.session.commit()  # nothing held open while the PACS answers
-        image, found = _render(app, spec, where), "miss"
-    return RenderedFrame(image, CONTENT_TYPES[spec.fmt], found, where.series_uid)
+        image, cached = _render(app, spec, where), "miss"
+    return RenderedFrame(image, CONTENT_TYPES[spec.fmt], cached, series_uid)
 
 
 MAX_BATCH = 64  # slices in one series request
@@ -236,8 +290,8 @@ class SeriesFrames:
         return CONTENT_TYPES[self.fmt]
 
 
-def render_series(referral: Referral, study_uid: str, series_uid: str, *, first: int,
-                  count: int, preset: str | None, fmt: str | None) -> SeriesFrames:
+def render_series(study: Linked, series_uid: str, *, first: int, count: int,
+                  preset: str | None, fmt: str | None) -> SeriesFrames:
     """Slices ``first``..``first+count-1`` of a linked series (frame 1 of each instance),
     from the caches or rendered now, so the viewer fetches a series in a few requests.
 
@@ -249,33 +303,34 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
     """
     if count < 1 or count > MAX_BATCH:
         raise ValidationFailed({"count": f"count must be from 1 to {MAX_BATCH}"})
+    study_uid = study.study_uid
     asked = frame_spec(study_uid, "", preset=preset, fmt=fmt)
     if not (is_uid(study_uid) and is_uid(series_uid)):
         raise NotFound("no such study or series (not a DICOM UID)")
-    study = db.session.scalar(select(LinkedStudy).where(LinkedStudy.referral_id == referral.id,
-                                                        LinkedStudy.study_uid == study_uid))
-    if study is None:
-        raise NotFound("no such study is linked to this referral")
-    series = next((s for s in (study.snapshot or {}).get("series", [])
+    series = next((s for s in study.snapshot().get("series", [])
                    if s.get("series_uid") == series_uid), None)
     if series is None:
         raise NotFound("no such series in this study")
     instances = series.get("instances", [])
     if first < 1 or first > len(instances):
         raise ValidationFailed({"first": f"first must be from 1 to {len(instances)}"})
-    target = target_for_hospital(study.hospital_id)
-    if target is None:
-        raise NotFound(f"{study.hospital.name} has no PACS endpoint any more")
-    db.session.commit()  # the caches and the PACS are read with no transaction open
+    if not study.has_pacs:
+        study.target()  # raises NotFound naming the hospital
     wanted = instances[first - 1:first - 1 + count]
+    sop_uids = [i["sop_uid"] for i in wanted]
     app = current_app._get_current_object()
     cache = caches(app)
-    specs = [FrameSpec(study_uid, i["sop_uid"], 1, asked.preset, asked.fmt) for i in wanted]
-    missing = [s.key for s in specs if cache.get_frame(s.key)[0] is None]
-    failure = ""
-    if missing:  # even one: while the series is on its way, fetching it alone is waste
-        failure = series_fetch.await_slices(
-            app, series_work(target, study_uid, series, asked), missing, book=_book)
+    specs = [FrameSpec(study_uid, sop, 1, asked.preset, asked.fmt) for sop in sop_uids]
+    cached = [cache.get_frame(s.key)[0] for s in specs]
+    missing = [s.key for s, image in zip(specs, cached, strict=True) if image is None]
+    if not missing:  # a warm run: no PACS call, so no PACS secret decrypted either
+        return SeriesFrames(series_uid, first, len(instances), sop_uids, cached,
+                            asked.preset, asked.fmt, 0)
+    target = study.target()
+    db.session.commit()  # the PACS is called with no transaction open
+    # Even one slice missing: while the series is on its way, fetching it alone is waste.
+    failure = series_fetch.await_slices(
+        app, series_work(target, study_uid, series, asked), missing, book=_book)
     images: list[bytes | None] = []
     misses, pacs_failed = len(missing), bool(failure)  # one timeout per request at most
     for instance, spec in zip(wanted, specs, strict=True):
@@ -293,8 +348,8 @@ def render_series(referral: Referral, study_uid: str, series_uid: str, *, first:
         images.append(image)
     if failure and not any(images):
         raise ImagesUnavailable(target.hospital_name, failure)
-    return SeriesFrames(series_uid, first, len(instances), [i["sop_uid"] for i in wanted],
-                        images, asked.preset, asked.fmt, misses)
+    return SeriesFrames(series_uid, first, len(instances), sop_uids, images, asked.preset,
+                        asked.fmt, misses)
 
 
 def series_work(target: PacsTarget, study_uid: str, series: dict, asked: FrameSpec

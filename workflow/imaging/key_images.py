@@ -95,7 +95,6 @@ def identities(referral_id: int) -> list[dict]:
 def rendered_for_record(referral_id: int, items: list[dict]) -> list[dict]:
     """``items`` (identities from a record) with a PNG ``data_uri`` each, or an empty one
     and a note when the image cannot be had now. Call outside any transaction."""
-    referral = db.session.get(Referral, referral_id)
     out = []
     for item in items:
         entry = {"label": item.get("label", ""), "data_uri": "", "note": ""}
@@ -103,7 +102,8 @@ def rendered_for_record(referral_id: int, items: list[dict]) -> list[dict]:
             spec = frames.frame_spec(item["study_uid"], item["sop_uid"],
                                      frame=item.get("frame", 1),
                                      preset=item.get("preset", "brain"), fmt="png")
-            image = frames.render_frame(referral, spec).image
+            study = frames.linked_study(referral_id, spec.study_uid)
+            image = frames.render_frame(study, spec).image
             entry["data_uri"] = "data:image/png;base64," + base64.b64encode(image).decode()
         except Exception as exc:  # noqa: BLE001 - a missing picture must not stop the record
             log.warning("key image %s for referral %s: %s", item.get("sop_uid"), referral_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, load_only
 
 from extensions import db
 from models import HubService, Referral, Role, Specialty, User
@@ -79,10 +79,35 @@ MAX_ID = 2**31 - 1
 def find(model, object_id: int, options=()):
     """The row of ``model`` with ``object_id`` (loaded with ``options``), or None (also
     for an id out of range)."""
-    if not isinstance(object_id, int) or isinstance(object_id, bool) \
-            or not 1 <= object_id <= MAX_ID:
+    if not valid_id(object_id):
         return None
     return db.session.get(model, object_id, options=options)
+
+
+def valid_id(object_id: object) -> bool:
+    """Whether ``object_id`` can name a row (an int from 1 to MAX_ID, not a bool)."""
+    return isinstance(object_id, int) and not isinstance(object_id, bool) \
+        and 1 <= object_id <= MAX_ID
+
+
+# Loader options for a Referral read only to decide who may see it (`check_visible`):
+# the columns `actor_kinds` reads and its hub service's hospital and specialty code,
+# joined into the query that reads the referral. A request that serves one image slice
+# needs no more of the referral, and each column and row the ORM builds costs time.
+FOR_ACCESS_CHECK = (
+    load_only(Referral.referring_hospital_id, Referral.assigned_specialist_id,
+              Referral.hub_service_id),
+    joinedload(Referral.hub_service).load_only(HubService.hospital_id, HubService.specialty_id)
+    .joinedload(HubService.specialty).load_only(Specialty.code),
+)
+
+
+def check_visible(user: User | None, referral: Referral) -> Referral:
+    """``referral`` if ``user`` may see it. Raises NotAllowed when it is outside the
+    user's rights (the caller logs the refusal)."""
+    if not can_view(user, referral):
+        raise NotAllowed("this referral is outside your hospital or service")
+    return referral
 
 
 def get_referral(referral_id: int) -> Referral:
@@ -101,7 +126,4 @@ def get_visible(user: User, referral_id: int) -> Referral:
     Raises NotFound when there is no such referral, NotAllowed when it is outside the
     user's rights (the caller logs the refusal).
     """
-    referral = get_referral(referral_id)
-    if not can_view(user, referral):
-        raise NotAllowed("this referral is outside your hospital or service")
-    return referral
+    return check_visible(user, get_referral(referral_id))
