@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -243,16 +243,21 @@ def start_session(user: User, address: str, detail: str = "") -> LoginSession:
     return row
 
 
+# Built once: every signed-in request runs it, and building a select with its loader
+# options costs more than the database takes to answer it.
+_LOGIN_SESSION = (
+    select(LoginSession).where(LoginSession.id == bindparam("session_id"))
+    .options(joinedload(LoginSession.user).joinedload(User.role_rows),
+             joinedload(LoginSession.user).joinedload(User.specialties)))
+
+
 def load_login_session(session_id: str) -> LoginSession | None:
     """The login session a cookie names, with its user and the user's roles and
     specialties, in one query: every signed-in request starts here, and each query is a
     round trip to the database. Whether the session is still open is `touch_session`'s
     to say; it finds this row in the database session while the row is referenced."""
-    return db.session.scalars(
-        select(LoginSession).where(LoginSession.id == session_id)
-        .options(joinedload(LoginSession.user).joinedload(User.role_rows),
-                 joinedload(LoginSession.user).joinedload(User.specialties))
-    ).unique().one_or_none()
+    return db.session.scalars(_LOGIN_SESSION, {"session_id": session_id}
+                              ).unique().one_or_none()
 
 
 def touch_session(session_id: str | None, user_id: int, idle: timedelta) -> bool:

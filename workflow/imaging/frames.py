@@ -21,7 +21,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import load_only
 
 from extensions import db
@@ -147,6 +147,19 @@ class Linked:
         return self.study.snapshot or {}
 
 
+# Built once: it runs for every slice, and building a select with its loader options
+# costs more than the database takes to answer it.
+_LINKED_STUDY = (
+    select(Referral, LinkedStudy, Hospital, PacsEndpoint)
+    .outerjoin(LinkedStudy, and_(LinkedStudy.referral_id == Referral.id,
+                                 LinkedStudy.study_uid == bindparam("study_uid")))
+    .outerjoin(Hospital, Hospital.id == LinkedStudy.hospital_id)
+    .outerjoin(PacsEndpoint, PacsEndpoint.hospital_id == LinkedStudy.hospital_id)
+    .where(Referral.id == bindparam("referral_id"))
+    .options(*FOR_ACCESS_CHECK, load_only(LinkedStudy.hospital_id, LinkedStudy.snapshot),
+             load_only(Hospital.code, Hospital.name)))  # what endpoint_target reads
+
+
 def linked_study(referral_id: int, study_uid: str) -> Linked:
     """The referral (what its access check reads), its linked study ``study_uid`` (or
     None) and that study's hospital and PACS endpoint, in one query. Raises NotFound
@@ -154,16 +167,8 @@ def linked_study(referral_id: int, study_uid: str) -> Linked:
     check (`visible`)."""
     if not valid_id(referral_id):
         raise NotFound(f"no referral {referral_id}")
-    row = db.session.execute(
-        select(Referral, LinkedStudy, Hospital, PacsEndpoint)
-        .outerjoin(LinkedStudy, and_(LinkedStudy.referral_id == Referral.id,
-                                     LinkedStudy.study_uid == study_uid))
-        .outerjoin(Hospital, Hospital.id == LinkedStudy.hospital_id)
-        .outerjoin(PacsEndpoint, PacsEndpoint.hospital_id == LinkedStudy.hospital_id)
-        .where(Referral.id == referral_id)
-        .options(*FOR_ACCESS_CHECK, load_only(LinkedStudy.hospital_id, LinkedStudy.snapshot),
-                 load_only(Hospital.code, Hospital.name))  # what endpoint_target reads
-    ).one_or_none()
+    row = db.session.execute(_LINKED_STUDY, {"referral_id": referral_id,
+                                             "study_uid": study_uid}).one_or_none()
     if row is None:
         raise NotFound(f"no referral {referral_id}")
     referral, study, hospital, endpoint = row
