@@ -129,15 +129,15 @@ class Linked:
     hospital_name: str  # the study's hospital
     endpoint: PacsEndpoint | None  # its PACS endpoint, if it has one
 
-    @property
-    def has_pacs(self) -> bool:
-        return self.endpoint is not None and bool(self.endpoint.base_url)
+    def require_pacs(self) -> None:
+        """Raises NotFound when the study's hospital has no PACS endpoint any more."""
+        if self.endpoint is None or not self.endpoint.base_url:
+            raise NotFound(f"{self.hospital_name} has no PACS endpoint any more")
 
     def target(self) -> PacsTarget:
-        """The PACS call details (the secret decrypted): only for a request that calls
+        """The PACS call details, the secret decrypted: only for a request that calls
         the PACS. Raises NotFound when the study's hospital has no PACS any more."""
-        if not self.has_pacs:
-            raise NotFound(f"{self.hospital_name} has no PACS endpoint any more")
+        self.require_pacs()
         return endpoint_target(self.endpoint)
 
     def snapshot(self) -> dict:
@@ -259,8 +259,7 @@ def render_frame(study: Linked, spec: FrameSpec) -> RenderedFrame:
     found = _find(study.snapshot(), spec.sop_uid)
     if found is None:
         raise NotFound("no such instance in this study")
-    if not study.has_pacs:
-        study.target()  # raises NotFound naming the hospital
+    study.require_pacs()
     series_uid, frame_count = found
     if spec.frame > frame_count:
         raise ValidationFailed({"frame": f"this instance has {frame_count} frame(s)"})
@@ -319,8 +318,7 @@ def render_series(study: Linked, series_uid: str, *, first: int, count: int,
     instances = series.get("instances", [])
     if first < 1 or first > len(instances):
         raise ValidationFailed({"first": f"first must be from 1 to {len(instances)}"})
-    if not study.has_pacs:
-        study.target()  # raises NotFound naming the hospital
+    study.require_pacs()
     wanted = instances[first - 1:first - 1 + count]
     sop_uids = [i["sop_uid"] for i in wanted]
     app = current_app._get_current_object()
