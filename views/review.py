@@ -3,6 +3,8 @@ patient's studies to a referral (search the network, tick, link; or upload files
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -78,6 +80,7 @@ def review(referral_id: int):
                for k in key_images.for_referral(referral_id)]
     body = render_template(
         "referrals/review.html", referral=referral, listing=listing, flagged=flagged,
+        first_slice=_first_slice(referral_id, listing, window),
         presets=[(p, frames.PRESET_LABELS[p]) for p in frames.VIEWER_PRESETS]
         + ([(window, f"Window {window.replace(',', '/')}")] if window else []),
         preset_windows=frames.PRESET_WINDOWS,
@@ -87,6 +90,22 @@ def review(referral_id: int):
         arriving_warnings=arrivals.still_arriving(referral))
     _log("image.list", "ok", referral_id, "review page")
     return body
+
+
+def _first_slice(referral_id: int, listing: list[dict], window: str) -> str:
+    """The URL of the slice the viewer opens on (the middle slice of the first series
+    with images, as JPEG, in its window), written into the page so that the browser
+    asks for it while it parses the page, before any script runs. The same URL as
+    static/js/viewer.js builds for it; "" when there is nothing to show."""
+    for study in listing:
+        for series in study["series"]:
+            if series["instances"]:
+                middle = series["instances"][len(series["instances"]) // 2]
+                preset = window or series["default_preset"]
+                return (url_for("api_images.rendered", referral_id=referral_id,
+                                study_uid=study["study_uid"], sop_uid=middle["sop_uid"])
+                        + f"?frame=1&preset={quote(preset, safe='')}&format=jpeg")
+    return ""
 
 
 @bp.post("/referrals/<int:referral_id>/key-images")
