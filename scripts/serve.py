@@ -61,9 +61,11 @@ def _start_cluster(datadir: Path, port: int) -> tuple[str, list[str]]:
 def gunicorn_command(port: int, workers: int, threads: int = 16) -> list[str]:
     """The web server's command line: `make serve` runs it, and so do the benches
     (bench/production.py), so that what they measure is what is deployed."""
-    # Threaded workers: each open page holds one live stream (views/live.py).
+    # Threaded workers: each open page holds one live stream (views/live.py). The
+    # settings file starts each worker's image render pool when the worker boots.
     return [str(BIN / "gunicorn"), "-w", str(workers), "--worker-class", "gthread",
-            "--threads", str(threads), "-b", f"127.0.0.1:{port}", "app:create_app()"]
+            "--threads", str(threads), "-b", f"127.0.0.1:{port}",
+            "-c", str(ROOT / "scripts" / "gunicorn_conf.py"), "app:create_app()"]
 
 
 def main() -> None:
