@@ -15,7 +15,8 @@ referrer sign in over HTTP (password and authenticator code). Measures:
      referral's page (the server prefetches; the bench waits until every slice is in
      the server's disk cache);
   2. Chromium (/usr/bin/chromium, 375x812) with the specialist's session cookie: open
-     the review page -> first slice painted, and -> every slice of a SLICES-slice series
+     the review page -> first slice on screen (the page's own <img> of it, or the
+     canvas, whichever painted first), and -> every slice of a SLICES-slice series
      loaded, cold and warm. The bench waits for the viewer's own marks (data-* on the
      canvas), never for a fixed time.
 Replaces the "## Viewer" section of docs/BENCHMARKS.md with the figures.
@@ -57,9 +58,13 @@ COMMAND = ".venv/bin/python bench/bench_viewer.py"
 # for it with ?. (a bare .dataset on null threw "Cannot read properties of null").
 SERIES_LOADED = "() => document.getElementById('viewer-canvas')?.dataset.seriesLoadedMs"
 READING = """\
-How the viewer fetches a series: the slice on screen is one request
-(`…/instances/<sop>/rendered`); once it has arrived, the rest of the series comes in runs
-of slices per request (`…/series/<series>/rendered?first=&count=`), nearest runs first.
+How the viewer fetches a series: the review page holds the slice it opens on (an `<img>`
+of the first series' middle slice, `…/instances/<sop>/rendered`), so the browser asks for
+it while it parses the page, before any script runs; the viewer's canvas adopts it and
+takes its place. Once it has arrived, the rest of the series comes in runs of 64 slices
+per request (`…/series/<series>/rendered?first=&count=`), 4 requests at a time, nearest
+runs first. "First slice painted" is the earlier of the browser's Element Timing of that
+`<img>` (when it was painted) and the canvas's first drawing of the slice.
 "Warm" is after the referrer linked the study on the referral's page and the server's prefetch
 had put every slice in its disk cache; "cold" is a study the server has never seen, each
 slice fetched from the PACS by WADO-RS and rendered during the measurement.

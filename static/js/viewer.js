@@ -447,14 +447,15 @@
   canvas.width = Math.max(1, Math.round(box.width * ratio));
   canvas.height = Math.max(1, Math.round(box.height * ratio));
   var openingUrl = opening && opening.dataset.frame;
+  var arrivedEarly = Boolean(opening && opening.complete && opening.naturalWidth);
   if (opening && opening.complete && !opening.naturalWidth) {
     opening.remove(); opening = null;  // it failed: asked again below, and explained
   } else if (opening) {
     images.set(openingUrl, opening);
     if (!opening.complete) watch(opening, openingUrl);
   }
-  choose(firstStudy, firstSeries);
-  if (opening && opening.complete) counted(openingUrl);
+  choose(firstStudy, firstSeries);  // draws it, if it is here: `opening` is then null
+  if (arrivedEarly) counted(openingUrl);
   // When the page's own first slice was on screen (read by the benchmark): the browser's
   // Element Timing of it, beside firstPaintSinceNavigationMs for the canvas.
   if (openingUrl && window.PerformanceObserver &&

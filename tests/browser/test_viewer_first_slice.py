@@ -4,6 +4,8 @@ asking for it again."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.browser.test_viewer import REFERRER, SPECIALIST, sign_in
@@ -51,3 +53,22 @@ def test_the_canvas_takes_over_the_pages_first_slice_without_asking_again(
     assert phone.eval_on_selector("#viewer-canvas", "c => c.dataset.slice") == "15"
     # The slice the page asked for is the one the canvas drew, asked for once.
     assert [u for u in asked if u.endswith(painted)] == [live_server.url + painted]
+
+
+def test_a_first_slice_that_came_before_the_script_counts_towards_the_whole_series(
+        referral, live_server, phone):
+    referral_id = _linked(referral)
+    sign_in(phone, live_server.url, SPECIALIST)
+
+    def late(route):  # the script arrives a second late: the slice is in by then
+        time.sleep(1)
+        route.continue_()
+
+    phone.route("**/static/js/viewer.js", late)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
+    phone.wait_for_function("() => document.getElementById('viewer-canvas')"
+                            ".dataset.seriesLoadedMs", timeout=30_000)
+    marks = phone.eval_on_selector("#viewer-canvas", "c => ({...c.dataset})")
+    assert marks["slice"] == "15"
+    # It was on screen (the page's own img, as the browser painted it) before the canvas.
+    assert float(marks["firstSliceShownMs"]) < float(marks["firstPaintSinceNavigationMs"])
