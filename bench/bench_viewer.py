@@ -57,6 +57,23 @@ COMMAND = ".venv/bin/python bench/bench_viewer.py"
 # The page is parsed after navigation commits: the canvas may not exist yet, so ask
 # for it with ?. (a bare .dataset on null threw "Cannot read properties of null").
 SERIES_LOADED = "() => document.getElementById('viewer-canvas')?.dataset.seriesLoadedMs"
+# Where the time went, from the browser's own Navigation and Resource Timing (ms since
+# navigation started): the page, its stylesheets and script, the first slice, the runs.
+STEPS = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const all = performance.getEntriesByType('resource');
+  const end = (test) => Math.max(...all.filter(e => test(e.name)).map(e => e.responseEnd));
+  const first = all.find(e => e.name.includes('/instances/') && e.name.includes('format=jpeg'));
+  const runs = all.filter(e => e.name.includes('/series/'));
+  return {html: nav.responseEnd, styles: end(n => n.endsWith('.css')),
+          script: end(n => n.endsWith('viewer.js')), dcl: nav.domContentLoadedEventStart,
+          asked: first.startTime, arrived: first.responseEnd,
+          runs: Math.min(...runs.map(e => e.startTime))};
+}"""
+STEP_LABELS = {"html": "page in (HTML response end)", "styles": "stylesheets in",
+               "script": "viewer.js in", "dcl": "script run (DOMContentLoaded)",
+               "asked": "first slice asked for", "arrived": "first slice in",
+               "runs": "first series run asked for"}
 READING = """\
 How the viewer fetches a series: the review page holds the slice it opens on (an `<img>`
 of the first series' middle slice, `…/instances/<sop>/rendered`), so the browser asks for
@@ -68,6 +85,23 @@ runs first. "First slice painted" is the earlier of the browser's Element Timing
 "Warm" is after the referrer linked the study on the referral's page and the server's prefetch
 had put every slice in its disk cache; "cold" is a study the server has never seen, each
 slice fetched from the PACS by WADO-RS and rendered during the measurement.
+
+What changed the first paint (583 ms cold, 372 ms warm at 850a10a, load 3.1; the table
+above after): the first slice's URL is in the page, so it is asked for while the page
+is parsed, beside the stylesheets and the script, instead of after the script has run.
+What is left is the page itself, the stylesheets and script (each a request to the
+server), running the script, and the slice's own request; on this machine each swings
+2-3x with the load. Tried and not kept: starting the series runs as soon as the script
+runs (before the first slice is in) made the first slice slower, since the runs take
+the server's CPU from it.
+
+Why a cold series takes longer in Chromium than bench_series measures server side: the
+runs are asked for only once the first slice is on screen (about the first paint), and
+from then the server's one series job (PACS fetch, render on every core) runs while
+Chromium shares the same two cores; the bytes-in to loaded gap (the browser decoding
+300 JPEGs) is 100-250 ms. Smaller or more runs do not shorten the job: each run waits
+for its slices, the last run for the last slice. Decoding with createImageBitmap was
+not tried: it would add decode work during the load, not take it away.
 
 Earlier figures in this section (before issue 18 part A) were measured with the Flask
 test client and the werkzeug development server on SQLite, without a real sign-in; they
@@ -145,6 +179,7 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                                    f"{slices}-slice series loaded (warm)": [],
                                    f"{slices}-slice series bytes in (cold)": [],
                                    f"{slices}-slice series bytes in (warm)": []}
+    steps: dict[str, list[float]] = {}
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -161,6 +196,8 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                               wait_until="commit")
                     page.wait_for_function(SERIES_LOADED, timeout=180_000)
                     data = page.eval_on_selector("#viewer-canvas", "c => ({...c.dataset})")
+                    for step, ms in page.evaluate(STEPS).items():
+                        steps.setdefault(f"{STEP_LABELS[step]} ({key})", []).append(ms)
                     out[f"first slice painted ({key})"].append(first_on_screen(data))
                     out[f"{slices}-slice series loaded ({key})"].append(
                         float(data["seriesLoadedMs"]))
@@ -170,7 +207,7 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                     forget(orthanc, study)
         finally:
             browser.close()
-    return out
+    return out, steps
 
 
 def first_on_screen(marks: dict) -> float:
@@ -192,10 +229,11 @@ def forget(orthanc, study_uid: str) -> None:
 
 
 def table(title: str, results: dict[str, list[float]], target: str) -> list[str]:
-    lines = [f"| {title} | p50 ms | min | max | n | target |", "|---|---|---|---|---|---|"]
+    extra, rule = (" target |", "---|") if target else ("", "")
+    lines = [f"| {title} | p50 ms | min | max | n |{extra}", f"|---|---|---|---|---|{rule}"]
     for label, samples in results.items():
         lines.append(f"| {label} | {statistics.median(samples):.0f} | {min(samples):.0f} | "
-                     f"{max(samples):.0f} | {len(samples)} | {target} |")
+                     f"{max(samples):.0f} | {len(samples)} |" + (f" {target} |" if target else ""))
     return lines
 
 
@@ -212,8 +250,9 @@ def main() -> None:
         try:
             specialist, referrer = prod.sign_in(SPECIALIST), prod.sign_in(REFERRER)
             server = server_side(prod, orthanc, specialist, referrer, args.referrals)
-            browser = (in_chromium(prod, orthanc, specialist, referrer, args.browser_runs,
-                                   args.slices) if os.access(CHROMIUM, os.X_OK) else {})
+            browser, steps = (in_chromium(prod, orthanc, specialist, referrer,
+                                          args.browser_runs, args.slices)
+                              if os.access(CHROMIUM, os.X_OK) else ({}, {}))
         finally:
             orthanc.stop()
     lines = [f"Measured {time.strftime('%Y-%m-%d %H:%M')} UTC at commit {commit()}, "
@@ -235,6 +274,11 @@ def main() -> None:
         first = statistics.median(browser["first slice painted (cold)"])
         lines.append(f"\nFirst slice painted cold: {first:.0f} ms against < 300 ms "
                      f"({'met' if first < 300 else 'missed'}).")
+        lines += ["", "Where the time went (the browser's Navigation and Resource Timing, ms "
+                  "since navigation started):", ""]
+        lines += table("Chromium, step by step", dict(sorted(
+            steps.items(), key=lambda kv: ("(warm)" in kv[0], statistics.median(kv[1])))),
+            "")
     print("\n".join(lines))
     if not args.no_write:
         write_section(["## Viewer", "", *lines, "", *READING, ""], title="Viewer")
