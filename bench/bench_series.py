@@ -68,16 +68,17 @@ Where targets are missed, and why (as far as measured): one cold slice is an ins
 request to the PACS (~5-7 ms at this Orthanc), a render in the web worker (~3-5 ms
 quiet, JPEG) and the per-request cost of our server (the session, the referral's access
 check, the access log: 11-14 ms on a quiet machine per issue 18, 8.4 ms for a cached
-slice after the work under "Per-request overhead" above),
-against one request to Orthanc; no pool or series fetch helps a single slice. The
-series figures swing with the shared machine's load (2 cores; load average 8-15 during
-the runs recorded here, others' tests and browsers running). Earlier states of this
-code, same bench: 5.2 s against Orthanc's 4.2 s while the waiting runs polled every
-10 ms; 3.3 s against 3.1 s once they did not (both at load ~9), before a run with one
-slice missing waited for the series instead of fetching it alone. Each gunicorn worker
-starts its fork server and pool processes when it boots (scripts/gunicorn_conf.py);
-before that, the first series a worker rendered paid for them (3.5 s at 841cf14, load
-6.6; ~5-6 s before the review page started them in the background).
+slice after the work under "Per-request overhead" above), against one request to
+Orthanc; no pool or series fetch helps a single slice. The series figures swing with the
+shared machine's load (2 cores, others' tests and browsers running): at 841cf14, load
+6.6, ours took 2084 ms against Orthanc's 2440 ms; the run above was at load 1-3.4.
+Earlier states of this code, same bench: 5.2 s against Orthanc's 4.2 s while the waiting
+runs polled every 10 ms; 3.3 s against 3.1 s once they did not (both at load ~9), before
+a run with one slice missing waited for the series instead of fetching it alone. Each
+gunicorn worker starts its fork server and pool processes when it boots
+(scripts/gunicorn_conf.py); before that, the first series a worker rendered paid for
+them (3.5 s at 841cf14, load 6.6; ~5-6 s before the review page started them in the
+background).
 "Warm" asks for the same series, the same way, right after its cold run: every slice
 then comes from the server's memory or disk cache, through the same sign-in, access
 checks and HTTP as a cold one.""".splitlines()

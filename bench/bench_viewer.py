@@ -99,9 +99,10 @@ Why a cold series takes longer in Chromium than bench_series measures server sid
 runs are asked for only once the first slice is on screen (about the first paint), and
 from then the server's one series job (PACS fetch, render on every core) runs while
 Chromium shares the same two cores; the bytes-in to loaded gap (the browser decoding
-300 JPEGs) is 100-250 ms. Smaller or more runs do not shorten the job: each run waits
-for its slices, the last run for the last slice. Decoding with createImageBitmap was
-not tried: it would add decode work during the load, not take it away.
+300 JPEGs) is 100-250 ms. Other run sizes and counts were not measured: each run waits
+for its own slices of the one job, the last run for the last slice, so they should not
+shorten it. Decoding with createImageBitmap was not tried either: it would add decode
+work during the load, not take it away.
 
 Earlier figures in this section (before issue 18 part A) were measured with the Flask
 test client and the werkzeug development server on SQLite, without a real sign-in; they
