@@ -93,7 +93,11 @@ What is left is the page itself, the stylesheets and script (each a request to t
 server), running the script, and the slice's own request; on this machine each swings
 2-3x with the load. Tried and not kept: starting the series runs as soon as the script
 runs (before the first slice is in) made the first slice slower, since the runs take
-the server's CPU from it.
+the server's CPU from it. Not explained yet: cold, the first slice takes ~230 ms from
+asked for to in (the step table), where the same request alone takes ~25 ms (the
+server-side table); the stylesheets and script asked for at the same moment, and the
+Orthanc still busy with the 300 files stored just before each cold run, are suspects,
+not measured.
 
 Why a cold series takes longer in Chromium than bench_series measures server side: the
 runs are asked for only once the first slice is on screen (about the first paint), and
