@@ -95,9 +95,10 @@ server), running the script, and the slice's own request; on this machine each s
 runs (before the first slice is in) made the first slice slower, since the runs take
 the server's CPU from it. Not explained yet: cold, the first slice takes ~230 ms from
 asked for to in (the step table), where the same request alone takes ~25 ms (the
-server-side table); the stylesheets and script asked for at the same moment, and the
-Orthanc still busy with the 300 files stored just before each cold run, are suspects,
-not measured.
+server-side table), ~50 ms when warm. Not the Orthanc still busy with the 300 files
+stored just before each cold run: waiting 3 s before opening the page changed nothing
+(a one-off probe, 3 runs each way, load ~3). The stylesheets and script asked for at
+the same moment, on the same two workers, are the suspects; not measured.
 
 Why a cold series takes longer in Chromium than bench_series measures server side: the
 runs are asked for only once the first slice is on screen (about the first paint), and
