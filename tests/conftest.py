@@ -185,7 +185,10 @@ def app(database_url, tmp_path, app_config):
         db.create_all()
         yield app
         # A prefetch still warming images would take a connection after the dispose
-        # below and leave it open (a ResourceWarning in some later test).
+        # below and leave it open (a ResourceWarning in some later test). The test's own
+        # transaction ends first: on SQLite (every transaction IMMEDIATE) it would hold
+        # the write lock, and the prefetch's bookkeeping would wait out the busy timeout.
+        db.session.remove()
         wait_for_prefetch()
         db.session.remove()
         if db.engine.dialect.name == "postgresql":
