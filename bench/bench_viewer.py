@@ -93,12 +93,40 @@ What is left is the page itself, the stylesheets and script (each a request to t
 server), running the script, and the slice's own request; on this machine each swings
 2-3x with the load. Tried and not kept: starting the series runs as soon as the script
 runs (before the first slice is in) made the first slice slower, since the runs take
-the server's CPU from it. Not explained yet: cold, the first slice takes ~230 ms from
-asked for to in (the step table), where the same request alone takes ~25 ms (the
-server-side table), ~50 ms when warm. Not the Orthanc still busy with the 300 files
-stored just before each cold run: waiting 3 s before opening the page changed nothing
-(a one-off probe, 3 runs each way, load ~3). The stylesheets and script asked for at
-the same moment, on the same two workers, are the suspects; not measured.
+the server's CPU from it. Cold, the first slice takes ~230 ms from asked for to in
+(the step table), where the same request alone takes ~25 ms (the server-side table),
+~50 ms when warm. Not the Orthanc still busy with the 300 files stored just before each
+cold run: waiting 3 s before opening the page changed nothing (a one-off probe, 3 runs
+each way, load ~3). Where it goes (a one-off probe on 2026-12-03, gunicorn's access log
+with each request's duration, `%(M)s`, beside the browser's Resource Timing; 300-slice
+series, 2 workers, load 1.2-6.5, 6 cold opens): the time is spent inside our handling
+of that request, 76-309 ms from gunicorn receiving it to the response (170, 281,
+309, 278, 76, 231), while the stylesheets and scripts asked for at the same moment
+took 0-14 ms each in gunicorn (once 77 ms; logged in 3 of the opens), so it is not
+queueing behind them for a thread. No series job, lock or
+pool is involved yet (the runs are asked for only after it). The same cold slice asked
+for right after the review page with no browser open took 22 ms in gunicorn (one
+sample, load ~6.5). What differs is Chromium parsing and laying out the page and
+running its script on the same two cores while the request decodes and renders, so
+the likeliest cause is CPU, not a wait; not proven. A split of the 76-309 ms by step
+(temporary timers in the request, not kept) was taken only at load 7-9 (other copies of
+the probe ran by mistake) and spread over every step (the access check, the PACS fetch,
+the render, the access-log write), as CPU starvation would; not repeated quiet.
+
+Tried on 2026-12-03 and not kept (bench_viewer as above, 3 browser runs each, one after
+another from 14:40 UTC while other browser tests ran on the machine, load 1.3-8.6, so
+the ratios are rough): starting the series' one fetch-and-render job as the review page
+goes out (after its response, in the background) so that slices are on their way while
+the page, script and first slice load: first slice painted cold 1331 ms and 300 slices
+cold 3901 ms, against 210 and 2816 ms for the code without it in the run just before;
+the same with the render pool's processes at niceness +5 (so that the first slice
+rendered in the web worker gets the CPU first): 648 and 4182 ms. Both were reverted.
+The job takes the cores from the first slice, as the runs did when asked for before
+it. Whether it would pay with the browser on another machine (as a phone is in
+production) was not measured: this bench runs Chromium on the server's two cores.
+Starting the job when the cold first slice is answered instead was not tried: the
+runs are asked for 2-100 ms after the first slice arrives (Resource Timing; 2 ms at
+the step table's p50), so it could gain no more than that.
 
 Why a cold series takes longer in Chromium than bench_series measures server side: the
 runs are asked for only once the first slice is on screen (about the first paint), and
