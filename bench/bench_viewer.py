@@ -120,7 +120,12 @@ goes out (after its response, in the background) so that slices are on their way
 the page, script and first slice load: first slice painted cold 1331 ms and 300 slices
 cold 3901 ms, against 210 and 2816 ms for the code without it in the run just before;
 the same with the render pool's processes at niceness +5 (so that the first slice
-rendered in the web worker gets the CPU first): 648 and 4182 ms. Both were reverted.
+rendered in the web worker gets the CPU first): 648 and 4182 ms. A second pair in the
+other order (14:48-14:51 UTC), the job first at load 5.1-6.3, then the code without it
+at load 6.3-10.0: first slice 744 against 300 ms, 300 slices 2443 against 3781 ms. So
+the first slice was slower with the job in both pairs (2.5-6x), while the series was
+slower in one pair and faster in the other, each time the run at the lower load doing
+better: no gain shown for the series, a loss for the first slice. Both were reverted.
 The job takes the cores from the first slice, as the runs did when asked for before
 it. Whether it would pay with the browser on another machine (as a phone is in
 production) was not measured: this bench runs Chromium on the server's two cores.
