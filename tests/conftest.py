@@ -124,6 +124,11 @@ def stamp_migrations_head() -> None:
 def _truncate_all(db) -> None:
     tables = ", ".join(f'"{t.name}"' for t in reversed(db.metadata.sorted_tables))
     with db.engine.begin() as conn:
+        # Whatever the finished test left connected to this worker's database (a browser
+        # request or a background job still in a transaction) would deadlock with the
+        # TRUNCATE below: it ends here.
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
         # The evidence tables refuse TRUNCATE (models/append_only.py); the suite's
         # superuser turns their triggers off for this one transaction.
         conn.execute(text("SET LOCAL session_replication_role = replica"))
