@@ -2,10 +2,11 @@
 // Swipe up/down (one finger), the wheel or the arrow keys move through the slices;
 // pinch or ctrl+wheel zooms; two fingers or a mouse drag pan. JPEG while scrolling,
 // the lossless PNG once the slice stays on screen. The slice on screen is fetched on
-// its own (the first one by the page itself, an <img> the canvas replaces); the rest of the series arrives in runs of BATCH slices per request (a few
-// requests at a time, nearest runs first: the run around the slice on screen, then the
-// runs above and below it in turn; the server fetches a cold series from the PACS once). The slider moves through the slices too;
-// with "Window/level drag" pressed, a drag (mouse, pen or finger) changes the window:
+// its own (the first one by the page itself, an <img> the canvas replaces); the rest
+// of the series arrives in runs of BATCH slices per request (a few requests at a time,
+// nearest runs first: the run around the slice on screen, then the runs above and below
+// it in turn; the server fetches a cold series from the PACS once). The slider moves
+// through the slices too; with "Window/level drag" pressed, a drag (mouse, pen or finger) changes the window:
 // across for width, up and down for level. Orientation markers come from the server
 // (workflow/imaging/orientation.py). No libraries.
 (function () {
