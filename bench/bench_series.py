@@ -71,7 +71,7 @@ check, the access log: 11-14 ms on a quiet machine per issue 18, 8.4 ms for a ca
 slice after the work under "Per-request overhead" above), against one request to
 Orthanc; no pool or series fetch helps a single slice. The series figures swing with the
 shared machine's load (2 cores, others' tests and browsers running): at 841cf14, load
-6.6, ours took 2084 ms against Orthanc's 2440 ms; the run above was at load 1-3.4.
+6.6, ours took 2084 ms against Orthanc's 2440 ms; the first line above gives this run's.
 Earlier states of this code, same bench: 5.2 s against Orthanc's 4.2 s while the waiting
 runs polled every 10 ms; 3.3 s against 3.1 s once they did not (both at load ~9), before
 a run with one slice missing waited for the series instead of fetching it alone. Each
