@@ -116,6 +116,14 @@ class Load:
             return len(self.answers)
 
 
+def server_errors(stack) -> str:
+    """What gunicorn logged of the first unhandled error, for a failure's message (the
+    log files go with the test's temporary directory)."""
+    text = stack.logs()
+    at = text.find("unhandled error")
+    return text[at:at + 4000] if at >= 0 else "no unhandled error in the server's log"
+
+
 def test_a_database_restart_under_load_loses_no_confirmed_write(own_postgres, tmp_path):
     url = own_postgres.create_database("gh_restart")
     with stack_on(url, tmp_path) as stack:
@@ -135,7 +143,8 @@ def test_a_database_restart_under_load_loses_no_confirmed_write(own_postgres, tm
         statuses = Counter((kind, status) for kind, status, _ in load.answers)
         outage = [(kind, body) for kind, status, body in load.answers if status == 503]
         assert outage, statuses  # the clients did see the outage
-        assert {status for _, status, _ in load.answers} <= {200, 201, 503}, statuses
+        assert {status for _, status, _ in load.answers} <= {200, 201, 503}, \
+            (statuses, server_errors(stack))
         for kind, body in outage:
             assert "try again" in body and "Traceback" not in body, (kind, body)
         assert {kind for kind, _ in outage} >= {"raise", "page"}, statuses
