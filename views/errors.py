@@ -102,10 +102,33 @@ def init_app(app) -> None:
     for kind in DATABASE_AWAY:
         app.register_error_handler(kind, database_away)
 
+    # Registered after Flask-SQLAlchemy's own (db.init_app): Flask runs the later first.
+    app.teardown_appcontext(_end_session)
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _respond(500, MESSAGES[500])
+
+
+def _end_session(_exc: BaseException | None) -> None:
+    """End the request's (or job's) session, rolling back what it left open. When the
+    database went away after the answer was made, that ROLLBACK fails; outside every
+    error handler, gunicorn would then send a 500 in place of the answer (an
+    acknowledge that was committed, or the 503 that says to try again). The lost
+    connection is the pool's to replace: the answer stands. Raises nothing for a lost
+    database; anything else, as Flask-SQLAlchemy's own teardown would."""
+    from extensions import db
+
+    try:
+        db.session.remove()
+    except DATABASE_AWAY as exc:
+        log.warning("database lost while ending a request or job (its answer stands): %s",
+                    type(getattr(exc, "orig", None) or exc).__name__)
+        try:
+            db.session.remove()  # the broken transaction is closed now; this only clears
+        except DATABASE_AWAY:
+            db.session.registry.clear()
 
 
 def _forget_failed_work() -> None:
