@@ -5,7 +5,10 @@
 // its own (the first one by the page itself, an <img> the canvas replaces); the rest
 // of the series arrives in runs of BATCH slices per request (a few requests at a time,
 // nearest runs first: the run around the slice on screen, then the runs above and below
-// it in turn; the server fetches a cold series from the PACS once). The slider moves
+// it in turn; the server fetches a cold series from the PACS once). A run's slices are
+// kept as their JPEG bytes; only those near the slice on screen (NEAR each way) are made
+// into images, as it moves (300 images at once took the page's main thread ~600 ms on a
+// 2-core machine, and delayed the rest of the series). The slider moves
 // through the slices too; with "Window/level drag" pressed, a drag (mouse, pen or finger) changes the window:
 // across for width, up and down for level. Orientation markers come from the server
 // (workflow/imaging/orientation.py). No libraries.
@@ -32,6 +35,8 @@
   var state = { study: null, series: null, index: 0, preset: "brain", window: null,
                 zoom: 1, panX: 0, panY: 0, windowing: false };
   var images = new Map();     // frame url -> HTMLImageElement (loaded or loading)
+  var held = new Map();       // frame url -> Blob: a slice from a run, not yet an image
+  var NEAR = 12;              // slices each way of the one on screen kept as images
   var failed = new Set();
   var runs = [], fetching = 0, BATCH = 64, MAX_FETCHES = 4;
   var lossless = null;        // timer for the PNG swap
@@ -63,6 +68,7 @@
     img.addEventListener("error", function () { failed.add(url); images.delete(url);
                                                 if (url === wanted()) explain(url); });
   }
+  // The image of a frame url: from the bytes a run brought (held), else from the server.
   function load(url) {
     var found = images.get(url);
     if (found) return found;
@@ -70,25 +76,40 @@
     img.decoding = "async";
     img.dataset.frame = url;
     images.set(url, img);
-    watch(img, url);
-    img.src = url;
+    var blob = held.get(url);
+    if (blob) {
+      held.delete(url);
+      var src = URL.createObjectURL(blob);
+      var done = function () { URL.revokeObjectURL(src); };
+      img.addEventListener("load", done);
+      img.addEventListener("error", done);
+      watch(img, url);
+      img.src = src;
+    } else {
+      watch(img, url);
+      img.src = url;
+    }
     return img;
   }
-  // A slice that came in a series answer: shown from its own blob, filed under its frame url.
+  // A slice that came in a series answer: its bytes, filed under its frame url; it is in
+  // the viewer now (drawn without the network), made an image once it is near (nearby).
   function adopt(url, blob) {
-    if (images.has(url)) return;
-    var img = new Image();
-    img.decoding = "async";
-    img.dataset.frame = url;
-    images.set(url, img);
-    var src = URL.createObjectURL(blob);
-    img.addEventListener("load", function () {
-      URL.revokeObjectURL(src); counted(url); if (url === wanted()) draw(img);
-    });
-    img.addEventListener("error", function () { URL.revokeObjectURL(src); images.delete(url); });
-    img.src = src;
+    if (images.has(url) || held.has(url)) return;
+    held.set(url, blob);
+    counted(url);
   }
-  // How long the current series took to arrive in full (read by the benchmark).
+  // The slices near the one on screen, as images ready to draw, nearest first.
+  function nearby() {
+    if (!state.series || !held.size) return;
+    var n = state.series.instances.length;
+    for (var d = 0; d <= NEAR; d++) {
+      [state.index + d, state.index - d].forEach(function (i) {
+        if (i >= 0 && i < n && held.has(urlFor(i))) load(urlFor(i));
+      });
+    }
+  }
+  // When the whole current series was in the viewer, each slice an image or its JPEG
+  // held, drawn without the network (read by the benchmark).
   var arrived = new Set();
   function counted(url) {
     if (!state.series || url.indexOf("format=jpeg") < 0) return;
@@ -131,6 +152,7 @@
                                   body.slice(at, at + sizes[i], type));
           at += sizes[i] || 0;
         });
+        nearby();
       });
     }).catch(function () {
       // The slice on screen is fetched on its own and explains a failure; stop here
@@ -191,6 +213,7 @@
     var best = images.get(png);
     var img = best && best.complete && best.naturalWidth ? best : load(jpeg);
     draw(img);
+    nearby();
     var n = state.series.instances.length;
     statusNode.textContent = "Slice " + (state.index + 1) + "/" + n + " · " +
       (state.window ? "W " + Math.round(state.window.width) + " / L " + Math.round(state.window.center)
@@ -237,7 +260,7 @@
     runs.length = 0;
     ordered.forEach(function (r) {
       for (var i = r[0]; i < r[1]; i++) {
-        if (!images.has(urlFor(i))) {
+        if (!images.has(urlFor(i)) && !held.has(urlFor(i))) {
           runs.push({ study: state.study.study_uid, series: state.series.series_uid,
                       preset: windowParam(), first: r[0] + 1, count: r[1] - r[0] });
           return;

@@ -77,3 +77,51 @@ def test_a_cold_series_arrives_nearest_first_from_one_pacs_request(
 def _run(url: str) -> tuple[int, int]:
     query = parse_qs(urlparse(url).query)
     return int(query["first"][0]), int(query["count"][0])
+
+
+# Each URL.createObjectURL is one slice made into an image from the bytes a run brought.
+COUNT_IMAGES = """(() => {
+  const make = URL.createObjectURL.bind(URL);
+  window.madeImages = 0;
+  URL.createObjectURL = (blob) => { window.madeImages++; return make(blob); };
+})()"""
+NEAR = 12  # static/js/viewer.js: slices each way of the one on screen kept as images
+
+
+def test_the_series_is_held_as_bytes_and_only_slices_near_the_screen_become_images(
+        referral, long_series, live_server, phone):
+    """The whole series is in the viewer (no slice asked for again) while only the slices
+    near the one on screen are images: 150 at once kept the main thread busy."""
+    from extensions import db
+    from tests.browser.test_viewer import wait_painted
+    from tests.paging.helpers import user
+
+    study_uid, _series_uid = long_series
+    referral_id = referral.id
+    studies.link(referral_id, user(REFERRER), "PIL", [study_uid])
+    db.session.commit()
+    sign_in(phone, live_server.url, SPECIALIST)
+    phone.add_init_script(COUNT_IMAGES)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}/review")
+    phone.wait_for_function("() => document.getElementById('viewer-canvas')"
+                            ".dataset.seriesLoadedMs", timeout=60_000)
+    made = phone.evaluate("window.madeImages")
+    # The slice on screen came on its own; of the rest, only its neighbours are images.
+    assert 0 < made <= 2 * NEAR, made
+    singles: list[str] = []
+    phone.on("request", lambda r: singles.append(r.url)
+             if "/instances/" in r.url and "format=jpeg" in r.url else None)
+    sops = [i["sop_uid"] for i in phone.evaluate(
+        "JSON.parse(document.getElementById('viewer-data').textContent)"
+        ".studies[0].series[0].instances")]
+    for key, slice_number in (("Home", 1), ("End", SLICES)):
+        phone.keyboard.press(key)  # far from every image made so far: drawn from its bytes
+        wait_painted(phone, slice_number, "brain")
+        painted = phone.eval_on_selector("#viewer-canvas", "c => c.dataset.painted")
+        assert f"/instances/{sops[slice_number - 1]}/" in painted  # its own slice
+    for _ in range(NEAR + 5):  # scrolling up from the end: each step one image more
+        phone.keyboard.press("ArrowUp")
+    wait_painted(phone, SLICES - NEAR - 5, "brain")
+    assert not singles, singles  # every slice shown came from the runs' bytes
+    # Home and End: each its own neighbourhood; then one image a step.
+    assert phone.evaluate("window.madeImages") <= made + 2 * (NEAR + 1) + NEAR + 5
