@@ -17,7 +17,8 @@ referrer sign in over HTTP (password and authenticator code). Measures:
   2. Chromium (/usr/bin/chromium, 375x812) with the specialist's session cookie: open
      the review page -> first slice on screen (the page's own <img> of it, or the
      canvas, whichever painted first), and -> every slice of a SLICES-slice series
-     loaded, cold and warm. The bench waits for the viewer's own marks (data-* on the
+     loaded, cold and warm; then scrolling: an arrow key -> the next slice drawn, over
+     half the series. The bench waits for the viewer's own marks (data-* on the
      canvas), never for a fixed time.
 Replaces the "## Viewer" section of docs/BENCHMARKS.md with the figures.
 """
@@ -70,6 +71,22 @@ STEPS = """() => {
           asked: first.startTime, arrived: first.responseEnd,
           runs: Math.min(...runs.map(e => e.startTime))};
 }"""
+# Once the series is loaded: an arrow key, then that next slice drawn, one slice a frame
+# (ms each step; the viewer draws on a key at once when the slice's image is ready).
+SCROLL = """async (steps) => {
+  const c = document.getElementById('viewer-canvas');
+  const frame = () => new Promise(r => requestAnimationFrame(r));
+  const out = [];
+  for (let k = 0; k < steps; k++) {
+    const want = String(Number(c.dataset.slice) + 1);
+    const t = performance.now();
+    document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowDown', bubbles: true}));
+    while (c.dataset.paintedSlice !== want) await frame();
+    out.push(performance.now() - t);
+    await frame();
+  }
+  return out;
+}"""
 STEP_LABELS = {"html": "page in (HTML response end)", "styles": "stylesheets in",
                "script": "viewer.js in", "dcl": "script run (DOMContentLoaded)",
                "asked": "first slice asked for", "arrived": "first slice in",
@@ -80,8 +97,14 @@ of the first series' middle slice, `…/instances/<sop>/rendered`), so the brows
 it while it parses the page, before any script runs; the viewer's canvas adopts it and
 takes its place. Once it has arrived, the rest of the series comes in runs of 64 slices
 per request (`…/series/<series>/rendered?first=&count=`), 4 requests at a time, nearest
-runs first. "First slice painted" is the earlier of the browser's Element Timing of that
-`<img>` (when it was painted) and the canvas's first drawing of the slice.
+runs first. A run's slices are held as their JPEG bytes, and only the slices within 12
+of the one on screen are made into images, as it moves. "Series loaded" is when every
+slice is in the viewer that way (an image, or its bytes held: drawn without the
+network); "scroll a slice" is, once loaded, from an arrow key to that next slice drawn
+on the canvas, one slice a frame from the middle of the series towards its end (the
+images made on the way included). "First slice painted" is the earlier of the
+browser's Element Timing of that `<img>` (when it was painted) and the canvas's first
+drawing of the slice.
 "Warm" is after the referrer linked the study on the referral's page and the server's prefetch
 had put every slice in its disk cache; "cold" is a study the server has never seen, each
 slice fetched from the PACS by WADO-RS and rendered during the measurement.
@@ -136,11 +159,17 @@ the step table's p50), so it could gain no more than that.
 Why a cold series takes longer in Chromium than bench_series measures server side: the
 runs are asked for only once the first slice is on screen (about the first paint), and
 from then the server's one series job (PACS fetch, render on every core) runs while
-Chromium shares the same two cores; the bytes-in to loaded gap (the browser decoding
-300 JPEGs) is 100-250 ms. Other run sizes and counts were not measured: each run waits
-for its own slices of the one job, the last run for the last slice, so they should not
-shorten it. Decoding with createImageBitmap was not tried either: it would add decode
-work during the load, not take it away.
+Chromium shares the same two cores. Until 2026-12-03 evening the viewer also made every
+slice of every run into an image as it arrived: a Chromium trace of one warm 300-slice
+load (load average ~4) had the page's main thread busy 915 ms, ~600 ms of it loading
+300 images from their blobs (resource fetches, body loaders, load events), saturated
+from the first run's arrival to the end; the last run's bytes were in at 670 ms but
+read at 1,097 ms, and the series counted loaded at 1,305 ms. Holding the bytes and
+making images only near the slice on screen took that load to 535 ms (one run each,
+same load). Other run sizes and counts were not measured: each run waits for its own
+slices of the one job, the last run for the last slice, so they should not shorten it.
+Decoding with createImageBitmap was not tried: it would hold 300 decoded slices (~1 MB
+each) on a phone.
 
 Earlier figures in this section (before issue 18 part A) were measured with the Flask
 test client and the werkzeug development server on SQLite, without a real sign-in; they
@@ -217,7 +246,9 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                                    f"{slices}-slice series loaded (cold)": [],
                                    f"{slices}-slice series loaded (warm)": [],
                                    f"{slices}-slice series bytes in (cold)": [],
-                                   f"{slices}-slice series bytes in (warm)": []}
+                                   f"{slices}-slice series bytes in (warm)": [],
+                                   "scroll a slice, key to drawn (cold)": [],
+                                   "scroll a slice, key to drawn (warm)": []}
     steps: dict[str, list[float]] = {}
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -233,7 +264,10 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                     page = context.new_page()
                     page.goto(prod.url(f"/referrals/{referral_id}/review"),
                               wait_until="commit")
-                    page.wait_for_function(SERIES_LOADED, timeout=180_000)
+                    # Polled every 100 ms, not every frame (Playwright's default): the
+                    # marks carry their own times, and a poll per frame took ~250 ms of
+                    # the page's main thread in a cold load (a Chromium trace).
+                    page.wait_for_function(SERIES_LOADED, polling=100, timeout=180_000)
                     data = page.eval_on_selector("#viewer-canvas", "c => ({...c.dataset})")
                     for step, ms in page.evaluate(STEPS).items():
                         steps.setdefault(f"{STEP_LABELS[step]} ({key})", []).append(ms)
@@ -242,6 +276,8 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                         float(data["seriesLoadedMs"]))
                     out[f"{slices}-slice series bytes in ({key})"].append(
                         float(data.get("seriesFetchedMs") or "nan"))
+                    out[f"scroll a slice, key to drawn ({key})"] += page.evaluate(
+                        SCROLL, slices // 2 - 1)
                     context.close()
                     forget(orthanc, study)
         finally:
