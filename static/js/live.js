@@ -4,7 +4,8 @@
 //                                   "now" (data-server-now), so clocks tick from its time
 //   [data-live-part][id]            swapped for the same part of a fresh copy of the page
 //                                   when the stream says something changed (left alone,
-//                                   with a note, while the user is typing in it)
+//                                   with a note, while the user is typing in it; a form
+//                                   the user opened stays open)
 //   [data-since] / [data-closes]    clocks counting up from / down to an ISO UTC instant
 //   [data-countdown]                "in 3 min" to an instant (the next paging step)
 //   [data-window-warning]           filled when a treatment window closes within 30 min
@@ -125,6 +126,18 @@
     });
   }
 
+  // A form the user opened or closed (a <details>) stays so in the fresh copy: a swap
+  // must not shut the form under their finger. Matched by id, else by class (each
+  // action's is its own), else by position; a new one comes as the server sends it.
+  function keepOpen(old, node) {
+    var was = {};
+    function key(d, i) { return d.id || d.className || String(i); }
+    old.querySelectorAll("details").forEach(function (d, i) { was[key(d, i)] = d.open; });
+    node.querySelectorAll("details").forEach(function (d, i) {
+      if (Object.prototype.hasOwnProperty.call(was, key(d, i))) d.open = was[key(d, i)];
+    });
+  }
+
   function refresh() {
     if (refreshing) { again = true; return; }
     refreshing = true;
@@ -141,6 +154,7 @@
           if (!next) return;
           if (dirty(part)) { kept = true; return; }
           var node = document.importNode(next, true);
+          keepOpen(part, node);
           part.replaceWith(node);
           if (window.goldenhourShowIf) window.goldenhourShowIf(node);
         });

@@ -218,3 +218,31 @@ def test_someone_opening_the_referral_appears_as_also_viewing_without_a_reload(
     expect(phone.locator("#also-viewing")).to_have_text(f"Also viewing now: {name}",
                                                         timeout=3000)
     assert phone.evaluate("() => window.notReloaded") is True
+
+
+def test_an_action_the_user_opened_stays_open_when_the_page_updates(network, live_server,
+                                                                    phone):
+    """A swap brings the fresh copy of the actions, but a form the user had opened (a
+    <details>) stays open: it snapped shut under their finger before (the journey's
+    "Record arrival" tap and the hand-over select timed out on a loaded machine)."""
+    specialist = user(SPECIALIST)
+    referral_id = referrals.raise_referral(user(REFERRER), stroke_payload()).id
+    referrals.acknowledge(referral_id, specialist)
+    db.session.commit()
+    sign_in(phone, live_server.url, SPECIALIST)
+    phone.goto(f"{live_server.url}/referrals/{referral_id}")
+    expect(phone.locator("#live-status")).to_contain_text("Updated")
+    phone.locator("#actions summary", has_text="Hand over").click()
+    hand_over = phone.locator("#actions select[name=to]")
+    expect(hand_over).to_be_visible()
+    # Marks the part as it is now: a swap replaces the node, and the mark goes with it.
+    phone.evaluate("() => { document.getElementById('actions-part').dataset.old = '1'; }")
+    referrals.post_message(referral_id, user(REFERRER), {"text": "CTA on its way"})
+    db.session.commit()
+    expect(phone.locator("#thread")).to_contain_text("CTA on its way", timeout=ARRIVES)
+    expect(phone.locator("#actions-part[data-old]")).to_have_count(0)  # swapped
+    expect(hand_over).to_be_visible()
+    # The ones the user left alone are as the server sends them: decide open, the rest shut.
+    expect(phone.locator(".action-decide[open]")).to_have_count(1)
+    expect(phone.locator(".action-request-info[open]")).to_have_count(0)
+    expect(phone.locator("[data-live-changed]")).to_be_hidden()  # nothing typed: no note
