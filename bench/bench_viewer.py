@@ -265,7 +265,7 @@ def in_chromium(prod, orthanc, specialist, referrer, runs: int, slices: int):
                     page.goto(prod.url(f"/referrals/{referral_id}/review"),
                               wait_until="commit")
                     # Polled every 100 ms, not every frame (Playwright's default): the
-                    # marks carry their own times, and a poll per frame took ~250 ms of
+                    # marks carry their own times, and a poll per frame took ~170 ms of
                     # the page's main thread in a cold load (a Chromium trace).
                     page.wait_for_function(SERIES_LOADED, polling=100, timeout=180_000)
                     data = page.eval_on_selector("#viewer-canvas", "c => ({...c.dataset})")
