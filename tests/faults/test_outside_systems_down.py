@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from extensions import db
 from integrations.pager.base import FAILED, DeliveryStatus
+from integrations.pager.twilio_client import TwilioSettings
 from models import Delivery
 from tests.faults.conftest import FAULT_MARKS, REFERRER, SPECIALIST, poll, soak_seconds
 from tests.images.conftest import (  # noqa: F401 - pacs is a fixture
@@ -120,10 +121,14 @@ def test_pages_failed_while_twilio_was_down_go_out_once_when_it_is_back(stack, t
     print(f"\ntwilio down: {len(rows)} deliveries {steps}; refused while down "
           f"{sum(refused.values())}; accepted once back {dict(accepted)}")
     assert accepted == Counter(dict.fromkeys(ids, 1)), (accepted, refused)
-    # A delivery Twilio refused was tried again (one that fell due after Twilio was
-    # back, such as a later step on a slow machine, went at its first try).
+    # The first page failed while Twilio was down, so it went at a later attempt. Any
+    # other may have gone at its first: an attempt retries a 503 itself, and Twilio can
+    # be back before its last retry (seen once in CI: 2 refused and 1 accepted in one
+    # attempt). An attempt makes at most 1 + retries requests: Twilio saw no more.
     assert first[0].id in refused
-    assert all(d.send_attempts >= (2 if refused[d.id] else 1) for d in rows), \
+    assert next(d for d in rows if d.id == first[0].id).send_attempts >= 2
+    tries = 1 + TwilioSettings.__dataclass_fields__["retries"].default
+    assert all(refused[d.id] + accepted[d.id] <= tries * d.send_attempts for d in rows), \
         ({d.id: d.send_attempts for d in rows}, refused)
     assert all(d.retry_at is None for d in rows)
     assert {step for kind, step, _ in steps if kind == "escalation"} == {0, 1}  # moved on
