@@ -125,10 +125,10 @@ def _end_session(_exc: BaseException | None) -> None:
     except DATABASE_AWAY as exc:
         log.warning("database lost while ending a request or job (its answer stands): %s",
                     type(getattr(exc, "orig", None) or exc).__name__)
-        try:
-            db.session.remove()  # the broken transaction is closed now; this only clears
-        except DATABASE_AWAY:
-            db.session.registry.clear()
+        # The failed ROLLBACK invalidated the connection and closed the transaction; this
+        # second remove has nothing left to roll back: it closes and forgets the session
+        # (tests/foundation/test_lost_connection.py).
+        db.session.remove()
 
 
 def _forget_failed_work() -> None:
