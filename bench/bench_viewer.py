@@ -161,7 +161,9 @@ runs are asked for only once the first slice is on screen (about the first paint
 from then the server's one series job (PACS fetch, render on every core) runs while
 Chromium shares the same two cores. Until 2026-12-03 evening the viewer also made every
 slice of every run into an image as it arrived: a Chromium trace of one warm 300-slice
-load (load average ~4) had the page's main thread busy 915 ms, ~600 ms of it loading
+load (load average ~4; `.venv/bin/python bench/trace_viewer.py` at 040811c, which was
+then a one-off probe that polled every frame) had the page's main thread busy
+915 ms, ~600 ms of it loading
 300 images from their blobs (resource fetches, body loaders, load events), saturated
 from the first run's arrival to the end; the last run's bytes were in at 670 ms but
 read at 1,097 ms, and the series counted loaded at 1,305 ms. Holding the bytes and
